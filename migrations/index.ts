@@ -1,0 +1,11 @@
+/**
+ * Every migration, in order. The ORM runs this list rather than scanning the folder, so the same
+ * list works from the TypeScript sources (tests) and from the compiled output (`npm start`).
+ * `npm run migrate:create` writes a new migration file beside this one and adds it here.
+ */
+import type { MigrationObject } from '@mikro-orm/core';
+import { Migration20261125092204_initial } from './Migration20261125092204_initial.js';
+
+export const migrationsList: MigrationObject[] = [
+  { name: 'Migration20261125092204_initial', class: Migration20261125092204_initial },
+];

@@ -1,0 +1,67 @@
+/**
+ * The seam between a turn and whatever produces the reply. An `Agent` sees a neutral message
+ * list and a `ToolBox`; it knows nothing of the database, GraphQL or HTTP. Tool failures are
+ * data (`isError: true`), never exceptions.
+ */
+
+/** A tool call as the model asked for it. `arguments` is the raw JSON text the model sent. */
+export type AgentToolCall = { id: string; name: string; arguments: string };
+
+/** The neutral conversation history an agent works on. */
+export type AgentMessage =
+  | { role: 'system'; content: string }
+  | { role: 'user'; content: string }
+  | { role: 'assistant'; content: string; toolCalls?: AgentToolCall[] }
+  | { role: 'tool'; callId: string; content: string };
+
+/** A tool offered to the agent: `name` is unique within the tool box. */
+export type ToolInfo = {
+  server: string;
+  name: string;
+  description: string;
+  inputSchema: Record<string, unknown>;
+};
+
+/** The outcome of one tool call: `content` is the text the model is given; `structured` the result as data. */
+export type ToolOutcome = { content: string; structured: unknown; isError: boolean };
+
+/** What a turn records of a tool call. */
+export type ToolCallRecord = {
+  callId: string;
+  server: string;
+  name: string;
+  arguments: unknown;
+  result: unknown;
+  isError: boolean;
+  startedAt: Date;
+  durationMs: number;
+};
+
+/** The tools of one turn, bound to the turn's user by the server; every call is recorded. */
+export interface ToolBox {
+  list(): ToolInfo[];
+  /**
+   * Runs tool `name` with `args` (an object, or the model's raw JSON text). Never throws for a
+   * tool's failure, bad arguments or an unknown tool: those come back with `isError: true`.
+   */
+  call(name: string, args: unknown, callId?: string): Promise<ToolOutcome>;
+  /** Every call made so far, in the order they were started. */
+  readonly calls: readonly ToolCallRecord[];
+}
+
+export type TokenUsage = { promptTokens: number; completionTokens: number; totalTokens: number };
+
+export type AgentReply = { content: string; model: string | null; usage: TokenUsage | null };
+
+export type AgentInput = {
+  /** History, oldest first; the last message is the new user message. */
+  messages: AgentMessage[];
+  tools: ToolBox;
+  signal?: AbortSignal;
+};
+
+export interface Agent {
+  /** A short name for logs and the `model` column (`offline`, or the model's name). */
+  readonly name: string;
+  run(input: AgentInput): Promise<AgentReply>;
+}

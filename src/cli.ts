@@ -1,0 +1,76 @@
+/**
+ * Operator commands:
+ *   migrate                 apply pending migrations
+ *   migrate:create [name]   write a migration for the entities' changes into migrations/
+ *   token <userId>          print a bearer token for userId (configured or kept dev secret)
+ *   schema                  print the GraphQL schema (SDL)
+ */
+import 'reflect-metadata';
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { loadConfig } from './config.js';
+import { openDatabase } from './db/database.js';
+import { migrate, openOrm } from './db/orm.js';
+import { printSdl, createSchema } from './graphql/schema.js';
+import { createAuthenticator } from './http/auth.js';
+import { createLogger } from './log.js';
+
+const USAGE = 'usage: cli <migrate | migrate:create [name] | token <userId> | schema>';
+
+async function run(command: string | undefined, args: string[]): Promise<void> {
+  const config = loadConfig();
+  const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
+  switch (command) {
+    case 'token': {
+      const userId = args[0];
+      if (!userId) throw new Error('usage: npm run token -- <userId>');
+      const auth = await createAuthenticator(config);
+      if (!auth.sign) throw new Error('JWT_JWKS_URL is set: tokens come from your identity provider, not from this server');
+      process.stdout.write(`${await auth.sign(userId)}\n`);
+      return;
+    }
+    case 'schema':
+      process.stdout.write(printSdl(await createSchema()));
+      return;
+    case 'migrate':
+    case 'migrate:create': {
+      const database = await openDatabase(config, log);
+      const orm = await openOrm({ clientUrl: database.url, log });
+      try {
+        if (command === 'migrate') {
+          const applied = await migrate(orm);
+          process.stdout.write(applied.length ? `applied: ${applied.join(', ')}\n` : 'no pending migrations\n');
+        } else {
+          await migrate(orm);
+          const result = await orm.migrator.create(undefined, false, false, args[0]);
+          if (!result.fileName) process.stdout.write('no changes: the entities match the migrations\n');
+          else await register(result.fileName);
+        }
+      } finally {
+        await orm.close();
+        await database.stop();
+      }
+      return;
+    }
+    default:
+      throw new Error(USAGE);
+  }
+}
+
+// Private: adds a new migration file to migrations/index.ts (the list the ORM runs).
+async function register(fileName: string): Promise<void> {
+  const base = path.basename(fileName).replace(/\.ts$/, '');
+  const index = path.resolve('migrations/index.ts');
+  const source = await readFile(index, 'utf8');
+  const updated = source
+    .replace(/(import type \{ MigrationObject \}[^\n]*\n)/, `$1import { ${base} } from './${base}.js';\n`)
+    .replace(/\];\s*$/, `  { name: '${base}', class: ${base} },\n];\n`)
+    .replace('MigrationObject[] = [  {', 'MigrationObject[] = [\n  {');
+  await writeFile(index, updated);
+  process.stdout.write(`created migrations/${base}.ts and added it to migrations/index.ts\n`);
+}
+
+run(process.argv[2], process.argv.slice(3)).catch((error: unknown) => {
+  process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,72 @@
+/**
+ * The ORM: MikroORM on PostgreSQL, configured from `Config`, with the migrations of
+ * `migrations/` compiled in. The schema is changed only by those migrations.
+ */
+import { type Logger as OrmLogger, type LoggerNamespace, type LogContext } from '@mikro-orm/core';
+import { ReflectMetadataProvider } from '@mikro-orm/decorators/legacy';
+import { Migrator } from '@mikro-orm/migrations';
+import { MikroORM, defineConfig, type Options } from '@mikro-orm/postgresql';
+import type { Logger } from 'pino';
+import { migrationsList } from '../../migrations/index.js';
+import { entities } from '../entities/index.js';
+
+export type Orm = MikroORM;
+
+export type OrmOptions = {
+  clientUrl: string;
+  log: Logger;
+  /** Called with every SQL statement the ORM sends (for statement counts and tracing). */
+  onQuery?: (sql: string) => void;
+  poolMax?: number;
+};
+
+/** The ORM options shared by the server, the CLI and `mikro-orm.config.ts`. */
+export function ormConfig({ clientUrl, log, onQuery, poolMax = 10 }: OrmOptions): Options {
+  const logsQueries = onQuery !== undefined || log.isLevelEnabled('trace');
+  return defineConfig({
+    clientUrl,
+    entities,
+    metadataProvider: ReflectMetadataProvider,
+    extensions: [Migrator],
+    migrations: { path: 'migrations', pathTs: 'migrations', migrationsList, emit: 'ts', snapshot: true },
+    pool: { min: 0, max: poolMax },
+    debug: logsQueries ? ['query'] : false,
+    loggerFactory: () => queryLogger(log, onQuery),
+  });
+}
+
+/** Opens the ORM; fails fast when the database cannot be reached. */
+export async function openOrm(options: OrmOptions): Promise<Orm> {
+  return MikroORM.init(ormConfig(options));
+}
+
+/** Applies every pending migration; returns the names applied. */
+export async function migrate(orm: Orm): Promise<string[]> {
+  const applied = await orm.migrator.up();
+  return applied.map((migration) => migration.name);
+}
+
+// Private: routes the ORM's log lines into pino, and every statement to `onQuery`.
+function queryLogger(log: Logger, onQuery?: (sql: string) => void): OrmLogger {
+  return {
+    log(namespace: LoggerNamespace, message: string) {
+      log.debug({ orm: namespace }, message);
+    },
+    error(namespace: LoggerNamespace, message: string) {
+      log.error({ orm: namespace }, message);
+    },
+    warn(namespace: LoggerNamespace, message: string) {
+      log.warn({ orm: namespace }, message);
+    },
+    logQuery(context: LogContext) {
+      if (context.query) {
+        onQuery?.(context.query);
+        log.trace({ sql: context.query, took: context.took }, 'sql');
+      }
+    },
+    setDebugMode() {},
+    isEnabled(namespace: LoggerNamespace) {
+      return namespace === 'query' && (onQuery !== undefined || log.isLevelEnabled('trace'));
+    },
+  };
+}

@@ -1,0 +1,81 @@
+/**
+ * A conversation of one user: its metadata, counters, token totals and the turn lease that
+ * keeps one turn at a time running on it, across every server instance.
+ */
+import { Entity, Enum, Index, PrimaryKey, Property } from '@mikro-orm/decorators/legacy';
+import { newId } from './ids.js';
+
+export enum ConversationStatus {
+  ACTIVE = 'active',
+  ARCHIVED = 'archived',
+  EXPIRED = 'expired',
+}
+
+@Entity()
+@Index({ name: 'conversation_user_activity_idx', properties: ['userId', 'lastMessageAt', 'id'] })
+@Index({ name: 'conversation_user_updated_idx', properties: ['userId', 'updatedAt', 'id'] })
+export class Conversation {
+  @PrimaryKey({ type: 'uuid' })
+  id: string = newId();
+
+  @Property({ type: 'text' })
+  userId: string;
+
+  @Property({ type: 'text', nullable: true })
+  title: string | null = null;
+
+  @Enum({ items: () => ConversationStatus, nativeEnumName: 'conversation_status' })
+  status: ConversationStatus = ConversationStatus.ACTIVE;
+
+  @Property({ type: 'jsonb', nullable: true })
+  metadata: Record<string, unknown> | null = null;
+
+  @Property({ type: 'datetime' })
+  createdAt: Date = new Date();
+
+  @Property({ type: 'datetime' })
+  updatedAt: Date = new Date();
+
+  @Property({ type: 'datetime' })
+  lastMessageAt: Date = new Date();
+
+  @Property({ type: 'datetime', nullable: true })
+  expiresAt: Date | null = null;
+
+  @Property({ type: 'datetime', nullable: true })
+  archivedAt: Date | null = null;
+
+  @Property({ type: 'integer' })
+  messageCount = 0;
+
+  /** The `seq` the next message will take; `seq` is gapless per conversation. */
+  @Property({ type: 'integer' })
+  nextSeq = 1;
+
+  /** The running turn, if any: its id and when its lease runs out. */
+  @Property({ type: 'uuid', nullable: true })
+  turnId: string | null = null;
+
+  @Property({ type: 'datetime', nullable: true })
+  leaseExpiresAt: Date | null = null;
+
+  @Property({ type: 'integer' })
+  promptTokens = 0;
+
+  @Property({ type: 'integer' })
+  completionTokens = 0;
+
+  @Property({ type: 'integer' })
+  totalTokens = 0;
+
+  constructor(userId: string, title: string | null = null, metadata: Record<string, unknown> | null = null) {
+    this.userId = userId;
+    this.title = title;
+    this.metadata = metadata;
+  }
+
+  /** True while another turn holds a lease that has not run out. */
+  isBusy(now: Date): boolean {
+    return this.turnId !== null && this.leaseExpiresAt !== null && this.leaseExpiresAt > now;
+  }
+}

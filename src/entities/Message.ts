@@ -1,0 +1,79 @@
+/** One message of a conversation, ordered by its per-conversation `seq`. */
+import { Entity, Enum, ManyToOne, PrimaryKey, Property, Unique } from '@mikro-orm/decorators/legacy';
+import type { Ref } from '@mikro-orm/core';
+import { Conversation } from './Conversation.js';
+import { newId } from './ids.js';
+
+export enum MessageRole {
+  USER = 'user',
+  ASSISTANT = 'assistant',
+  SYSTEM = 'system',
+  TOOL = 'tool',
+}
+
+export enum MessageStatus {
+  COMPLETE = 'complete',
+  IN_PROGRESS = 'in_progress',
+  FAILED = 'failed',
+}
+
+@Entity()
+@Unique({ name: 'message_conversation_seq_unique', properties: ['conversation', 'seq'] })
+@Unique({ name: 'message_user_client_message_id_unique', properties: ['userId', 'clientMessageId'] })
+export class Message {
+  @PrimaryKey({ type: 'uuid' })
+  id: string = newId();
+
+  @ManyToOne(() => Conversation, { ref: true, deleteRule: 'cascade' })
+  conversation: Ref<Conversation>;
+
+  @Property({ type: 'text' })
+  userId: string;
+
+  @Property({ type: 'integer' })
+  seq: number;
+
+  @Enum({ items: () => MessageRole, nativeEnumName: 'message_role' })
+  role: MessageRole;
+
+  @Property({ type: 'text' })
+  content: string;
+
+  @Enum({ items: () => MessageStatus, nativeEnumName: 'message_status' })
+  status: MessageStatus = MessageStatus.COMPLETE;
+
+  /** The client's idempotency key for a user message; unique per user. */
+  @Property({ type: 'text', nullable: true })
+  clientMessageId: string | null = null;
+
+  @Property({ type: 'text', nullable: true })
+  model: string | null = null;
+
+  @Property({ type: 'integer', nullable: true })
+  promptTokens: number | null = null;
+
+  @Property({ type: 'integer', nullable: true })
+  completionTokens: number | null = null;
+
+  @Property({ type: 'integer', nullable: true })
+  totalTokens: number | null = null;
+
+  @Property({ type: 'datetime' })
+  createdAt: Date = new Date();
+
+  constructor(init: {
+    conversation: Ref<Conversation>;
+    userId: string;
+    seq: number;
+    role: MessageRole;
+    content: string;
+    clientMessageId?: string | null;
+  }) {
+    this.conversation = init.conversation;
+    this.userId = init.userId;
+    this.seq = init.seq;
+    this.role = init.role;
+    this.content = init.content;
+    this.clientMessageId = init.clientMessageId ?? null;
+  }
+}

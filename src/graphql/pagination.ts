@@ -1,0 +1,85 @@
+/**
+ * Relay cursor connections over keyset pagination (never OFFSET).
+ *
+ * A cursor is opaque to clients: base64url of `[kind, ...key]`, where the key is the row's
+ * unique sort key (`seq`, `(last_message_at, id)`, `id`). The kind keeps a cursor of one
+ * connection from being used in another. Pages hold 1..100 items, 20 by default.
+ */
+import type { Page } from '../chat/queries.js';
+import { badInput } from '../errors.js';
+
+export type { Page };
+
+export const DEFAULT_PAGE_SIZE = 20;
+export const MAX_PAGE_SIZE = 100;
+
+export type PageArgs = { first?: number | null; after?: string | null; last?: number | null; before?: string | null };
+
+export type Edge<T> = { cursor: string; node: T };
+export type PageInfo = { hasNextPage: boolean; hasPreviousPage: boolean; startCursor: string | null; endCursor: string | null };
+export type Connection<T> = { edges: Edge<T>[]; pageInfo: PageInfo };
+
+export function encodeCursor(kind: string, key: readonly (string | number)[]): string {
+  return Buffer.from(JSON.stringify([kind, ...key])).toString('base64url');
+}
+
+/**
+ * Decodes a cursor of `kind` whose key matches `shape` (`'n'` integer, `'s'` string), or throws
+ * BAD_USER_INPUT naming the argument.
+ */
+export function decodeCursor(kind: string, shape: readonly ('n' | 's')[], cursor: string, argument: string): (string | number)[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+  } catch {
+    parsed = undefined;
+  }
+  const valid =
+    Array.isArray(parsed) &&
+    parsed.length === shape.length + 1 &&
+    parsed[0] === kind &&
+    shape.every((type, i) => (type === 'n' ? Number.isSafeInteger(parsed[i + 1]) : typeof parsed[i + 1] === 'string'));
+  if (!valid) throw badInput(`${argument} is not a valid cursor for this connection`, argument);
+  return (parsed as unknown[]).slice(1) as (string | number)[];
+}
+
+/** Validates `first/after/last/before` and decodes the cursor with `decode`. */
+export function parsePage<K>(args: PageArgs, decode: (cursor: string, argument: string) => K): Page<K> {
+  const { first, after, last, before } = args;
+  if (first != null && last != null) throw badInput('Give either first or last, not both', 'first');
+  if (after != null && before != null) throw badInput('Give either after or before, not both', 'after');
+  if (last == null && before != null && first != null) throw badInput('before goes with last', 'before');
+  if (first != null && !validSize(first)) throw badInput(`first must be between 1 and ${MAX_PAGE_SIZE}, got ${first}`, 'first');
+  if (last != null && !validSize(last)) throw badInput(`last must be between 1 and ${MAX_PAGE_SIZE}, got ${last}`, 'last');
+  if (last != null || before != null) {
+    if (after != null) throw badInput('after goes with first', 'after');
+    return { direction: 'backward', limit: last ?? DEFAULT_PAGE_SIZE, cursor: before != null ? decode(before, 'before') : null };
+  }
+  return { direction: 'forward', limit: first ?? DEFAULT_PAGE_SIZE, cursor: after != null ? decode(after, 'after') : null };
+}
+
+/**
+ * Builds a connection from rows read in page direction, at most `limit + 1` of them (the extra
+ * row only tells that there is more). Rows come back in the connection's natural order.
+ */
+export function toConnection<T>(rows: T[], page: Page<unknown>, cursorOf: (row: T) => string): Connection<T> {
+  const more = rows.length > page.limit;
+  const kept = more ? rows.slice(0, page.limit) : rows;
+  const ordered = page.direction === 'forward' ? kept : kept.reverse();
+  const edges = ordered.map((node) => ({ cursor: cursorOf(node), node }));
+  const forward = page.direction === 'forward';
+  return {
+    edges,
+    pageInfo: {
+      // Relay allows `false` for the side one is not paging towards; a cursor given means a row exists there.
+      hasNextPage: forward ? more : page.cursor !== null,
+      hasPreviousPage: forward ? page.cursor !== null : more,
+      startCursor: edges[0]?.cursor ?? null,
+      endCursor: edges.at(-1)?.cursor ?? null,
+    },
+  };
+}
+
+function validSize(n: number): boolean {
+  return Number.isInteger(n) && n >= 1 && n <= MAX_PAGE_SIZE;
+}

@@ -1,0 +1,40 @@
+/** Messages and tool calls: one message by id, and their nested fields through the loaders. */
+import { Arg, Ctx, FieldResolver, ID, Query, Resolver, Root } from 'type-graphql';
+import { findMessage } from '../../chat/queries.js';
+import type { Conversation, Message, ToolCall } from '../../entities/index.js';
+import { authed, type Context } from '../context.js';
+import { ConversationType, MessageType, ToolCallType, Usage } from '../types.js';
+import { parseId } from './ids.js';
+
+@Resolver(() => MessageType)
+export class MessageResolver {
+  @Query(() => MessageType, { nullable: true, description: 'A message of the viewer; null for an unknown id or another user’s.' })
+  async message(@Arg('id', () => ID) id: string, @Ctx() ctx: Context): Promise<Message | null> {
+    const { viewer } = authed(ctx);
+    return findMessage(ctx.em, viewer.userId, parseId(id, 'id'));
+  }
+
+  @FieldResolver(() => ConversationType)
+  async conversation(@Root() message: Message, @Ctx() ctx: Context): Promise<Conversation | null> {
+    return authed(ctx).loaders.conversation.load(message.conversation.id);
+  }
+
+  @FieldResolver(() => [ToolCallType], { description: 'The tool calls the assistant made for this message, in order.' })
+  async toolCalls(@Root() message: Message, @Ctx() ctx: Context): Promise<ToolCall[]> {
+    return authed(ctx).loaders.toolCallsOfMessage.load(message.id);
+  }
+
+  @FieldResolver(() => Usage, { nullable: true, description: 'Token counts of the model call that wrote this message.' })
+  usage(@Root() message: Message): Usage | null {
+    if (message.totalTokens === null) return null;
+    return { promptTokens: message.promptTokens ?? 0, completionTokens: message.completionTokens ?? 0, totalTokens: message.totalTokens };
+  }
+}
+
+@Resolver(() => ToolCallType)
+export class ToolCallResolver {
+  @FieldResolver(() => MessageType)
+  async message(@Root() call: ToolCall, @Ctx() ctx: Context): Promise<Message | null> {
+    return authed(ctx).loaders.message.load(call.message.id);
+  }
+}

@@ -1,0 +1,19 @@
+/** Builds the executable schema from the resolvers (code first) and prints it as SDL. */
+import { lexicographicSortSchema, printSchema, type GraphQLSchema } from 'graphql';
+import { buildSchema } from 'type-graphql';
+import { ChatResolver } from './resolvers/chat.js';
+import { ConversationResolver } from './resolvers/conversation.js';
+import { MessageResolver, ToolCallResolver } from './resolvers/message.js';
+import { ViewerResolver } from './resolvers/viewer.js';
+
+export function createSchema(): Promise<GraphQLSchema> {
+  return buildSchema({
+    resolvers: [ViewerResolver, ConversationResolver, MessageResolver, ToolCallResolver, ChatResolver],
+    validate: false,
+  });
+}
+
+/** The SDL committed as `schema.graphql`, sorted so that diffs show real changes only. */
+export function printSdl(schema: GraphQLSchema): string {
+  return `${printSchema(lexicographicSortSchema(schema))}\n`;
+}

@@ -1,0 +1,151 @@
+/**
+ * The app factory: database, ORM (migrated), schema, Apollo, routes. It does not listen;
+ * `main.ts` does, and tests call this factory with their own database and agent.
+ */
+import 'reflect-metadata';
+import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
+import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
+import { expressMiddleware } from '@as-integrations/express5';
+import express, { type ErrorRequestHandler, type Express } from 'express';
+import { OfflineAgent } from '../agent/offline.js';
+import { openTurnTools } from '../agent/tools.js';
+import type { Agent } from '../agent/types.js';
+import type { Config } from '../config.js';
+import { openDatabase, type Database } from '../db/database.js';
+import { migrate, openOrm, type Orm } from '../db/orm.js';
+import { AppError } from '../errors.js';
+import { createContext, type Context, type Services } from '../graphql/context.js';
+import { formatError } from '../graphql/errors.js';
+import { createSchema } from '../graphql/schema.js';
+import type { Logger } from '../log.js';
+import { createAuthenticator, type Authenticator } from './auth.js';
+import { requestIds } from './request-id.js';
+import { restRouter } from './rest.js';
+
+export type AppOptions = {
+  log: Logger;
+  /** The agent that runs turns; default: the one `config.agent` names. */
+  agent?: Agent;
+  /** Called with every SQL statement (statement counts, tracing). */
+  onQuery?: (sql: string) => void;
+};
+
+export type App = {
+  express: Express;
+  orm: Orm;
+  database: Database;
+  auth: Authenticator;
+  /** A token for user `demo`, when this server signs its own tokens outside production. */
+  devToken?: string;
+  /** Stops Apollo, closes the pool and stops an embedded database. */
+  close(): Promise<void>;
+};
+
+const BODY_LIMIT = '1mb';
+
+export async function createApp(config: Config, options: AppOptions): Promise<App> {
+  const { log } = options;
+  const auth = await createAuthenticator(config);
+  const agent = options.agent ?? createAgent(config);
+  const database = await openDatabase(config, log);
+  let orm: Orm | undefined;
+  try {
+    orm = await openOrm({ clientUrl: database.url, log, onQuery: options.onQuery });
+    const applied = await migrate(orm);
+    if (applied.length > 0) log.info({ migrations: applied }, 'migrations applied');
+  } catch (error) {
+    await orm?.close();
+    await database.stop();
+    throw error;
+  }
+
+  const devToken = config.env !== 'production' && auth.sign ? await auth.sign('demo') : undefined;
+  const services: Services = {
+    agent,
+    openTools: openTurnTools,
+    settings: { historyLimit: config.historyLimit, maxMessageChars: config.maxMessageChars, turnLeaseMs: config.turnLeaseMs },
+    log,
+  };
+
+  const apollo = new ApolloServer<Context>({
+    schema: await createSchema(),
+    introspection: config.introspection,
+    includeStacktraceInErrorResponses: false,
+    formatError: formatError(log),
+    plugins: [landingPage(config, devToken)],
+  });
+  await apollo.start();
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.use(requestIds(log));
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/readyz', async (_req, res) => {
+    try {
+      await orm.em.fork().execute('select 1');
+      res.json({ status: 'ready' });
+    } catch (error) {
+      log.warn({ err: error }, 'readiness check failed');
+      res.status(503).json({ status: 'unavailable', error: 'database unreachable' });
+    }
+  });
+  app.use(
+    '/graphql',
+    express.json({ limit: BODY_LIMIT }),
+    expressMiddleware(apollo, {
+      context: async ({ req }) => {
+        const viewer = await auth.authenticate(req.headers.authorization).catch((error: unknown) => {
+          if (error instanceof AppError) return error;
+          throw error;
+        });
+        return createContext(orm.em.fork(), { ...services, log: req.log }, viewer);
+      },
+    }),
+  );
+  app.use('/api', restRouter({ orm, auth, services, bodyLimit: BODY_LIMIT }));
+  app.use((_req, res) => {
+    res.status(404).json({ error: { code: 'NOT_FOUND', message: 'No such route' } });
+  });
+  app.use(lastResort(log));
+
+  return {
+    express: app,
+    orm,
+    database,
+    auth,
+    devToken,
+    async close() {
+      await apollo.stop();
+      await orm.close();
+      await database.stop();
+    },
+  };
+}
+
+function createAgent(config: Config): Agent {
+  if (config.agent === 'offline') return new OfflineAgent();
+  throw new Error(`AGENT=${config.agent} is not available in this version; use AGENT=offline`);
+}
+
+// Private: Sandbox outside production with the dev token already in the Authorization header.
+function landingPage(config: Config, devToken: string | undefined): ApolloServerPlugin<Context> {
+  if (!config.introspection) return ApolloServerPluginLandingPageDisabled();
+  return ApolloServerPluginLandingPageLocalDefault({
+    embed: { initialState: { sharedHeaders: devToken ? { Authorization: `Bearer ${devToken}` } : {} } },
+    includeCookies: false,
+    footer: false,
+  });
+}
+
+// Private: anything thrown past the routes (bad JSON body, body too large, bugs) as a JSON error.
+function lastResort(log: Logger): ErrorRequestHandler {
+  return (error, req, res, _next) => {
+    const status = typeof error?.status === 'number' && error.status >= 400 && error.status < 500 ? error.status : 500;
+    if (status === 500) (req.log ?? log).error({ err: error }, 'unhandled error');
+    const message = status === 500 ? 'Internal server error' : String(error.message ?? 'Bad request');
+    res.status(status).json({ error: { code: status === 500 ? 'INTERNAL_SERVER_ERROR' : 'BAD_REQUEST', message } });
+  };
+}

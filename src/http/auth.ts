@@ -1,0 +1,77 @@
+/**
+ * Bearer tokens: verified JWTs whose `sub` is the user id. HS256 with `JWT_SECRET`, or keys from
+ * `JWT_JWKS_URL`. Outside production and without JWT settings, a secret generated once is kept
+ * in `DATA_DIR/jwt-secret`, so that dev tokens survive restarts.
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { createRemoteJWKSet, jwtVerify, SignJWT, type JWTVerifyGetKey } from 'jose';
+import type { Viewer } from '../chat/turn.js';
+import type { Config } from '../config.js';
+import { unauthenticated } from '../errors.js';
+
+export type Authenticator = {
+  /** The viewer of a request from its `Authorization` header; throws UNAUTHENTICATED. */
+  authenticate(header: string | undefined): Promise<Viewer>;
+  /** Signs a token for `userId` when this server holds the secret (not with JWKS). */
+  sign?(userId: string, expiresIn?: string): Promise<string>;
+};
+
+const DEV_SECRET_FILE = 'jwt-secret';
+const USER_ID_MAX = 255;
+
+/**
+ * The secret to sign and verify HS256 tokens with: `JWT_SECRET`, else (outside production, and
+ * without JWKS) the kept dev secret, generated on first use. Undefined with JWKS.
+ */
+export async function resolveSecret(config: Config): Promise<string | undefined> {
+  if (config.jwt.secret) return config.jwt.secret;
+  if (config.jwt.jwksUrl) return undefined;
+  if (config.env === 'production') {
+    throw new Error('NODE_ENV=production needs JWT_SECRET or JWT_JWKS_URL to verify bearer tokens; neither is set. Refusing to start.');
+  }
+  const file = path.resolve(config.dataDir, DEV_SECRET_FILE);
+  if (existsSync(file)) return (await readFile(file, 'utf8')).trim();
+  const secret = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString('base64url');
+  await mkdir(config.dataDir, { recursive: true });
+  await writeFile(file, secret, { mode: 0o600 });
+  return secret;
+}
+
+/** Builds the authenticator of `config` (see `resolveSecret` for where the key comes from). */
+export async function createAuthenticator(config: Config): Promise<Authenticator> {
+  const secret = await resolveSecret(config);
+  const key: Uint8Array | JWTVerifyGetKey = secret
+    ? new TextEncoder().encode(secret)
+    : createRemoteJWKSet(new URL(config.jwt.jwksUrl!));
+  const options = {
+    issuer: config.jwt.issuer,
+    audience: config.jwt.audience,
+    algorithms: secret ? ['HS256'] : undefined,
+  };
+
+  return {
+    async authenticate(header) {
+      const match = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
+      if (!match) throw unauthenticated('Missing bearer token: send "Authorization: Bearer <token>"');
+      let sub: string | undefined;
+      try {
+        const { payload } = await jwtVerify(match[1]!, key as Uint8Array, options);
+        sub = payload.sub;
+      } catch (error) {
+        throw unauthenticated(`Invalid bearer token: ${(error as Error).message}`);
+      }
+      if (!sub || sub.length > USER_ID_MAX) throw unauthenticated('Invalid bearer token: no usable "sub" claim');
+      return { userId: sub };
+    },
+    sign: secret
+      ? (userId, expiresIn = '30d') => {
+          const jwt = new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(userId).setIssuedAt().setExpirationTime(expiresIn);
+          if (config.jwt.issuer) jwt.setIssuer(config.jwt.issuer);
+          if (config.jwt.audience) jwt.setAudience(config.jwt.audience);
+          return jwt.sign(new TextEncoder().encode(secret));
+        }
+      : undefined,
+  };
+}

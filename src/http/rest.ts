@@ -1,0 +1,70 @@
+/**
+ * The REST route of the original sketch, kept for compatibility:
+ * `POST /api/{user_id}/chat` with `{ "conversation_id"?, "message" }` ->
+ * `{ "conversation_id", "response", "tool_calls" }`. The bearer token's subject must be `{user_id}`.
+ * Errors are JSON `{ "error": { "code", "message" } }` with the status of their code.
+ */
+import express, { Router, type Response } from 'express';
+import { z } from 'zod';
+import { sendMessage } from '../chat/turn.js';
+import type { Orm } from '../db/orm.js';
+import { AppError } from '../errors.js';
+import type { Services } from '../graphql/context.js';
+import type { Authenticator } from './auth.js';
+
+const body = z.object({
+  conversation_id: z.string().nullish(),
+  message: z.string(),
+});
+
+export function restRouter(deps: { orm: Orm; auth: Authenticator; services: Services; bodyLimit: string }): Router {
+  const router = Router();
+  router.post('/:userId/chat', express.json({ limit: deps.bodyLimit }), async (req, res) => {
+    try {
+      const viewer = await deps.auth.authenticate(req.headers.authorization);
+      if (viewer.userId !== req.params.userId) {
+        throw new AppError('FORBIDDEN', 'The bearer token belongs to another user than the one in the path');
+      }
+      const parsed = body.safeParse(req.body);
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0]!;
+        throw new AppError('BAD_USER_INPUT', `Invalid body: ${issue.path.join('.') || 'body'}: ${issue.message}`);
+      }
+      const idempotencyKey = req.header('Idempotency-Key');
+      const turn = await sendMessage({ ...deps.services, em: deps.orm.em.fork(), log: req.log }, viewer, {
+        conversationId: parsed.data.conversation_id,
+        message: parsed.data.message,
+        clientMessageId: idempotencyKey,
+      });
+      res.json({
+        conversation_id: turn.conversation.id,
+        response: turn.assistantMessage.content,
+        tool_calls: turn.toolCalls.map((call) => ({
+          id: call.callId,
+          server: call.server,
+          name: call.name,
+          arguments: call.arguments,
+          result: call.result,
+          is_error: call.isError,
+        })),
+      });
+    } catch (error) {
+      sendError(res, error, req.log);
+    }
+  });
+  return router;
+}
+
+function sendError(res: Response, error: unknown, log: { error(obj: object, msg: string): void }): void {
+  if (error instanceof AppError) {
+    res.status(error.httpStatus).json({ error: { code: error.code, message: error.message, ...extra(error) } });
+    return;
+  }
+  log.error({ err: error }, 'internal error in a REST request');
+  res.status(500).json({ error: { code: 'INTERNAL_SERVER_ERROR', message: 'Internal server error' } });
+}
+
+function extra(error: AppError): Record<string, unknown> {
+  const { code: _code, ...rest } = error.extensions;
+  return rest;
+}

@@ -1,0 +1,9 @@
+/** The process logger: pino, JSON lines on stdout. */
+import { pino, type Logger } from 'pino';
+
+export type { Logger };
+
+/** Creates the root logger at `level` (`silent` turns it off). */
+export function createLogger(level: string): Logger {
+  return pino({ level, base: { service: 'stateless-chat' } });
+}

@@ -1,0 +1,51 @@
+/**
+ * Starts the server: config -> database -> app -> listen. On SIGINT/SIGTERM it stops taking
+ * connections, lets requests in flight finish, closes the pool and stops an embedded database.
+ */
+import { createServer } from 'node:http';
+import { loadConfig } from './config.js';
+import { createApp } from './http/app.js';
+import { createLogger } from './log.js';
+
+const SHUTDOWN_GRACE_MS = 25_000;
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const log = createLogger(config.logLevel);
+  const app = await createApp(config, { log });
+  const server = createServer(app.express);
+  await new Promise<void>((resolve) => server.listen(config.port, config.host, resolve));
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}/graphql`;
+  log.info({ url, database: app.database.embedded ? 'embedded' : 'external', agent: config.agent }, 'stateless-chat listening');
+  if (app.devToken) {
+    // Printed plainly so that a newcomer can copy it; Sandbox at the URL above already has it.
+    process.stdout.write(`\nGraphQL: ${url}\nDev token for user "demo" (Authorization: Bearer <token>):\n${app.devToken}\n\n`);
+  }
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    const forced = setTimeout(() => {
+      log.warn('requests still running after the grace period; closing them');
+      server.closeAllConnections();
+    }, SHUTDOWN_GRACE_MS);
+    forced.unref();
+    server.closeIdleConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    clearTimeout(forced);
+    await app.close();
+    log.info('stopped');
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`stateless-chat failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});

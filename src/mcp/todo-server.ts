@@ -1,0 +1,149 @@
+/**
+ * The built-in todo MCP server: five tools over the `task` table of one user.
+ *
+ * The acting user is bound when the server is made (from the request's verified viewer); no tool
+ * takes a user id, and a task of another user is reported exactly like a task that does not
+ * exist. Each call works in its own fork of the given entity manager, so parallel calls are safe.
+ */
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { z } from 'zod';
+import { Task } from '../entities/index.js';
+import { isUuid } from '../entities/ids.js';
+
+export const TODO_SERVER_NAME = 'todo';
+
+const TITLE_MAX = 500;
+const DESCRIPTION_MAX = 4_000;
+
+const taskId = z.string().describe('The task_id of the task, as add_task or list_tasks returned it.');
+const title = z.string().trim().min(1).max(TITLE_MAX);
+const description = z.string().max(DESCRIPTION_MAX);
+
+const changeResult = {
+  task_id: z.string(),
+  status: z.enum(['created', 'completed', 'deleted', 'updated']),
+  title: z.string(),
+};
+const taskView = z.object({
+  task_id: z.string(),
+  title: z.string(),
+  description: z.string().nullable(),
+  completed: z.boolean(),
+  created_at: z.string(),
+});
+
+/** Creates a todo MCP server acting for `userId`, storing through `em`. */
+export function createTodoServer(em: EntityManager, userId: string): McpServer {
+  const server = new McpServer({ name: TODO_SERVER_NAME, version: '1.0.0' });
+
+  server.registerTool(
+    'add_task',
+    {
+      description: 'Create a new task on the user’s todo list.',
+      inputSchema: { title: title.describe('Short title of the task.'), description: description.optional() },
+      outputSchema: changeResult,
+    },
+    async (args) => {
+      const fork = em.fork();
+      const task = new Task(userId, args.title, args.description?.trim() || null);
+      await fork.persist(task).flush();
+      return changed(task, 'created');
+    },
+  );
+
+  server.registerTool(
+    'list_tasks',
+    {
+      description: 'List the user’s tasks, oldest first: all of them (default), only pending, or only completed.',
+      inputSchema: { status: z.enum(['all', 'pending', 'completed']).optional() },
+      outputSchema: { tasks: z.array(taskView) },
+    },
+    async (args) => {
+      const status = args.status ?? 'all';
+      const where = status === 'all' ? { userId } : { userId, completed: status === 'completed' };
+      const tasks = await em.fork().find(Task, where, { orderBy: { id: 'asc' } });
+      const structured = { tasks: tasks.map(view) };
+      const text = tasks.length === 0 ? 'No tasks.' : tasks.map((t) => `${t.completed ? '[x]' : '[ ]'} ${t.title} (task_id ${t.id})`).join('\n');
+      return { content: [{ type: 'text', text }], structuredContent: structured };
+    },
+  );
+
+  server.registerTool(
+    'complete_task',
+    { description: 'Mark a task as completed.', inputSchema: { task_id: taskId }, outputSchema: changeResult },
+    async (args) => {
+      const fork = em.fork();
+      const task = await findTask(fork, userId, args.task_id);
+      if (!task) return notFound(args.task_id);
+      task.completed = true;
+      await fork.flush();
+      return changed(task, 'completed');
+    },
+  );
+
+  server.registerTool(
+    'delete_task',
+    { description: 'Delete a task.', inputSchema: { task_id: taskId }, outputSchema: changeResult },
+    async (args) => {
+      const fork = em.fork();
+      const task = await findTask(fork, userId, args.task_id);
+      if (!task) return notFound(args.task_id);
+      await fork.remove(task).flush();
+      return changed(task, 'deleted');
+    },
+  );
+
+  server.registerTool(
+    'update_task',
+    {
+      description: 'Change the title and/or the description of a task.',
+      inputSchema: { task_id: taskId, title: title.optional(), description: description.optional() },
+      outputSchema: changeResult,
+    },
+    async (args) => {
+      if (args.title === undefined && args.description === undefined) {
+        return failure('Nothing to update: give a new title or a new description.');
+      }
+      const fork = em.fork();
+      const task = await findTask(fork, userId, args.task_id);
+      if (!task) return notFound(args.task_id);
+      if (args.title !== undefined) task.title = args.title;
+      if (args.description !== undefined) task.description = args.description.trim() || null;
+      await fork.flush();
+      return changed(task, 'updated');
+    },
+  );
+
+  return server;
+}
+
+// Private: a task of this user, or null for an unknown id, a malformed id or another user's task.
+async function findTask(em: EntityManager, userId: string, id: string): Promise<Task | null> {
+  if (!isUuid(id)) return null;
+  return em.findOne(Task, { id, userId });
+}
+
+function view(task: Task) {
+  return {
+    task_id: task.id,
+    title: task.title,
+    description: task.description,
+    completed: task.completed,
+    created_at: task.createdAt.toISOString(),
+  };
+}
+
+function changed(task: Task, status: 'created' | 'completed' | 'deleted' | 'updated'): CallToolResult {
+  const structured = { task_id: task.id, status, title: task.title };
+  return { content: [{ type: 'text', text: JSON.stringify(structured) }], structuredContent: structured };
+}
+
+function notFound(id: string): CallToolResult {
+  return failure(`Task ${id} not found.`);
+}
+
+function failure(text: string): CallToolResult {
+  return { content: [{ type: 'text', text }], isError: true };
+}

@@ -1,0 +1,165 @@
+/**
+ * Browsing: Relay connections over keyset pages, and the promise that one request issues a
+ * constant number of SQL statements whatever the page size or the history length.
+ */
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { gqlError, send } from './support/graphql.js';
+import { startTestServer, type TestServer } from './support/server.js';
+
+let server: TestServer;
+let db: pg.Client;
+
+beforeAll(async () => {
+  server = await startTestServer();
+  db = new pg.Client({ connectionString: server.database.url });
+  await db.connect();
+});
+
+afterAll(async () => {
+  await db?.end();
+  await server?.close();
+});
+
+/**
+ * Seeds `conversations` conversations of `userId`, each with `messages` messages (user and
+ * assistant in turn) and one tool call on every assistant message, straight in SQL.
+ */
+async function seed(userId: string, conversations: number, messages: number): Promise<string[]> {
+  const { rows } = await db.query(
+    `insert into conversation (id, user_id, title, created_at, updated_at, last_message_at, message_count, next_seq)
+     select gen_random_uuid(), $1, 'seeded ' || i, now(), now(), now() - (i || ' seconds')::interval, $2, $2 + 1
+     from generate_series(1, $3) as i returning id`,
+    [userId, messages, conversations],
+  );
+  const ids = rows.map((r) => r.id as string);
+  await db.query(
+    `insert into message (id, conversation_id, user_id, seq, role, content, status, created_at)
+     select gen_random_uuid(), c.id, $1, s, (case when s % 2 = 1 then 'user' else 'assistant' end)::message_role,
+            'message ' || s, 'complete', now()
+     from unnest($2::uuid[]) as c(id), generate_series(1, $3) as s`,
+    [userId, ids, messages],
+  );
+  await db.query(
+    `insert into tool_call (id, message_id, conversation_id, user_id, call_id, server, name, arguments, result, is_error, started_at, duration_ms)
+     select gen_random_uuid(), m.id, m.conversation_id, m.user_id, 'call_' || m.seq, 'todo', 'list_tasks', '{}', '{"tasks": []}', false, now(), 1
+     from message m where m.user_id = $1 and m.role = 'assistant'`,
+    [userId],
+  );
+  return ids;
+}
+
+type MessagesPage = {
+  conversation: {
+    messages: { edges: { cursor: string; node: { seq: number } }[]; pageInfo: { hasNextPage: boolean; hasPreviousPage: boolean; startCursor: string | null; endCursor: string | null } };
+  };
+};
+const MESSAGES = `query ($id: ID!, $first: Int, $after: String, $last: Int, $before: String) {
+  conversation(id: $id) { messages(first: $first, after: $after, last: $last, before: $before) {
+    edges { cursor node { seq } } pageInfo { hasNextPage hasPreviousPage startCursor endCursor } } } }`;
+
+describe('Conversation.messages', () => {
+  it('pages forward and backward through 120 messages with no gap or duplicate', async () => {
+    const [id] = await seed('pager', 1, 120);
+    const client = await server.client('pager');
+
+    const forward: number[] = [];
+    let after: string | null = null;
+    for (;;) {
+      const data: MessagesPage = await client.request(MESSAGES, { id, first: 25, after });
+      forward.push(...data.conversation.messages.edges.map((e) => e.node.seq));
+      if (!data.conversation.messages.pageInfo.hasNextPage) break;
+      after = data.conversation.messages.pageInfo.endCursor;
+    }
+    expect(forward).toEqual(Array.from({ length: 120 }, (_, i) => i + 1));
+
+    const backward: number[] = [];
+    let before: string | null = null;
+    let pages = 0;
+    for (;;) {
+      const data: MessagesPage = await client.request(MESSAGES, { id, last: 50, before });
+      backward.unshift(...data.conversation.messages.edges.map((e) => e.node.seq));
+      pages += 1;
+      if (!data.conversation.messages.pageInfo.hasPreviousPage) break;
+      before = data.conversation.messages.pageInfo.startCursor;
+    }
+    expect(pages).toBe(3);
+    expect(backward).toEqual(forward);
+  });
+
+  it('refuses a page over 100, a malformed cursor and a malformed id with BAD_USER_INPUT', async () => {
+    const [id] = await seed('strict', 1, 4);
+    const client = await server.client('strict');
+    expect((await gqlError(client, MESSAGES, { id, first: 101 })).code).toBe('BAD_USER_INPUT');
+    expect((await gqlError(client, MESSAGES, { id, first: 2, after: 'bogus' })).code).toBe('BAD_USER_INPUT');
+    expect((await gqlError(client, MESSAGES, { id: 'nope', first: 2 })).code).toBe('BAD_USER_INPUT');
+    expect((await gqlError(client, '{ conversations(first: 0) { edges { cursor } } }')).code).toBe('BAD_USER_INPUT');
+  });
+});
+
+describe('Query.conversations', () => {
+  it('lists newest activity first, pages with cursors, and filters by status and update time', async () => {
+    const client = await server.client('lister');
+    const a = await send(client, 'hello one');
+    const b = await send(client, 'hello two');
+    const c = await send(client, 'hello three');
+    await send(client, 'hello again', a.conversation.id);
+    await db.query(`update conversation set status = 'archived' where id = $1`, [b.conversation.id]);
+
+    type List = { conversations: { edges: { node: { id: string } }[]; pageInfo: { hasNextPage: boolean; endCursor: string } } };
+    const LIST = `query ($first: Int, $after: String, $filter: ConversationFilter) {
+      conversations(first: $first, after: $after, filter: $filter) { edges { node { id } } pageInfo { hasNextPage endCursor } } }`;
+    const page1: List = await client.request(LIST, { first: 2 });
+    expect(page1.conversations.edges.map((e) => e.node.id)).toEqual([a.conversation.id, c.conversation.id]);
+    expect(page1.conversations.pageInfo.hasNextPage).toBe(true);
+    const page2: List = await client.request(LIST, { first: 2, after: page1.conversations.pageInfo.endCursor });
+    expect(page2.conversations.edges.map((e) => e.node.id)).toEqual([b.conversation.id]);
+    expect(page2.conversations.pageInfo.hasNextPage).toBe(false);
+
+    const archived: List = await client.request(LIST, { filter: { status: 'ARCHIVED' } });
+    expect(archived.conversations.edges.map((e) => e.node.id)).toEqual([b.conversation.id]);
+    const future: List = await client.request(LIST, { filter: { updatedAfter: new Date(Date.now() + 60_000).toISOString() } });
+    expect(future.conversations.edges).toEqual([]);
+  });
+});
+
+describe('SQL statements per request', () => {
+  const NESTED = `query ($n: Int!) { conversations(first: $n) { edges { node {
+    messageCount lastMessage { content }
+    messages(last: 20) { edges { node { content toolCalls { name } } } } } } } }`;
+
+  async function statementsFor(run: () => Promise<unknown>): Promise<number> {
+    server.resetQueries();
+    await run();
+    return server.queries.length;
+  }
+
+  it('is the same for conversations(first: 5) and conversations(first: 50) with nested messages and tool calls', async () => {
+    await seed('counter', 50, 30);
+    const client = await server.client('counter');
+    type Nested = { conversations: { edges: { node: { messages: { edges: { node: { toolCalls: unknown[] } }[] } } }[] } };
+    let small: Nested | undefined;
+    let large: Nested | undefined;
+    const five = await statementsFor(async () => (small = await client.request(NESTED, { n: 5 })));
+    const fifty = await statementsFor(async () => (large = await client.request(NESTED, { n: 50 })));
+
+    expect(small!.conversations.edges).toHaveLength(5);
+    expect(large!.conversations.edges).toHaveLength(50);
+    expect(large!.conversations.edges[49]!.node.messages.edges).toHaveLength(20);
+    expect(large!.conversations.edges[49]!.node.messages.edges.filter((e) => e.node.toolCalls.length === 1)).toHaveLength(10);
+    expect(fifty).toBe(five);
+    expect(five).toBeLessThanOrEqual(5);
+  });
+
+  it('is the same for a sendMessage on a conversation with 10 and with 500 prior messages', async () => {
+    const [short, long] = await Promise.all([seed('turner-short', 1, 10), seed('turner-long', 1, 500)]);
+    const shortClient = await server.client('turner-short');
+    const longClient = await server.client('turner-long');
+    // Warm up: the first turn of a process loads metadata and prepares the MCP client once.
+    await send(shortClient, 'show my tasks', short![0]);
+
+    const withTen = await statementsFor(() => send(shortClient, 'show my tasks', short![0]));
+    const withFiveHundred = await statementsFor(() => send(longClient, 'show my tasks', long![0]));
+    expect(withFiveHundred).toBe(withTen);
+  });
+});

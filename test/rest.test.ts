@@ -1,0 +1,91 @@
+/** The REST route of the original sketch: its contract and its status codes. */
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestServer, type TestServer } from './support/server.js';
+
+let server: TestServer;
+let db: pg.Client;
+
+beforeAll(async () => {
+  server = await startTestServer();
+  db = new pg.Client({ connectionString: server.database.url });
+  await db.connect();
+});
+
+afterAll(async () => {
+  await db?.end();
+  await server?.close();
+});
+
+async function chat(userId: string, body: unknown, token?: string | null, headers: Record<string, string> = {}) {
+  const auth = token === null ? {} : { authorization: `Bearer ${token ?? (await server.token(userId))}` };
+  const response = await fetch(`${server.url}/api/${encodeURIComponent(userId)}/chat`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...auth, ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  return { status: response.status, body: await response.json() };
+}
+
+describe('POST /api/{user_id}/chat', () => {
+  it('starts a conversation and continues it, answering conversation_id, response and tool_calls', async () => {
+    const first = await chat('rita', { message: 'add a task to buy bread' });
+    expect(first.status).toBe(200);
+    expect(first.body).toEqual({
+      conversation_id: expect.any(String),
+      response: expect.stringContaining('buy bread'),
+      tool_calls: [expect.objectContaining({ server: 'todo', name: 'add_task', arguments: { title: 'buy bread' }, is_error: false })],
+    });
+    const second = await chat('rita', { conversation_id: first.body.conversation_id, message: 'list my tasks' });
+    expect(second.status).toBe(200);
+    expect(second.body.conversation_id).toBe(first.body.conversation_id);
+    expect(second.body.tool_calls.map((c: { name: string }) => c.name)).toEqual(['list_tasks']);
+    const stored = await db.query('select seq, role from message where conversation_id = $1 order by seq', [first.body.conversation_id]);
+    expect(stored.rows.map((r) => `${r.seq}:${r.role}`)).toEqual(['1:user', '2:assistant', '3:user', '4:assistant']);
+  });
+
+  it('answers 401 without a valid token', async () => {
+    expect((await chat('rita', { message: 'hi' }, null)).status).toBe(401);
+    const bad = await chat('rita', { message: 'hi' }, 'not-a-token');
+    expect(bad).toEqual({ status: 401, body: { error: { code: 'UNAUTHENTICATED', message: expect.any(String) } } });
+  });
+
+  it("answers 403 when the token's subject is not the user in the path", async () => {
+    const response = await chat('rita', { message: 'hi' }, await server.token('sam'));
+    expect(response).toEqual({ status: 403, body: { error: { code: 'FORBIDDEN', message: expect.any(String) } } });
+  });
+
+  it('answers 404 for an unknown or foreign conversation and stores nothing', async () => {
+    const theirs = await chat('tom', { message: 'add secret' });
+    const foreign = await chat('rita', { conversation_id: theirs.body.conversation_id, message: 'hi' });
+    expect(foreign.status).toBe(404);
+    expect(foreign.body.error.code).toBe('NOT_FOUND');
+    const unknown = await chat('rita', { conversation_id: '0190a3c0-0000-7000-8000-000000000000', message: 'hi' });
+    expect(unknown.status).toBe(404);
+    const count = await db.query('select count(*)::int as n from message where conversation_id = $1', [theirs.body.conversation_id]);
+    expect(count.rows[0].n).toBe(2);
+  });
+
+  it.each([
+    ['a missing message', { conversation_id: null }],
+    ['a message that is not a string', { message: 42 }],
+    ['an empty message', { message: '' }],
+    ['a malformed conversation_id', { conversation_id: 'abc', message: 'hi' }],
+    ['a body that is not JSON', '{"message": '],
+  ])('answers 400 with a JSON error for %s', async (_name, body) => {
+    const response = await chat('uma', body);
+    expect(response.status).toBe(400);
+    expect(response.body.error.message).toEqual(expect.any(String));
+    const count = await db.query('select count(*)::int as n from message where user_id = $1', ['uma']);
+    expect(count.rows[0].n).toBe(0);
+  });
+});
+
+describe('health', () => {
+  it('answers /healthz and /readyz with JSON', async () => {
+    const health = await fetch(`${server.url}/healthz`);
+    expect([health.status, await health.json()]).toEqual([200, { status: 'ok' }]);
+    const ready = await fetch(`${server.url}/readyz`);
+    expect([ready.status, await ready.json()]).toEqual([200, { status: 'ready' }]);
+  });
+});

@@ -1,0 +1,67 @@
+/**
+ * An app on a fresh database, listening on a free loopback port, with a real GraphQL client.
+ * `createApp` is the same factory `main.ts` uses; the test only chooses the database and the agent.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { GraphQLClient } from 'graphql-request';
+import type { Agent } from '../../src/agent/types.js';
+import { loadConfig, type Config } from '../../src/config.js';
+import { createApp, type App } from '../../src/http/app.js';
+import { createLogger } from '../../src/log.js';
+import { createTestDatabase, type TestDatabase } from './database.js';
+
+export const TEST_JWT_SECRET = 'test-secret-that-is-long-enough-for-hs256';
+
+export type TestServer = {
+  url: string;
+  app: App;
+  config: Config;
+  database: TestDatabase;
+  /** A signed token for `userId`. */
+  token(userId: string): Promise<string>;
+  /** A GraphQL client acting as `userId` (no token when null). */
+  client(userId: string | null): Promise<GraphQLClient>;
+  /** Statements the ORM sent since the last `resetQueries()`. */
+  queries: string[];
+  resetQueries(): void;
+  close(): Promise<void>;
+};
+
+export async function startTestServer(options: { agent?: Agent; env?: Record<string, string> } = {}): Promise<TestServer> {
+  const database = await createTestDatabase();
+  const config = loadConfig({
+    NODE_ENV: 'test',
+    DATABASE_URL: database.url,
+    JWT_SECRET: TEST_JWT_SECRET,
+    LOG_LEVEL: 'silent',
+    ...options.env,
+  });
+  const queries: string[] = [];
+  const app = await createApp(config, { log: createLogger(config.logLevel), agent: options.agent, onQuery: (sql) => queries.push(sql) });
+  const server: Server = createServer(app.express);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const token = (userId: string) => app.auth.sign!(userId);
+  return {
+    url,
+    app,
+    config,
+    database,
+    token,
+    async client(userId) {
+      const headers: Record<string, string> = userId === null ? {} : { authorization: `Bearer ${await token(userId)}` };
+      return new GraphQLClient(`${url}/graphql`, { headers });
+    },
+    queries,
+    resetQueries: () => {
+      queries.length = 0;
+    },
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await app.close();
+      await database.drop();
+    },
+  };
+}
