@@ -1,7 +1,7 @@
 /**
  * The offline agent: answers todo requests typed in plain English without a language model.
  *
- * It is what runs when no model is configured (and what tests run against): `parseIntent` turns
+ * It is what runs when no model is configured: `parseIntent` turns
  * the last user message into one `Intent` with a table of patterns, and `OfflineAgent` carries
  * that intent out through the same `ToolBox` a model would use, so every call is recorded like a
  * model's. It never claims to be a model; anything it does not understand gets a short help text.

@@ -1,19 +1,17 @@
 /**
- * The one place where errors are shaped for GraphQL clients: `AppError`s and GraphQL's own
- * request errors pass as they are; anything else is logged with its cause and masked as
+ * The one place where errors are shaped for GraphQL clients: `AppError`s (a `GraphQLError`) and
+ * GraphQL's own request errors pass as they are; anything else is logged with its cause and masked as
  * INTERNAL_SERVER_ERROR, without stack or SQL.
  */
 import { unwrapResolverError } from '@apollo/server/errors';
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
-import { AppError } from '../errors.js';
 import type { Logger } from '../log.js';
 
 export function formatError(log: Logger) {
   return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
     const original = unwrapResolverError(error);
-    if (original instanceof AppError) return formatted;
-    // Parse, validation and variable errors come from graphql-js itself, with no underlying cause.
-    if (original instanceof GraphQLError && original.originalError === undefined) return formatted;
+    // Our own errors, and GraphQL's parse, validation and variable errors, are meant for clients.
+    if (original instanceof GraphQLError) return formatted;
     log.error({ err: original, path: formatted.path }, 'internal error in a GraphQL request');
     return {
       message: 'Internal server error',
