@@ -30,6 +30,7 @@ const schema = z.object({
   HISTORY_LIMIT: positiveInt(50),
   MAX_MESSAGE_CHARS: positiveInt(32_000),
   TURN_LEASE: positiveInt(60_000).describe('milliseconds a turn holds its conversation'),
+  ENQUEUE_TIMEOUT: positiveInt(30_000).describe('milliseconds an ENQUEUE send waits for the running turn'),
   INTROSPECTION: z.enum(['true', 'false']).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -49,6 +50,7 @@ export type Config = {
   historyLimit: number;
   maxMessageChars: number;
   turnLeaseMs: number;
+  enqueueTimeoutMs: number;
   /** Introspection and the Sandbox landing page; on outside production unless set. */
   introspection: boolean;
   logLevel: string;
@@ -77,6 +79,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     historyLimit: e.HISTORY_LIMIT,
     maxMessageChars: e.MAX_MESSAGE_CHARS,
     turnLeaseMs: e.TURN_LEASE,
+    enqueueTimeoutMs: e.ENQUEUE_TIMEOUT,
     introspection: e.INTROSPECTION ? e.INTROSPECTION === 'true' : e.NODE_ENV !== 'production',
     logLevel: e.LOG_LEVEL,
   };

@@ -6,6 +6,7 @@
  * reply's `seq` is reserved with the user message, so a turn that dies half way is finished by
  * a retry with the same `clientMessageId`, or closed as failed by the next message.
  */
+import { setTimeout } from 'node:timers/promises';
 import { LockMode } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Agent, ToolBox, ToolCallRecord } from '../agent/types.js';
@@ -22,6 +23,8 @@ export type SendMessageInput = {
   message: string;
   clientMessageId?: string | null;
   metadata?: Record<string, unknown> | null;
+  /** While another turn runs: `REJECT` (default) answers CONVERSATION_BUSY, `ENQUEUE` waits for it. */
+  ifBusy?: 'REJECT' | 'ENQUEUE' | null;
 };
 
 export type TurnResult = {
@@ -32,7 +35,7 @@ export type TurnResult = {
   replayed: boolean;
 };
 
-export type TurnSettings = { historyLimit: number; maxMessageChars: number; turnLeaseMs: number };
+export type TurnSettings = { historyLimit: number; maxMessageChars: number; turnLeaseMs: number; enqueueTimeoutMs: number };
 
 /** What a turn needs from the outside; all of it is made per request or is immutable. */
 export type TurnDeps = {
@@ -54,7 +57,7 @@ export async function sendMessage(deps: TurnDeps, viewer: Viewer, input: SendMes
   const content = validate(input, deps.settings);
 
   // Steps 3 and 4: one short transaction that locks the conversation and takes the lease.
-  const start = await beginTurn(deps, viewer, input, content);
+  const start = await beginTurnWhenFree(deps, viewer, input, content);
   if (start.kind === 'replay') return { ...start.result, replayed: true };
   const { conversation, userMessage, turnId } = start;
 
@@ -87,6 +90,21 @@ export async function sendMessage(deps: TurnDeps, viewer: Viewer, input: SendMes
 type Started =
   | { kind: 'replay'; result: Omit<TurnResult, 'replayed'> }
   | { kind: 'run'; conversation: Conversation; userMessage: Message; turnId: string; placeholder: Message | null };
+
+// Private: with `ifBusy: ENQUEUE`, tries again with backoff until the running turn is done or
+// `enqueueTimeoutMs` has passed. Each try is a short transaction: nothing is held while waiting.
+async function beginTurnWhenFree(deps: TurnDeps, viewer: Viewer, input: SendMessageInput, content: string): Promise<Started> {
+  const deadline = Date.now() + deps.settings.enqueueTimeoutMs;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await beginTurn(deps, viewer, input, content);
+    } catch (error) {
+      const waiting = input.ifBusy === 'ENQUEUE' && error instanceof AppError && error.code === 'CONVERSATION_BUSY';
+      if (!waiting || Date.now() >= deadline) throw error;
+      await setTimeout(Math.min(25 * 2 ** attempt, 500, Math.max(deadline - Date.now(), 0)));
+    }
+  }
+}
 
 // Private: steps 3 and 4.
 async function beginTurn(deps: TurnDeps, viewer: Viewer, input: SendMessageInput, content: string): Promise<Started> {

@@ -64,7 +64,12 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
   const services: Services = {
     agent,
     openTools: openTurnTools,
-    settings: { historyLimit: config.historyLimit, maxMessageChars: config.maxMessageChars, turnLeaseMs: config.turnLeaseMs },
+    settings: {
+      historyLimit: config.historyLimit,
+      maxMessageChars: config.maxMessageChars,
+      turnLeaseMs: config.turnLeaseMs,
+      enqueueTimeoutMs: config.enqueueTimeoutMs,
+    },
     log,
   };
 

@@ -1,0 +1,148 @@
+/**
+ * Turns under contention and failure: one turn at a time per conversation (CONVERSATION_BUSY, or
+ * waiting with ifBusy: ENQUEUE); a failed agent leaves the user message stored and a retry with
+ * the same clientMessageId completes it; an interrupted turn is closed by the next message.
+ */
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { OfflineAgent } from '../src/agent/offline.js';
+import type { Agent, AgentInput } from '../src/agent/types.js';
+import { gqlError, send, SEND } from './support/graphql.js';
+import { startTestServer, type TestServer } from './support/server.js';
+
+/**
+ * The offline agent, held at the start of each turn whose message contains "slow" until released,
+ * and failing once for each message that contains "explode".
+ */
+class GatedAgent implements Agent {
+  readonly name = 'gated';
+  private readonly inner = new OfflineAgent();
+  private waiting: (() => void)[] = [];
+  private exploded = new Set<string>();
+  started = 0;
+
+  async run(input: AgentInput) {
+    const last = input.messages.at(-1);
+    if (last?.role === 'user' && last.content.includes('explode') && !this.exploded.has(last.content)) {
+      this.exploded.add(last.content);
+      throw new Error('model unreachable');
+    }
+    if (last?.role === 'user' && last.content.includes('slow')) {
+      this.started += 1;
+      await new Promise<void>((resolve) => this.waiting.push(resolve));
+    }
+    return this.inner.run(input);
+  }
+
+  release() {
+    for (const resolve of this.waiting.splice(0)) resolve();
+  }
+}
+
+let server: TestServer;
+let db: pg.Client;
+const agent = new GatedAgent();
+
+beforeAll(async () => {
+  server = await startTestServer({ agent });
+  db = new pg.Client({ connectionString: server.database.url });
+  await db.connect();
+});
+
+afterAll(async () => {
+  agent.release();
+  await db?.end();
+  await server?.close();
+});
+
+async function untilStarted(count: number) {
+  for (let i = 0; i < 200 && agent.started < count; i++) await new Promise((r) => setTimeout(r, 10));
+  expect(agent.started).toBe(count);
+}
+
+describe('a conversation with a running turn', () => {
+  it('rejects a second message with CONVERSATION_BUSY and retryAfterMs, storing nothing', async () => {
+    const client = await server.client('busy-reject');
+    const { conversation } = await send(client, 'add first');
+    const before = agent.started;
+    const slow = send(client, 'add slow thing', conversation.id);
+    await untilStarted(before + 1);
+
+    const error = await gqlError(client, SEND, { input: { conversationId: conversation.id, message: 'add second' } });
+    expect(error.code).toBe('CONVERSATION_BUSY');
+    expect(error.extensions.retryAfterMs).toEqual(expect.any(Number));
+    expect(error.extensions.retryAfterMs as number).toBeGreaterThan(0);
+    const stored = await db.query('select content from message where conversation_id = $1 and role = $2 order by seq', [conversation.id, 'user']);
+    expect(stored.rows.map((r) => r.content)).toEqual(['add first', 'add slow thing']);
+
+    agent.release();
+    expect((await slow).assistantMessage.seq).toBe(4);
+  });
+
+  it('with ifBusy: ENQUEUE waits for the running turn, then runs after it', async () => {
+    const client = await server.client('busy-enqueue');
+    const { conversation } = await send(client, 'add first');
+    const before = agent.started;
+    const slow = send(client, 'add slow thing', conversation.id);
+    await untilStarted(before + 1);
+
+    const queued = send(client, 'add second', conversation.id, { ifBusy: 'ENQUEUE' });
+    await new Promise((r) => setTimeout(r, 150));
+    agent.release();
+    const [a, b] = await Promise.all([slow, queued]);
+    expect([a.userMessage.seq, a.assistantMessage.seq, b.userMessage.seq, b.assistantMessage.seq]).toEqual([3, 4, 5, 6]);
+    const stored = await db.query('select seq, role, content from message where conversation_id = $1 order by seq', [conversation.id]);
+    expect(stored.rows.map((r) => `${r.seq}:${r.role}`)).toEqual(['1:user', '2:assistant', '3:user', '4:assistant', '5:user', '6:assistant']);
+  });
+});
+
+describe('a turn that fails or is interrupted', () => {
+  it('keeps the user message and a failed reply; a retry with the same clientMessageId completes it in place', async () => {
+    const client = await server.client('failing');
+    const { conversation } = await send(client, 'add first');
+    const input = { conversationId: conversation.id, message: 'add explode test', clientMessageId: 'retry-1' };
+
+    const failure = await gqlError(client, SEND, { input });
+    expect(failure.code).toBe('UPSTREAM_ERROR');
+    const afterFailure = await db.query('select seq, role, status from message where conversation_id = $1 order by seq', [conversation.id]);
+    expect(afterFailure.rows.map((r) => `${r.seq}:${r.role}:${r.status}`)).toEqual(['1:user:complete', '2:assistant:complete', '3:user:complete', '4:assistant:failed']);
+
+    const retry = await send(client, input.message, conversation.id, { clientMessageId: 'retry-1' });
+    expect(retry.replayed).toBe(false);
+    expect([retry.userMessage.seq, retry.assistantMessage.seq, retry.assistantMessage.status]).toEqual([3, 4, 'COMPLETE']);
+    expect(retry.toolCalls.map((c) => c.name)).toEqual(['add_task']);
+    const afterRetry = await db.query('select seq, role, status from message where conversation_id = $1 order by seq', [conversation.id]);
+    expect(afterRetry.rows.map((r) => `${r.seq}:${r.role}:${r.status}`)).toEqual(['1:user:complete', '2:assistant:complete', '3:user:complete', '4:assistant:complete']);
+    const counters = await db.query('select message_count, next_seq, turn_id from conversation where id = $1', [conversation.id]);
+    expect(counters.rows[0]).toEqual({ message_count: 4, next_seq: 5, turn_id: null });
+
+    const replay = await send(client, input.message, conversation.id, { clientMessageId: 'retry-1' });
+    expect(replay.replayed).toBe(true);
+    expect(replay.assistantMessage.id).toBe(retry.assistantMessage.id);
+  });
+
+  it('closes a turn whose instance died (lease expired, reply missing) as failed when the next message comes', async () => {
+    const client = await server.client('interrupted');
+    const { conversation } = await send(client, 'add first');
+    // What an instance leaves behind when it dies between the two transactions of a turn.
+    await db.query(
+      `insert into message (id, conversation_id, user_id, seq, role, content, status, created_at)
+       values (gen_random_uuid(), $1, 'interrupted', 3, 'user', 'add lost', 'complete', now())`,
+      [conversation.id],
+    );
+    await db.query(
+      `update conversation set next_seq = 5, message_count = 3, turn_id = gen_random_uuid(),
+       lease_expires_at = now() - interval '1 second' where id = $1`,
+      [conversation.id],
+    );
+
+    const next = await send(client, 'add next', conversation.id);
+    expect([next.userMessage.seq, next.assistantMessage.seq]).toEqual([5, 6]);
+    const rows = await db.query('select seq, role, status from message where conversation_id = $1 order by seq', [conversation.id]);
+    expect(rows.rows.map((r) => `${r.seq}:${r.role}:${r.status}`)).toEqual([
+      '1:user:complete', '2:assistant:complete', '3:user:complete', '4:assistant:failed', '5:user:complete', '6:assistant:complete',
+    ]);
+    const counters = await db.query('select message_count, turn_id from conversation where id = $1', [conversation.id]);
+    expect(counters.rows[0]).toEqual({ message_count: 6, turn_id: null });
+  });
+});
