@@ -146,3 +146,32 @@ describe('a turn that fails or is interrupted', () => {
     expect(counters.rows[0]).toEqual({ message_count: 6, turn_id: null });
   });
 });
+
+describe('the turn lease', () => {
+  let shortLease: TestServer;
+  const held = new GatedAgent();
+
+  beforeAll(async () => {
+    shortLease = await startTestServer({ agent: held, env: { TURN_LEASE: '300' } });
+  });
+
+  afterAll(async () => {
+    held.release();
+    await shortLease?.close();
+  });
+
+  it('is renewed while the turn runs, so a live turn longer than TURN_LEASE keeps its conversation', async () => {
+    const client = await shortLease.client('long-turn');
+    const { conversation } = await send(client, 'add first');
+    const slow = send(client, 'add slow thing', conversation.id);
+    for (let i = 0; i < 200 && held.started < 1; i++) await new Promise((r) => setTimeout(r, 10));
+
+    await new Promise((r) => setTimeout(r, 900)); // three leases long
+    const error = await gqlError(client, SEND, { input: { conversationId: conversation.id, message: 'add intruder' } });
+    expect(error.code).toBe('CONVERSATION_BUSY');
+
+    held.release();
+    expect((await slow).assistantMessage.seq).toBe(4);
+    expect((await send(client, 'add after', conversation.id)).userMessage.seq).toBe(5);
+  });
+});

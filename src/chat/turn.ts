@@ -9,7 +9,7 @@
 import { setTimeout } from 'node:timers/promises';
 import { LockMode } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import type { Agent, ToolBox, ToolCallRecord } from '../agent/types.js';
+import type { Agent, AgentMessage, AgentReply, ToolBox, ToolCallRecord } from '../agent/types.js';
 import { Conversation, ConversationStatus, Message, MessageRole, MessageStatus, ToolCall } from '../entities/index.js';
 import { isUuid, newId } from '../entities/ids.js';
 import { AppError, badInput, notFound } from '../errors.js';
@@ -64,27 +64,50 @@ export async function sendMessage(deps: TurnDeps, viewer: Viewer, input: SendMes
   // Step 5: the context, by keyset on (conversation_id, seq): never the whole history.
   const messages = await loadContext(deps.em, conversation.id, userMessage.seq, deps.settings.historyLimit);
 
-  // Step 6: the agent, with no transaction open.
-  const tools = await deps.openTools(deps.em, viewer.userId);
-  let reply: { content: string; model: string | null; usage: Awaited<ReturnType<Agent['run']>>['usage'] } | undefined;
-  let failure: unknown;
-  try {
-    reply = await deps.agent.run({ messages, tools });
-  } catch (error) {
-    failure = error;
-  } finally {
-    await tools.close();
-  }
+  // Step 6: the agent, with no transaction open; the lease is renewed while it runs.
+  const renewal = renewLease(deps, conversation.id, turnId);
+  const { reply, failure, calls } = await runAgent(deps, messages, viewer.userId).finally(() => renewal.stop());
 
   // Step 7: one short transaction that stores the reply and its tool calls and frees the lease.
-  const finished = await finishTurn(deps, conversation.id, userMessage, turnId, start.placeholder, reply, tools.calls);
-  if (failure !== undefined || !reply) {
+  const finished = await finishTurn(deps, conversation.id, userMessage, turnId, start.placeholder, reply, calls);
+  if (!reply) {
     deps.log.error({ err: failure, conversationId: conversation.id }, 'agent failed');
     throw new AppError('UPSTREAM_ERROR', 'The agent failed to answer; the message is stored and can be retried with the same clientMessageId', {
       cause: failure,
     });
   }
   return { ...finished, userMessage, replayed: false };
+}
+
+// Private: the agent with this turn's tools; a failure is returned with the calls made before it.
+async function runAgent(
+  deps: TurnDeps,
+  messages: AgentMessage[],
+  userId: string,
+): Promise<{ reply: AgentReply | null; failure?: unknown; calls: readonly ToolCallRecord[] }> {
+  let tools: (ToolBox & { close(): Promise<void> }) | undefined;
+  try {
+    tools = await deps.openTools(deps.em, userId);
+    return { reply: await deps.agent.run({ messages, tools }), calls: tools.calls };
+  } catch (error) {
+    return { reply: null, failure: error, calls: tools?.calls ?? [] };
+  } finally {
+    await tools?.close();
+  }
+}
+
+// Private: pushes the lease's expiry forward while the turn is alive, so that only a dead
+// instance's turn can be taken over. The update matches on the turn id: a lost lease stays lost.
+function renewLease(deps: TurnDeps, conversationId: string, turnId: string): { stop(): void } {
+  const { turnLeaseMs } = deps.settings;
+  const timer = setInterval(() => {
+    deps.em
+      .fork()
+      .nativeUpdate(Conversation, { id: conversationId, turnId }, { leaseExpiresAt: new Date(Date.now() + turnLeaseMs) })
+      .catch((error: unknown) => deps.log.warn({ err: error, conversationId }, 'lease renewal failed'));
+  }, Math.max(Math.floor(turnLeaseMs / 3), 50));
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
 }
 
 type Started =
@@ -183,7 +206,7 @@ async function finishTurn(
   userMessage: Message,
   turnId: string,
   placeholder: Message | null,
-  reply: { content: string; model: string | null; usage: { promptTokens: number; completionTokens: number; totalTokens: number } | null } | undefined,
+  reply: AgentReply | null,
   calls: readonly ToolCallRecord[],
 ): Promise<Omit<TurnResult, 'replayed' | 'userMessage'>> {
   const now = new Date();

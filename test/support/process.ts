@@ -57,11 +57,12 @@ export function serverEnv(settings: Record<string, string> = {}): NodeJS.Process
 /** Starts `node dist/src/main.js` with `env` and resolves once it logs that it listens (default deadline 30 s). */
 export async function startServer(env: NodeJS.ProcessEnv, ms = 30_000): Promise<ServerProcess> {
   const child = launch(MAIN, [], env);
-  const listening = await child.waitForLine(
-    (line) => parseLog(line)?.msg === LISTENING,
-    `the "${LISTENING}" log line`,
-    ms,
-  );
+  const listening = await child
+    .waitForLine((line) => parseLog(line)?.msg === LISTENING, `the "${LISTENING}" log line`, ms)
+    .catch(async (error: unknown) => {
+      await child.kill();
+      throw error;
+    });
   const url = String(parseLog(listening)!.url);
   return {
     pid: child.process.pid!,

@@ -1,0 +1,205 @@
+/**
+ * The server as a real process, the way people run it: `node dist/src/main.js` (what `npm start`
+ * runs after building) and `node dist/src/cli.js`, each with an environment built from nothing,
+ * spoken to over real HTTP. Restarts, signals and a SIGKILL show that the process holds no state:
+ * whatever it acknowledged is in PostgreSQL, and the next process carries on.
+ */
+import { existsSync } from 'node:fs';
+import { chmod, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { GraphQLClient } from 'graphql-request';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from './support/database.js';
+import { gqlError, send } from './support/graphql.js';
+import { killAll, runCli, runServer, serverEnv, startServer, type ServerProcess } from './support/process.js';
+
+const JWT_SECRET = 'process-test-secret-that-is-long-enough-for-hs256';
+const JWT = /^[\w-]+\.[\w-]+\.[\w-]+$/;
+const VIEWER = /* GraphQL */ `{ viewer { id } }`;
+const TASKS = /* GraphQL */ `{ tasks(first: 20) { edges { node { title completed } } } }`;
+const INTROSPECTION = /* GraphQL */ `{ __schema { queryType { name } } }`;
+/** A clean exit: code 0, not killed by a signal. */
+const CLEAN_EXIT = { code: 0, signal: null };
+
+type Tasks = { tasks: { edges: { node: { title: string; completed: boolean } }[] } };
+
+const client = (server: ServerProcess, token: string) => new GraphQLClient(server.url, { headers: { authorization: `Bearer ${token}` } });
+const taskTitles = async (gql: GraphQLClient) => (await gql.request<Tasks>(TASKS)).tasks.edges.map((edge) => edge.node);
+const messages = (server: ServerProcess) => server.logs().map((line) => line.msg);
+
+/** A fresh directory the embedded PostgreSQL (run as the `postgres` user when we are root) can reach. */
+async function makeDataDir(): Promise<string> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'stateless-chat-process-'));
+  await chmod(dir, 0o755);
+  return dir;
+}
+
+afterAll(killAll);
+
+describe('npm start with the defaults, as a newcomer runs it (embedded PostgreSQL and a kept dev secret in DATA_DIR)', () => {
+  let dataDir: string;
+  let server: ServerProcess | undefined;
+  let firstToken: string;
+  let conversationId: string;
+  const env = () => serverEnv({ DATA_DIR: dataDir });
+
+  beforeAll(async () => {
+    dataDir = await makeDataDir();
+  });
+
+  afterAll(async () => {
+    await server?.kill();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('initialises PostgreSQL, prints a dev token that sendMessage accepts, and exits 0 on SIGTERM', async () => {
+    server = await startServer(env());
+    expect(messages(server)).toEqual(
+      expect.arrayContaining(['initialising embedded PostgreSQL', 'embedded PostgreSQL started', 'migrations applied', 'stateless-chat listening']),
+    );
+    expect(server.logs().find((line) => line.msg === 'stateless-chat listening')).toMatchObject({ database: 'embedded', agent: 'offline' });
+    expect(server.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/graphql$/);
+    expect(server.url).not.toMatch(/:0\//);
+    firstToken = await server.devToken();
+    expect(firstToken).toMatch(JWT);
+    expect(existsSync(path.join(dataDir, 'jwt-secret'))).toBe(true);
+    expect(existsSync(path.join(dataDir, 'postgres', 'PG_VERSION'))).toBe(true);
+
+    const turn = await send(client(server, firstToken), 'add a task to buy milk');
+    expect(turn.userMessage).toMatchObject({ seq: 1, content: 'add a task to buy milk' });
+    expect(turn.assistantMessage.seq).toBe(2);
+    expect(turn.toolCalls).toHaveLength(1);
+    expect(turn.toolCalls[0]).toMatchObject({ server: 'todo', name: 'add_task', arguments: { title: 'buy milk' }, isError: false });
+    conversationId = turn.conversation.id;
+
+    expect(await server.stop('SIGTERM')).toEqual(CLEAN_EXIT);
+    expect(messages(server)).toEqual(expect.arrayContaining(['shutting down', 'stopped']));
+  });
+
+  it('starts again on the same DATA_DIR: the kept secret still verifies tokens, and the conversation and tasks are there', async () => {
+    expect(conversationId, 'the previous test started the conversation').toBeDefined();
+    server = await startServer(env());
+    expect(messages(server)).not.toContain('initialising embedded PostgreSQL');
+    expect(messages(server)).not.toContain('migrations applied');
+
+    const token = await server.devToken();
+    expect(await client(server, token).request(VIEWER)).toEqual({ viewer: { id: 'demo' } });
+    expect(await client(server, firstToken).request(VIEWER)).toEqual({ viewer: { id: 'demo' } });
+
+    const demo = client(server, token);
+    const turn = await send(demo, 'show my tasks', conversationId);
+    expect(turn.conversation).toMatchObject({ id: conversationId, messageCount: 4 });
+    expect([turn.userMessage.seq, turn.assistantMessage.seq]).toEqual([3, 4]);
+    expect(turn.toolCalls.map((call) => call.name)).toEqual(['list_tasks']);
+    expect(turn.response).toContain('buy milk');
+    expect(await taskTitles(demo)).toEqual([{ title: 'buy milk', completed: false }]);
+
+    const ready = await fetch(`${server.origin}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(ready.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(await ready.json()).toEqual({ status: 'ready' });
+  });
+
+  it('`cli token alice` signs with the kept secret, and the running server accepts the token as alice', async () => {
+    const cli = await runCli(['token', 'alice'], env());
+    expect(cli.code, cli.stderr).toBe(0);
+    const token = cli.stdout.trim();
+    expect(token).toMatch(JWT);
+
+    const alice = client(server!, token);
+    expect(await alice.request(VIEWER)).toEqual({ viewer: { id: 'alice' } });
+    expect(await taskTitles(alice)).toEqual([]);
+  });
+
+  it('serves Apollo Sandbox to a browser at GET /graphql, with the dev token in its Authorization header, and allows introspection', async () => {
+    const token = await server!.devToken();
+    const page = await fetch(server!.url, { headers: { accept: 'text/html' } });
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+    const html = await page.text();
+    expect(html).toContain('embeddable-sandbox');
+    expect(html.match(/"sharedHeaders":\{"Authorization":"Bearer ([^"]+)"\}/)?.[1]).toBe(token);
+
+    expect(await client(server!, token).request(INTROSPECTION)).toEqual({ __schema: { queryType: { name: 'Query' } } });
+  });
+
+  it('exits 0 on SIGINT (Ctrl-C)', async () => {
+    expect(await server!.stop('SIGINT')).toEqual(CLEAN_EXIT);
+    expect(messages(server!)).toEqual(expect.arrayContaining(['shutting down', 'stopped']));
+  });
+});
+
+describe('with an external PostgreSQL (DATABASE_URL) and JWT_SECRET', () => {
+  let database: TestDatabase;
+  let scratch: string;
+  const servers: ServerProcess[] = [];
+  const env = (settings: Record<string, string> = {}) =>
+    serverEnv({ DATABASE_URL: database.url, JWT_SECRET, DATA_DIR: scratch, ...settings });
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    scratch = await makeDataDir();
+  });
+
+  afterAll(async () => {
+    await Promise.all(servers.map((server) => server.kill()));
+    await database?.drop();
+    await rm(scratch, { recursive: true, force: true });
+  });
+
+  it('loses nothing a SIGKILLed process acknowledged: the next process continues the conversation at seq 3', async () => {
+    const token = (await runCli(['token', 'bob'], env())).stdout.trim();
+    expect(token).toMatch(JWT);
+
+    const first = await startServer(env());
+    servers.push(first);
+    expect(first.logs().find((line) => line.msg === 'stateless-chat listening')).toMatchObject({ database: 'external' });
+    const turn = await send(client(first, token), 'add a task to buy milk');
+    expect(turn.toolCalls[0]).toMatchObject({ name: 'add_task', arguments: { title: 'buy milk' } });
+    expect(await first.stop('SIGKILL')).toEqual({ code: null, signal: 'SIGKILL' });
+
+    const second = await startServer(env());
+    servers.push(second);
+    const bob = client(second, token);
+    const next = await send(bob, 'add walk the dog', turn.conversation.id);
+    expect(next.conversation).toMatchObject({ id: turn.conversation.id, messageCount: 4 });
+    expect([next.userMessage.seq, next.assistantMessage.seq]).toEqual([3, 4]);
+    expect(await taskTitles(bob)).toEqual([
+      { title: 'buy milk', completed: false },
+      { title: 'walk the dog', completed: false },
+    ]);
+
+    expect(await second.stop('SIGTERM')).toEqual(CLEAN_EXIT);
+  });
+
+  it('in production refuses to start without JWT_SECRET or JWT_JWKS_URL, says so on stderr, and touches nothing', async () => {
+    const result = await runServer(serverEnv({ NODE_ENV: 'production', DATA_DIR: scratch }));
+    expect(result.signal).toBeNull();
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toContain('JWT_SECRET');
+    expect(result.stdout).not.toContain('stateless-chat listening');
+    expect(await readdir(scratch)).toEqual([]);
+  });
+
+  it('in production serves no Sandbox and no dev token, and refuses introspection while queries work', async () => {
+    const production = env({ NODE_ENV: 'production' });
+    const server = await startServer(production);
+    servers.push(server);
+    const token = (await runCli(['token', 'carol'], production)).stdout.trim();
+    expect(token).toMatch(JWT);
+
+    const page = await fetch(server.url, { headers: { accept: 'text/html' } });
+    expect(page.headers.get('content-type') ?? '').not.toMatch(/text\/html/);
+    expect(await page.text()).not.toContain('embeddable-sandbox');
+
+    const carol = client(server, token);
+    const refused = await gqlError(carol, INTROSPECTION);
+    expect(refused.code).toBe('GRAPHQL_VALIDATION_FAILED');
+    expect(refused.message).toMatch(/introspection/i);
+    expect(await carol.request(VIEWER)).toEqual({ viewer: { id: 'carol' } });
+
+    expect(await server.stop('SIGTERM')).toEqual(CLEAN_EXIT);
+    expect(server.lines().some((line) => line.startsWith('Dev token'))).toBe(false);
+  });
+});
