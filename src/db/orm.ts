@@ -28,7 +28,8 @@ export function ormConfig({ clientUrl, log, onQuery, poolMax = 10 }: OrmOptions)
     entities,
     metadataProvider: ReflectMetadataProvider,
     extensions: [Migrator],
-    migrations: { path: 'migrations', pathTs: 'migrations', migrationsList, emit: 'ts', snapshot: true },
+    // The snapshot (what the migrations build) changes only with `migrate:create`, never when migrating.
+    migrations: { path: 'migrations', pathTs: 'migrations', migrationsList, emit: 'ts', snapshot: true, snapshotOnMigrate: false, snapshotName: '.snapshot' },
     pool: { min: 0, max: poolMax },
     debug: logsQueries ? ['query'] : false,
     loggerFactory: () => queryLogger(log, onQuery),
