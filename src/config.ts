@@ -26,6 +26,14 @@ const schema = z.object({
   OPENAI_BASE_URL: optionalString.pipe(z.url().optional()),
   OPENAI_MODEL: z.string().default('gpt-4o-mini'),
   AGENT: z.enum(['openai', 'offline']).optional(),
+  OPENAI_MAX_RETRIES: z.coerce.number().int().min(0).max(10).default(2),
+  SYSTEM_PROMPT: optionalString,
+  SYSTEM_PROMPT_FILE: optionalString,
+  CONTEXT_TOKENS: positiveInt(32_000),
+  MAX_TOOL_ROUNDS: positiveInt(8),
+  TOOL_TIMEOUT: positiveInt(30_000),
+  TOOL_RESULT_MAX_BYTES: positiveInt(16 * 1024),
+  TURN_DEADLINE: positiveInt(120_000),
   MCP_CONFIG: optionalString,
   HISTORY_LIMIT: positiveInt(50),
   MAX_MESSAGE_CHARS: positiveInt(32_000),
@@ -43,7 +51,13 @@ export type Config = {
   databaseUrl?: string;
   dataDir: string;
   jwt: { secret?: string; jwksUrl?: string; issuer?: string; audience?: string };
-  openai: { apiKey?: string; baseUrl?: string; model: string };
+  openai: { apiKey?: string; baseUrl?: string; model: string; maxRetries: number };
+  /** Replaces the default system prompt: the text itself, or a file to read it from. */
+  systemPrompt: { text?: string; file?: string };
+  /** Token budget of the context sent to the model (system prompt and new message always kept). */
+  contextTokens: number;
+  /** Limits of one turn: model/tool rounds, one tool call's time and result size, the whole turn's time. */
+  limits: { maxToolRounds: number; toolTimeoutMs: number; toolResultMaxBytes: number; turnDeadlineMs: number };
   /** Which agent runs the turns: `openai` when an API key is set, else `offline`. */
   agent: 'openai' | 'offline';
   mcpConfigPath?: string;
@@ -73,7 +87,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     databaseUrl: e.DATABASE_URL,
     dataDir: e.DATA_DIR,
     jwt: { secret: e.JWT_SECRET, jwksUrl: e.JWT_JWKS_URL, issuer: e.JWT_ISSUER, audience: e.JWT_AUDIENCE },
-    openai: { apiKey: e.OPENAI_API_KEY, baseUrl: e.OPENAI_BASE_URL, model: e.OPENAI_MODEL },
+    openai: { apiKey: e.OPENAI_API_KEY, baseUrl: e.OPENAI_BASE_URL, model: e.OPENAI_MODEL, maxRetries: e.OPENAI_MAX_RETRIES },
+    systemPrompt: { text: e.SYSTEM_PROMPT, file: e.SYSTEM_PROMPT_FILE },
+    contextTokens: e.CONTEXT_TOKENS,
+    limits: {
+      maxToolRounds: e.MAX_TOOL_ROUNDS,
+      toolTimeoutMs: e.TOOL_TIMEOUT,
+      toolResultMaxBytes: e.TOOL_RESULT_MAX_BYTES,
+      turnDeadlineMs: e.TURN_DEADLINE,
+    },
     agent: e.AGENT ?? (e.OPENAI_API_KEY ? 'openai' : 'offline'),
     mcpConfigPath: e.MCP_CONFIG,
     historyLimit: e.HISTORY_LIMIT,

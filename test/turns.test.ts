@@ -147,12 +147,12 @@ describe('a turn that fails or is interrupted', () => {
   });
 });
 
-describe('the turn lease', () => {
+describe('the turn lease and the turn deadline', () => {
   let shortLease: TestServer;
   const held = new GatedAgent();
 
   beforeAll(async () => {
-    shortLease = await startTestServer({ agent: held, env: { TURN_LEASE: '300' } });
+    shortLease = await startTestServer({ agent: held, env: { TURN_LEASE: '300', TURN_DEADLINE: '3000' } });
   });
 
   afterAll(async () => {
@@ -173,5 +173,16 @@ describe('the turn lease', () => {
     held.release();
     expect((await slow).assistantMessage.seq).toBe(4);
     expect((await send(client, 'add after', conversation.id)).userMessage.seq).toBe(5);
+  });
+
+  it('ends a turn that outlives TURN_DEADLINE with UPSTREAM_ERROR, keeping the user message and freeing the conversation', async () => {
+    const client = await shortLease.client('deadline');
+    const { conversation } = await send(client, 'add first');
+    const started = Date.now();
+    const error = await gqlError(client, SEND, { input: { conversationId: conversation.id, message: 'add slow forever' } });
+    expect(error.code).toBe('UPSTREAM_ERROR');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(2_900);
+    const next = await send(client, 'add after', conversation.id);
+    expect([next.userMessage.seq, next.assistantMessage.seq]).toEqual([5, 6]);
   });
 });

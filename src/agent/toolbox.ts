@@ -1,14 +1,16 @@
 /**
  * The tools of one turn, reached as an MCP client through the protocol.
  *
- * Each server is an MCP `Client` already connected (the built-in todo server over an in-memory
- * transport pair made for this turn). Every call is timed and recorded, and every failure (bad
- * JSON arguments, unknown tool, a tool's error, a broken transport) becomes an `isError`
- * outcome the agent can read, never an exception.
+ * Each server is an MCP `Client` already connected: the built-in todo server over an in-memory
+ * transport pair made for this turn, and the external servers of `MCP_CONFIG`, shared by the
+ * process. Every call is timed, bounded (timeout, result size) and recorded, and every failure
+ * (bad JSON arguments, unknown tool, a tool's error, a timeout, a broken transport) becomes an
+ * `isError` outcome the agent can read, never an exception.
  */
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
+import type { Tool as McpTool } from '@modelcontextprotocol/sdk/types.js';
 import type { ToolBox, ToolCallRecord, ToolInfo, ToolOutcome } from './types.js';
 
 type Route = { info: ToolInfo; client: Client; remoteName: string };
@@ -22,50 +24,79 @@ export async function connectInMemory(server: McpServer, clientName = 'stateless
   return client;
 }
 
-/**
- * Builds a tool box over connected MCP clients. Tool names are offered as the server names them;
- * a later server's tool whose name is taken is offered as `server__name`.
- */
-export async function createToolBox(servers: { name: string; client: Client }[]): Promise<ToolBox & { close(): Promise<void> }> {
+/** An MCP server as a tool box sees it. */
+export type ToolServer = {
+  name: string;
+  client: Client;
+  /** Offer its tools as `name__tool` (external servers), so that no two servers' names collide. */
+  prefixed: boolean;
+  /** Close the client with the tool box (per-turn servers); shared clients stay open. */
+  owned: boolean;
+  /** Its tools, when the caller keeps them; listed through the client otherwise. */
+  tools?: McpTool[];
+};
+
+export type ToolLimits = {
+  /** A call that takes longer is abandoned and recorded as an error. */
+  timeoutMs: number;
+  /** Results longer than this (UTF-8 bytes) are cut, with a visible marker, for the model and the record alike. */
+  maxResultBytes: number;
+};
+
+export const DEFAULT_TOOL_LIMITS: ToolLimits = { timeoutMs: 30_000, maxResultBytes: 16 * 1024 };
+
+const MAX_TOOL_NAME = 64;
+
+/** Builds a tool box over connected MCP servers; see `ToolServer` for how names are offered. */
+export async function createToolBox(
+  servers: ToolServer[],
+  limits: ToolLimits = DEFAULT_TOOL_LIMITS,
+): Promise<ToolBox & { close(): Promise<void> }> {
   const routes = new Map<string, Route>();
-  for (const { name: server, client } of servers) {
-    const { tools } = await client.listTools();
+  for (const server of servers) {
+    const tools = server.tools ?? (await server.client.listTools()).tools;
     for (const tool of tools) {
-      const name = routes.has(tool.name) ? `${server}__${tool.name}` : tool.name;
+      const name = server.prefixed ? prefixedName(server.name, tool.name) : tool.name;
+      if (routes.has(name)) continue;
       routes.set(name, {
-        info: { server, name, description: tool.description ?? '', inputSchema: tool.inputSchema as Record<string, unknown> },
-        client,
+        info: { server: server.name, name, description: tool.description ?? '', inputSchema: tool.inputSchema as Record<string, unknown> },
+        client: server.client,
         remoteName: tool.name,
       });
     }
   }
   const calls: ToolCallRecord[] = [];
+  // Agents without provider ids (the offline one) get ids unique across turns, as replayed history needs.
+  const idPrefix = `call_${crypto.randomUUID().slice(0, 8)}_`;
   let generatedIds = 0;
 
   return {
     calls,
     list: () => [...routes.values()].map((route) => route.info),
-    async call(name, args, callId = `call_${++generatedIds}`) {
+    async call(name, args, callId = `${idPrefix}${++generatedIds}`) {
       const startedAt = new Date();
       const route = routes.get(name);
       const record = (argsStored: unknown, outcome: ToolOutcome): ToolOutcome => {
+        const capped = capOutcome(outcome, limits.maxResultBytes);
         calls.push({
           callId,
           server: route?.info.server ?? 'unknown',
           name,
           arguments: argsStored,
-          result: outcome.structured,
-          isError: outcome.isError,
+          result: capped.structured,
+          isError: capped.isError,
           startedAt,
           durationMs: Date.now() - startedAt.getTime(),
         });
-        return outcome;
+        return capped;
       };
       const parsed = parseArguments(args);
       if (!parsed.ok) return record(args, errorOutcome(`Invalid tool arguments: ${parsed.error}`));
       if (!route) return record(parsed.value, errorOutcome(`Unknown tool "${name}". Available tools: ${[...routes.keys()].join(', ')}.`));
       try {
-        const result = await route.client.callTool({ name: route.remoteName, arguments: parsed.value });
+        const result = await route.client.callTool({ name: route.remoteName, arguments: parsed.value }, undefined, {
+          timeout: limits.timeoutMs,
+        });
         const text = textOf(result.content);
         const isError = result.isError === true;
         const structured = result.structuredContent ?? (isError ? { error: text } : { text });
@@ -75,9 +106,33 @@ export async function createToolBox(servers: { name: string; client: Client }[])
       }
     },
     async close() {
-      await Promise.allSettled(servers.map(({ client }) => client.close()));
+      await Promise.allSettled(servers.filter((server) => server.owned).map(({ client }) => client.close()));
     },
   };
+}
+
+/** `server__tool`, reduced to the characters and length that model APIs accept for function names. */
+export function prefixedName(server: string, tool: string): string {
+  return `${server}__${tool}`.replace(/[^a-zA-Z0-9_-]/g, '_').slice(0, MAX_TOOL_NAME);
+}
+
+// Private: the same cut for what the model reads and what is stored, so the record is faithful.
+function capOutcome(outcome: ToolOutcome, maxBytes: number): ToolOutcome {
+  const textBytes = Buffer.byteLength(outcome.content);
+  const structuredText = JSON.stringify(outcome.structured) ?? 'null';
+  const structuredBytes = Buffer.byteLength(structuredText);
+  if (textBytes <= maxBytes && structuredBytes <= maxBytes) return outcome;
+  const content = textBytes > maxBytes ? truncate(outcome.content, maxBytes) : outcome.content;
+  const structured = structuredBytes > maxBytes ? { truncated: true, originalBytes: structuredBytes, text: truncate(structuredText, maxBytes) } : outcome.structured;
+  return { ...outcome, content, structured };
+}
+
+/** Cuts `text` to at most `maxBytes` UTF-8 bytes (on a character boundary) and says how much was left out. */
+export function truncate(text: string, maxBytes: number): string {
+  const bytes = Buffer.from(text);
+  if (bytes.length <= maxBytes) return text;
+  const kept = bytes.subarray(0, maxBytes).toString('utf8').replace(/\uFFFD$/, '');
+  return `${kept}\n…[truncated: ${bytes.length - Buffer.byteLength(kept)} of ${bytes.length} bytes omitted]`;
 }
 
 // Private: the model sends arguments as JSON text; agents in code may pass an object.

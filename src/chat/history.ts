@@ -1,33 +1,57 @@
 /**
- * The context of a turn: the last `limit` messages before the new one, read by keyset on
- * `(conversation_id, seq)` (one indexed range scan, whatever the length of the history), turned
- * into the agent's neutral messages.
+ * The context of a turn: the last `limit` messages up to the new one, read by keyset on
+ * `(conversation_id, seq)` (one indexed range scan, whatever the length of the history), with the
+ * tool calls of the assistant messages among them (one more statement), turned into the agent's
+ * neutral messages. Past tool use is replayed as real calls followed by their results.
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { AgentMessage } from '../agent/types.js';
-import { Message, MessageRole, MessageStatus } from '../entities/index.js';
+import { Message, MessageRole, MessageStatus, ToolCall } from '../entities/index.js';
+
+type StoredMessage = Pick<Message, 'id' | 'role' | 'content' | 'status'>;
+type StoredCall = Pick<ToolCall, 'callId' | 'name' | 'arguments' | 'result'>;
 
 /**
  * Loads the messages of `conversationId` up to and including `uptoSeq` (the new user message),
- * at most `limit` of them, oldest first. Failed replies are left out: they never reached the user.
+ * at most `limit` of them, oldest first, with their tool calls.
  */
 export async function loadContext(em: EntityManager, conversationId: string, uptoSeq: number, limit: number): Promise<AgentMessage[]> {
   const rows = await em.find(
     Message,
     { conversation: conversationId, seq: { $lte: uptoSeq } },
-    { orderBy: { seq: 'desc' }, limit, fields: ['role', 'content', 'status', 'seq'] },
+    { orderBy: { seq: 'desc' }, limit, fields: ['id', 'role', 'content', 'status', 'seq'] },
   );
-  return toAgentMessages(rows.reverse());
+  rows.reverse();
+  const replies = rows.filter((row) => row.role === MessageRole.ASSISTANT).map((row) => row.id);
+  const calls =
+    replies.length === 0
+      ? []
+      : await em.find(ToolCall, { message: { $in: replies } }, { orderBy: { id: 'asc' }, fields: ['message', 'callId', 'name', 'arguments', 'result'] });
+  return toAgentMessages(rows, Map.groupBy(calls, (call) => call.message.id));
 }
 
-/** Maps stored messages (oldest first) to agent messages, dropping failed and empty ones. */
-export function toAgentMessages(rows: Pick<Message, 'role' | 'content' | 'status'>[]): AgentMessage[] {
+/**
+ * Maps stored messages (oldest first) to agent messages. An assistant message with tool calls
+ * becomes the calls, their results, then its text. A failed reply contributes only its completed
+ * tool calls (so a retry does not repeat them), never its text: the user never saw it.
+ */
+export function toAgentMessages(rows: StoredMessage[], callsByMessage: Map<string, StoredCall[]> = new Map()): AgentMessage[] {
   const messages: AgentMessage[] = [];
   for (const row of rows) {
-    if (row.status === MessageStatus.FAILED) continue;
     if (row.role === MessageRole.USER) messages.push({ role: 'user', content: row.content });
-    else if (row.role === MessageRole.ASSISTANT) messages.push({ role: 'assistant', content: row.content });
     else if (row.role === MessageRole.SYSTEM) messages.push({ role: 'system', content: row.content });
+    else if (row.role === MessageRole.ASSISTANT) {
+      const calls = callsByMessage.get(row.id) ?? [];
+      if (calls.length > 0) {
+        messages.push({
+          role: 'assistant',
+          content: '',
+          toolCalls: calls.map((call) => ({ id: call.callId, name: call.name, arguments: JSON.stringify(call.arguments ?? {}) })),
+        });
+        for (const call of calls) messages.push({ role: 'tool', callId: call.callId, content: JSON.stringify(call.result ?? null) });
+      }
+      if (row.status === MessageStatus.COMPLETE && row.content !== '') messages.push({ role: 'assistant', content: row.content });
+    }
   }
   return messages;
 }

@@ -35,7 +35,14 @@ export type TurnResult = {
   replayed: boolean;
 };
 
-export type TurnSettings = { historyLimit: number; maxMessageChars: number; turnLeaseMs: number; enqueueTimeoutMs: number };
+export type TurnSettings = {
+  historyLimit: number;
+  maxMessageChars: number;
+  turnLeaseMs: number;
+  enqueueTimeoutMs: number;
+  /** The agent's whole run, tools included, must end within this. */
+  turnDeadlineMs: number;
+};
 
 /** What a turn needs from the outside; all of it is made per request or is immutable. */
 export type TurnDeps = {
@@ -88,7 +95,12 @@ async function runAgent(
   let tools: (ToolBox & { close(): Promise<void> }) | undefined;
   try {
     tools = await deps.openTools(deps.em, userId);
-    return { reply: await deps.agent.run({ messages, tools }), calls: tools.calls };
+    const signal = AbortSignal.timeout(deps.settings.turnDeadlineMs);
+    const deadline = new Promise<never>((_, reject) => {
+      signal.addEventListener('abort', () => reject(new Error(`the turn took longer than ${deps.settings.turnDeadlineMs} ms`)), { once: true });
+    });
+    // The agent gets the signal to stop its work; the race ends the turn even if it does not listen.
+    return { reply: await Promise.race([deps.agent.run({ messages, tools, signal }), deadline]), calls: tools.calls };
   } catch (error) {
     return { reply: null, failure: error, calls: tools?.calls ?? [] };
   } finally {

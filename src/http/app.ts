@@ -63,12 +63,14 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
   const devToken = config.env !== 'production' && auth.sign ? await auth.sign('demo') : undefined;
   const services: Services = {
     agent,
-    openTools: openTurnTools,
+    openTools: (em, userId) =>
+      openTurnTools(em, userId, { timeoutMs: config.limits.toolTimeoutMs, maxResultBytes: config.limits.toolResultMaxBytes }),
     settings: {
       historyLimit: config.historyLimit,
       maxMessageChars: config.maxMessageChars,
       turnLeaseMs: config.turnLeaseMs,
       enqueueTimeoutMs: config.enqueueTimeoutMs,
+      turnDeadlineMs: config.limits.turnDeadlineMs,
     },
     log,
   };
