@@ -79,6 +79,8 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
     schema: await createSchema(),
     introspection: config.introspection,
     includeStacktraceInErrorResponses: false,
+    // main.ts owns shutdown (drain, then close pool and database); Apollo's own signal handling races it.
+    stopOnTerminationSignals: false,
     formatError: formatError(log),
     plugins: [landingPage(config, devToken)],
   });
