@@ -160,11 +160,11 @@ async function database(): Promise<{ url: string; stop(): Promise<void> }> {
   const given = process.env.BENCH_DATABASE_URL;
   if (given) return { url: given, stop: async () => {} };
   const dir = await mkdtemp(path.join(tmpdir(), 'stateless-chat-bench-'));
-  const { port, server } = await startPostgresServer({ clusterDir: path.join(dir, 'pg'), password: 'bench', persistent: false });
+  const { port, stop } = await startPostgresServer({ clusterDir: path.join(dir, 'pg'), password: 'bench', persistent: false });
   return {
     url: `postgresql://postgres:bench@127.0.0.1:${port}/postgres`,
     async stop() {
-      await server.stop();
+      await stop();
       await rm(dir, { recursive: true, force: true });
     },
   };

@@ -19,14 +19,20 @@ const JWT = /^[\w-]+\.[\w-]+\.[\w-]+$/;
 const VIEWER = /* GraphQL */ `{ viewer { id } }`;
 const TASKS = /* GraphQL */ `{ tasks(first: 20) { edges { node { title completed } } } }`;
 const INTROSPECTION = /* GraphQL */ `{ __schema { queryType { name } } }`;
-/** A clean exit: code 0, not killed by a signal. */
-const CLEAN_EXIT = { code: 0, signal: null };
 
 type Tasks = { tasks: { edges: { node: { title: string; completed: boolean } }[] } };
 
 const client = (server: ServerProcess, token: string) => new GraphQLClient(server.url, { headers: { authorization: `Bearer ${token}` } });
 const taskTitles = async (gql: GraphQLClient) => (await gql.request<Tasks>(TASKS)).tasks.edges.map((edge) => edge.node);
 const messages = (server: ServerProcess) => server.logs().map((line) => line.msg);
+
+/** Sends `signal` and expects a graceful stop: exit code 0 within 10 s, after the "stopped" log line. */
+async function expectGracefulStop(server: ServerProcess, signal: 'SIGTERM' | 'SIGINT'): Promise<void> {
+  const exit = await server.stop(signal, 10_000);
+  const tail = server.lines().slice(-4).join('\n');
+  expect(exit, `${signal} should stop the server gracefully with exit code 0; its last stdout lines:\n${tail}\n`).toEqual({ code: 0, signal: null });
+  expect(messages(server)).toEqual(expect.arrayContaining(['shutting down', 'stopped']));
+}
 
 /** A fresh directory the embedded PostgreSQL (run as the `postgres` user when we are root) can reach. */
 async function makeDataDir(): Promise<string> {
@@ -35,7 +41,22 @@ async function makeDataDir(): Promise<string> {
   return dir;
 }
 
-afterAll(killAll);
+/** For the suites below: a fresh database on the run's PostgreSQL, and a DATA_DIR nothing should need. */
+let database: TestDatabase;
+let scratch: string;
+const externalEnv = (settings: Record<string, string> = {}) =>
+  serverEnv({ DATABASE_URL: database.url, JWT_SECRET, DATA_DIR: scratch, ...settings });
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  scratch = await makeDataDir();
+});
+
+afterAll(async () => {
+  await killAll();
+  await database?.drop();
+  if (scratch) await rm(scratch, { recursive: true, force: true });
+});
 
 describe('npm start with the defaults, as a newcomer runs it (embedded PostgreSQL and a kept dev secret in DATA_DIR)', () => {
   let dataDir: string;
@@ -49,7 +70,7 @@ describe('npm start with the defaults, as a newcomer runs it (embedded PostgreSQ
   });
 
   afterAll(async () => {
-    await server?.kill();
+    await killAll(); // before removing DATA_DIR: any server of this suite still up, with its PostgreSQL
     await rm(dataDir, { recursive: true, force: true });
   });
 
@@ -73,8 +94,7 @@ describe('npm start with the defaults, as a newcomer runs it (embedded PostgreSQ
     expect(turn.toolCalls[0]).toMatchObject({ server: 'todo', name: 'add_task', arguments: { title: 'buy milk' }, isError: false });
     conversationId = turn.conversation.id;
 
-    expect(await server.stop('SIGTERM')).toEqual(CLEAN_EXIT);
-    expect(messages(server)).toEqual(expect.arrayContaining(['shutting down', 'stopped']));
+    await expectGracefulStop(server, 'SIGTERM');
   });
 
   it('starts again on the same DATA_DIR: the kept secret still verifies tokens, and the conversation and tasks are there', async () => {
@@ -124,43 +144,43 @@ describe('npm start with the defaults, as a newcomer runs it (embedded PostgreSQ
     expect(await client(server!, token).request(INTROSPECTION)).toEqual({ __schema: { queryType: { name: 'Query' } } });
   });
 
-  it('exits 0 on SIGINT (Ctrl-C)', async () => {
-    expect(await server!.stop('SIGINT')).toEqual(CLEAN_EXIT);
+  it('stops gracefully with exit code 0 on SIGINT', async () => {
+    await expectGracefulStop(server!, 'SIGINT');
+  });
+
+  it('after a SIGKILL of the server alone, stops the PostgreSQL it left running at the next start, and the conversation goes on', async () => {
+    server = await startServer(env());
+    const demo = client(server, await server.devToken());
+    expect((await send(demo, 'add a task to call mom', conversationId)).userMessage.seq).toBe(5);
+    process.kill(server.pid, 'SIGKILL');
+    expect(await server.exited).toEqual({ code: null, signal: 'SIGKILL' });
+
+    server = await startServer(env());
+    expect(messages(server)).toContain('stopping an embedded PostgreSQL left running by an earlier process');
+    const again = client(server, await server.devToken());
+    expect((await send(again, 'show my tasks', conversationId)).userMessage.seq).toBe(7);
+    expect(await taskTitles(again)).toEqual([{ title: 'buy milk', completed: false }, { title: 'call mom', completed: false }]);
+  });
+
+  it('exits 0 when Ctrl-C reaches the whole process group, PostgreSQL included', async () => {
+    process.kill(-server!.pid, 'SIGINT');
+    expect(await server!.exited).toEqual({ code: 0, signal: null });
     expect(messages(server!)).toEqual(expect.arrayContaining(['shutting down', 'stopped']));
   });
 });
 
 describe('with an external PostgreSQL (DATABASE_URL) and JWT_SECRET', () => {
-  let database: TestDatabase;
-  let scratch: string;
-  const servers: ServerProcess[] = [];
-  const env = (settings: Record<string, string> = {}) =>
-    serverEnv({ DATABASE_URL: database.url, JWT_SECRET, DATA_DIR: scratch, ...settings });
-
-  beforeAll(async () => {
-    database = await createTestDatabase();
-    scratch = await makeDataDir();
-  });
-
-  afterAll(async () => {
-    await Promise.all(servers.map((server) => server.kill()));
-    await database?.drop();
-    await rm(scratch, { recursive: true, force: true });
-  });
-
   it('loses nothing a SIGKILLed process acknowledged: the next process continues the conversation at seq 3', async () => {
-    const token = (await runCli(['token', 'bob'], env())).stdout.trim();
+    const token = (await runCli(['token', 'bob'], externalEnv())).stdout.trim();
     expect(token).toMatch(JWT);
 
-    const first = await startServer(env());
-    servers.push(first);
+    const first = await startServer(externalEnv());
     expect(first.logs().find((line) => line.msg === 'stateless-chat listening')).toMatchObject({ database: 'external' });
     const turn = await send(client(first, token), 'add a task to buy milk');
     expect(turn.toolCalls[0]).toMatchObject({ name: 'add_task', arguments: { title: 'buy milk' } });
     expect(await first.stop('SIGKILL')).toEqual({ code: null, signal: 'SIGKILL' });
 
-    const second = await startServer(env());
-    servers.push(second);
+    const second = await startServer(externalEnv());
     const bob = client(second, token);
     const next = await send(bob, 'add walk the dog', turn.conversation.id);
     expect(next.conversation).toMatchObject({ id: turn.conversation.id, messageCount: 4 });
@@ -170,10 +190,12 @@ describe('with an external PostgreSQL (DATABASE_URL) and JWT_SECRET', () => {
       { title: 'walk the dog', completed: false },
     ]);
 
-    expect(await second.stop('SIGTERM')).toEqual(CLEAN_EXIT);
+    await expectGracefulStop(second, 'SIGTERM');
   });
+});
 
-  it('in production refuses to start without JWT_SECRET or JWT_JWKS_URL, says so on stderr, and touches nothing', async () => {
+describe('in production (NODE_ENV=production)', () => {
+  it('refuses to start without JWT_SECRET or JWT_JWKS_URL, says so on stderr, and touches nothing in DATA_DIR', async () => {
     const result = await runServer(serverEnv({ NODE_ENV: 'production', DATA_DIR: scratch }));
     expect(result.signal).toBeNull();
     expect(result.code).not.toBe(0);
@@ -182,10 +204,9 @@ describe('with an external PostgreSQL (DATABASE_URL) and JWT_SECRET', () => {
     expect(await readdir(scratch)).toEqual([]);
   });
 
-  it('in production serves no Sandbox and no dev token, and refuses introspection while queries work', async () => {
-    const production = env({ NODE_ENV: 'production' });
+  it('with JWT_SECRET, serves no Sandbox and no dev token, and refuses introspection while queries work', async () => {
+    const production = externalEnv({ NODE_ENV: 'production' });
     const server = await startServer(production);
-    servers.push(server);
     const token = (await runCli(['token', 'carol'], production)).stdout.trim();
     expect(token).toMatch(JWT);
 
@@ -199,7 +220,7 @@ describe('with an external PostgreSQL (DATABASE_URL) and JWT_SECRET', () => {
     expect(refused.message).toMatch(/introspection/i);
     expect(await carol.request(VIEWER)).toEqual({ viewer: { id: 'carol' } });
 
-    expect(await server.stop('SIGTERM')).toEqual(CLEAN_EXIT);
+    await expectGracefulStop(server, 'SIGTERM');
     expect(server.lines().some((line) => line.startsWith('Dev token'))).toBe(false);
   });
 });

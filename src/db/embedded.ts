@@ -9,10 +9,11 @@
  *   any exit code into 0 (and its `exit` hook throws); we remove them all and stop the server
  *   ourselves;
  * - a server left running by a killed process holds the cluster's `postmaster.pid`; we stop it
- *   (fast shutdown) before starting, so a crash never blocks the next start.
+ *   (fast shutdown) before starting, so a crash never blocks the next start; and we stop servers
+ *   through that pid file too, since the package's `stop()` hangs when PostgreSQL already exited.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -31,7 +32,8 @@ export type EmbeddedDatabase = {
 
 const USER = 'postgres';
 const DATABASE = 'stateless_chat';
-const STALE_SERVER_WAIT_MS = 15_000;
+const STOP_WAIT_MS = 15_000;
+const RECENT_LOG_LINES = 20;
 
 /** Asks the kernel for a free TCP port on the loopback interface. */
 export async function freePort(): Promise<number> {
@@ -56,14 +58,19 @@ export async function startPostgresServer(options: {
   persistent: boolean;
   flags?: string[];
   log?: Logger;
-}): Promise<{ port: number; server: EmbeddedPostgres }> {
+}): Promise<{ port: number; server: EmbeddedPostgres; stop(): Promise<void> }> {
   const { clusterDir, log } = options;
   await mkdir(path.dirname(clusterDir), { recursive: true });
   // As root, the server runs as a `postgres` system user, which must be able to reach the cluster.
   if (process.getuid?.() === 0) await chmod(path.dirname(clusterDir), 0o755);
-  await stopStaleServer(clusterDir, log);
+  await stopPostmaster(clusterDir, log, 'stopping an embedded PostgreSQL left running by an earlier process');
   const fresh = !existsSync(path.join(clusterDir, 'PG_VERSION'));
   const port = await freePort();
+  const recent: string[] = [];
+  const remember = (line: unknown) => {
+    recent.push(String(line).trim());
+    if (recent.length > RECENT_LOG_LINES) recent.shift();
+  };
   const server = new EmbeddedPostgres({
     databaseDir: clusterDir,
     port,
@@ -72,15 +79,36 @@ export async function startPostgresServer(options: {
     persistent: options.persistent,
     createPostgresUser: process.getuid?.() === 0,
     postgresFlags: ['-c', 'listen_addresses=127.0.0.1', ...(options.flags ?? [])],
-    onLog: (message) => log?.trace({ postgres: String(message).trim() }),
-    onError: (error) => log?.debug({ postgres: String(error).trim() }),
+    onLog: (message) => {
+      remember(message);
+      log?.trace({ postgres: String(message).trim() });
+    },
+    onError: (error) => {
+      remember(error);
+      log?.debug({ postgres: String(error).trim() });
+    },
   });
-  if (fresh) {
-    log?.info({ clusterDir }, 'initialising embedded PostgreSQL');
-    await server.initialise();
+  try {
+    if (fresh) {
+      log?.info({ clusterDir }, 'initialising embedded PostgreSQL');
+      await server.initialise();
+    }
+    await server.start();
+  } catch (error) {
+    // The package rejects with nothing when PostgreSQL exits early; say what PostgreSQL said.
+    const detail = error instanceof Error ? error.message : 'PostgreSQL exited while starting';
+    throw new Error(`embedded PostgreSQL in ${clusterDir} did not start: ${detail}\n${recent.join('\n')}`);
   }
-  await server.start();
-  return { port, server };
+  return {
+    port,
+    server,
+    // Not the package's stop(): it waits forever when PostgreSQL has already exited (Ctrl-C
+    // reaches the whole process group). The postmaster's pid file tells whether it still runs.
+    stop: async () => {
+      await stopPostmaster(clusterDir, log);
+      if (!options.persistent) await rm(clusterDir, { recursive: true, force: true });
+    },
+  };
 }
 
 /**
@@ -95,7 +123,7 @@ export async function startEmbeddedPostgres(dataDir: string, log: Logger): Promi
   const password = fresh ? crypto.randomUUID() : (await readFile(passwordFile, 'utf8')).trim();
   if (fresh) await writeFile(passwordFile, password, { mode: 0o600 });
 
-  const { port, server } = await startPostgresServer({ clusterDir, password, persistent: true, log });
+  const { port, server, stop } = await startPostgresServer({ clusterDir, password, persistent: true, log });
   const client = server.getPgClient('postgres', '127.0.0.1');
   await client.connect();
   try {
@@ -108,21 +136,22 @@ export async function startEmbeddedPostgres(dataDir: string, log: Logger): Promi
 
   return {
     url: `postgresql://${USER}:${encodeURIComponent(password)}@127.0.0.1:${port}/${DATABASE}`,
-    stop: () => server.stop(),
+    stop,
   };
 }
 
-// Private: a postmaster left by a killed process still owns the cluster; ask it to shut down fast.
-async function stopStaleServer(clusterDir: string, log?: Logger): Promise<void> {
+// Private: asks the postmaster of `clusterDir`, if one runs, to shut down fast and waits for it.
+// At start this clears a server left by a killed process, which still owns the cluster.
+async function stopPostmaster(clusterDir: string, log?: Logger, staleMessage?: string): Promise<void> {
   const pidFile = path.join(clusterDir, 'postmaster.pid');
   if (!existsSync(pidFile)) return;
-  const pid = Number((await readFile(pidFile, 'utf8')).split('\n')[0]);
+  const pid = Number((await readFile(pidFile, 'utf8').catch(() => '')).split('\n')[0]);
   if (!Number.isInteger(pid) || pid <= 0 || !alive(pid)) return;
-  log?.warn({ pid, clusterDir }, 'stopping an embedded PostgreSQL left running by an earlier process');
+  if (staleMessage) log?.warn({ pid, clusterDir }, staleMessage);
   process.kill(pid, 'SIGINT');
-  const deadline = Date.now() + STALE_SERVER_WAIT_MS;
-  while (alive(pid) && Date.now() < deadline) await sleep(50);
-  if (alive(pid)) throw new Error(`PostgreSQL (pid ${pid}) still holds ${clusterDir} after ${STALE_SERVER_WAIT_MS} ms`);
+  const deadline = Date.now() + STOP_WAIT_MS;
+  while (alive(pid) && Date.now() < deadline) await sleep(20);
+  if (alive(pid)) throw new Error(`PostgreSQL (pid ${pid}) still holds ${clusterDir} after ${STOP_WAIT_MS} ms`);
 }
 
 // Private: running, and (where /proc tells) a postgres process, not another that reused the pid.

@@ -25,7 +25,7 @@ export default async function setup(project: TestProject) {
     return;
   }
   const dir = await mkdtemp(path.join(tmpdir(), 'stateless-chat-test-'));
-  const { port, server } = await startPostgresServer({
+  const { port, stop } = await startPostgresServer({
     clusterDir: path.join(dir, 'pg'),
     password: 'postgres',
     persistent: false,
@@ -33,7 +33,7 @@ export default async function setup(project: TestProject) {
   });
   project.provide('adminDatabaseUrl', `postgresql://postgres:postgres@127.0.0.1:${port}/postgres`);
   return async () => {
-    await server.stop();
+    await stop();
     await rm(dir, { recursive: true, force: true });
   };
 }

@@ -26,7 +26,10 @@ export type ServerProcess = {
   devToken(ms?: number): Promise<string>;
   /** Resolves when the process has exited and its output is closed. */
   exited: Promise<Exit>;
-  /** Sends `signal` to the server process alone and waits at most `ms` for it to exit. */
+  /**
+   * Sends `signal` to the server process alone and waits at most `ms` for it to exit; past the
+   * deadline it kills the process group and fails with what the server printed.
+   */
   stop(signal: NodeJS.Signals, ms?: number): Promise<Exit>;
   /** Cleanup: SIGKILL to the server's process group (its embedded PostgreSQL included). */
   kill(): Promise<void>;
@@ -196,21 +199,40 @@ function launch(script: string, args: string[], env: NodeJS.ProcessEnv) {
     exited,
     stdoutLines: () => lines,
     waitForLine,
-    stop(signal: NodeJS.Signals, ms: number) {
+    async stop(signal: NodeJS.Signals, ms: number) {
       child.kill(signal);
-      return waitForExit(ms, `the exit after ${signal}`);
+      try {
+        return await waitForExit(ms, `the exit after ${signal}`);
+      } catch (error) {
+        // A server that does not stop must not linger into the next test (it may hold DATA_DIR).
+        await killGroupAndWait(child, exited);
+        throw error;
+      }
     },
     async finish(ms: number): Promise<Finished> {
       const result = await waitForExit(ms, 'the process to exit by itself');
       return { ...result, stdout: lines.join('\n'), stderr };
     },
-    async kill() {
-      killGroup(child);
-      await exited;
-    },
+    kill: () => killGroupAndWait(child, exited),
   };
   launchedAll.add(launched);
   return launched;
+}
+
+// Private: kills the group and waits until none of it is left, an embedded PostgreSQL included,
+// so that the next server on the same DATA_DIR finds the cluster free (at most 5 s).
+async function killGroupAndWait(child: ChildProcess, exited: Promise<Exit>): Promise<void> {
+  killGroup(child);
+  await exited;
+  const deadline = Date.now() + 5_000;
+  while (child.pid !== undefined && Date.now() < deadline) {
+    try {
+      process.kill(-child.pid, 0);
+    } catch {
+      return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
 }
 
 // Private: SIGKILL to the child's whole process group (it leads one: spawned detached). The
