@@ -4,6 +4,7 @@
  */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { seed as seedRows } from '../bench/seed.js';
 import { gqlError, send } from './support/graphql.js';
 import { startTestServer, type TestServer } from './support/server.js';
 
@@ -21,33 +22,7 @@ afterAll(async () => {
   await server?.close();
 });
 
-/**
- * Seeds `conversations` conversations of `userId`, each with `messages` messages (user and
- * assistant in turn) and one tool call on every assistant message, straight in SQL.
- */
-async function seed(userId: string, conversations: number, messages: number): Promise<string[]> {
-  const { rows } = await db.query(
-    `insert into conversation (id, user_id, title, created_at, updated_at, last_message_at, message_count, next_seq)
-     select gen_random_uuid(), $1, 'seeded ' || i, now(), now(), now() - (i || ' seconds')::interval, $2, $2 + 1
-     from generate_series(1, $3) as i returning id`,
-    [userId, messages, conversations],
-  );
-  const ids = rows.map((r) => r.id as string);
-  await db.query(
-    `insert into message (id, conversation_id, user_id, seq, role, content, status, created_at)
-     select gen_random_uuid(), c.id, $1, s, (case when s % 2 = 1 then 'user' else 'assistant' end)::message_role,
-            'message ' || s, 'complete', now()
-     from unnest($2::uuid[]) as c(id), generate_series(1, $3) as s`,
-    [userId, ids, messages],
-  );
-  await db.query(
-    `insert into tool_call (id, message_id, conversation_id, user_id, call_id, server, name, arguments, result, is_error, started_at, duration_ms)
-     select gen_random_uuid(), m.id, m.conversation_id, m.user_id, 'call_' || m.seq, 'todo', 'list_tasks', '{}', '{"tasks": []}', false, now(), 1
-     from message m where m.user_id = $1 and m.role = 'assistant'`,
-    [userId],
-  );
-  return ids;
-}
+const seed = (userId: string, conversations: number, messages: number) => seedRows(db, userId, conversations, messages);
 
 type MessagesPage = {
   conversation: {
