@@ -147,6 +147,31 @@ describe('a turn that fails or is interrupted', () => {
   });
 });
 
+describe('a turn that loses its lease (its instance stalled past TURN_LEASE)', () => {
+  it('is closed as failed by the next message, and still lands its reply in its own slot when it wakes', async () => {
+    const client = await server.client('stalled');
+    const { conversation } = await send(client, 'add first');
+    const before = agent.started;
+    const stalled = send(client, 'add slow stalled', conversation.id);
+    await untilStarted(before + 1);
+    // What another instance sees once the stalled instance stopped renewing: an expired lease.
+    await db.query(`update conversation set lease_expires_at = now() - interval '1 second' where id = $1`, [conversation.id]);
+
+    const next = await send(client, 'add next', conversation.id);
+    expect([next.userMessage.seq, next.assistantMessage.seq]).toEqual([5, 6]);
+    agent.release();
+    const late = await stalled;
+    expect([late.userMessage.seq, late.assistantMessage.seq, late.assistantMessage.status]).toEqual([3, 4, 'COMPLETE']);
+
+    const rows = await db.query('select seq, role, status from message where conversation_id = $1 order by seq', [conversation.id]);
+    expect(rows.rows.map((r) => `${r.seq}:${r.role}:${r.status}`)).toEqual([
+      '1:user:complete', '2:assistant:complete', '3:user:complete', '4:assistant:complete', '5:user:complete', '6:assistant:complete',
+    ]);
+    const counters = await db.query('select message_count, next_seq, turn_id from conversation where id = $1', [conversation.id]);
+    expect(counters.rows[0]).toEqual({ message_count: 6, next_seq: 7, turn_id: null });
+  });
+});
+
 describe('the turn lease and the turn deadline', () => {
   let shortLease: TestServer;
   const held = new GatedAgent();

@@ -156,8 +156,9 @@ async function beginTurn(deps: TurnDeps, viewer: Viewer, input: SendMessageInput
     const conversationId = retried ? retried.conversation.id : input.conversationId;
 
     let conversation: Conversation;
+    // `refresh`: a row already in this request's identity map (an ENQUEUE retry) must be re-read under the lock.
     if (conversationId) {
-      const found = await em.findOne(Conversation, { id: conversationId, userId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
+      const found = await em.findOne(Conversation, { id: conversationId, userId }, { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true });
       if (!found) throw notFound('Conversation');
       conversation = found;
     } else {
@@ -182,10 +183,15 @@ async function beginTurn(deps: TurnDeps, viewer: Viewer, input: SendMessageInput
       return { kind: 'replay', result: { conversation, userMessage: retried, assistantMessage: reservedReply, toolCalls } };
     }
 
-    // A turn that died without finishing left its lease and an empty reply seq: close it as failed.
-    if (conversation.turnId !== null && !retried) {
-      em.persist(failedReply(em, conversation, conversation.nextSeq - 1, 'The turn was interrupted before the assistant answered.'));
-      conversation.messageCount += 1;
+    // A turn that died without finishing left its (expired) lease and maybe an empty reply slot:
+    // close it as failed so that seq stays gapless, unless this very request is its retry.
+    if (conversation.turnId !== null) {
+      const slot = conversation.nextSeq - 1;
+      const resumesIt = retried?.seq === slot - 1;
+      if (!resumesIt && !(await em.findOne(Message, { conversation: conversation.id, seq: slot }))) {
+        em.persist(failedReply(em, conversation, slot, 'The turn was interrupted before the assistant answered.'));
+        conversation.messageCount += 1;
+      }
     }
 
     const turnId = newId();
@@ -223,10 +229,18 @@ async function finishTurn(
 ): Promise<Omit<TurnResult, 'replayed' | 'userMessage'>> {
   const now = new Date();
   return deps.em.transactional(async (em) => {
-    const conversation = await em.findOneOrFail(Conversation, { id: conversationId, userId: userMessage.userId }, { lockMode: LockMode.PESSIMISTIC_WRITE });
+    // `refresh`: the identity map still holds the row as step 4 left it; the lease may have changed since.
+    const conversation = await em.findOneOrFail(
+      Conversation,
+      { id: conversationId, userId: userMessage.userId },
+      { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true },
+    );
     const seq = userMessage.seq + 1;
-    const assistant = placeholder ? em.merge(placeholder) : failedReply(em, conversation, seq, '');
-    if (!placeholder) {
+    // Our lease ran out (the instance stalled) and another turn may have closed our slot as failed.
+    const lostLease = conversation.turnId !== turnId;
+    let assistant = placeholder ? em.merge(placeholder) : lostLease ? await em.findOne(Message, { conversation: conversationId, seq }) : null;
+    if (!assistant) {
+      assistant = failedReply(em, conversation, seq, '');
       em.persist(assistant);
       conversation.messageCount += 1;
     }
@@ -252,7 +266,7 @@ async function finishTurn(
     }
     conversation.lastMessageAt = now;
     conversation.updatedAt = now;
-    if (conversation.turnId === turnId) {
+    if (!lostLease) {
       conversation.turnId = null;
       conversation.leaseExpiresAt = null;
     }
