@@ -1,11 +1,23 @@
-/** The tools of one turn: the built-in todo MCP server, bound to the turn's user, reached over MCP. */
+/**
+ * The tools of one turn: the built-in todo MCP server, bound to the turn's user, and the shared
+ * external servers of `MCP_CONFIG`, all reached over MCP.
+ */
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { createTodoServer, TODO_SERVER_NAME } from '../mcp/todo-server.js';
-import { connectInMemory, createToolBox, type ToolLimits } from './toolbox.js';
+import { connectInMemory, createToolBox, type ToolLimits, type ToolServer } from './toolbox.js';
 import type { ToolBox } from './types.js';
 
-/** Opens a tool box for `userId`: the todo server over an in-memory MCP transport pair made for this turn. */
-export async function openTurnTools(em: EntityManager, userId: string, limits: ToolLimits): Promise<ToolBox & { close(): Promise<void> }> {
+/**
+ * Opens a tool box for `userId`: the todo server over an in-memory MCP transport pair made for
+ * this turn (closed with the box), then the `shared` servers (default none; `McpHub.servers()`),
+ * which stay open. Todo tools keep their plain names; shared servers' tools are `server__tool`.
+ */
+export async function openTurnTools(
+  em: EntityManager,
+  userId: string,
+  limits: ToolLimits,
+  shared: ToolServer[] = [],
+): Promise<ToolBox & { close(): Promise<void> }> {
   const todo = await connectInMemory(createTodoServer(em, userId));
-  return createToolBox([{ name: TODO_SERVER_NAME, client: todo, prefixed: false, owned: true }], limits);
+  return createToolBox([{ name: TODO_SERVER_NAME, client: todo, prefixed: false, owned: true }, ...shared], limits);
 }

@@ -87,6 +87,7 @@ export async function sendMessage(deps: TurnDeps, viewer: Viewer, input: SendMes
 }
 
 // Private: the agent with this turn's tools; a failure is returned with the calls made before it.
+// The calls are copied when the run ends: a call still running past the deadline is not stored.
 async function runAgent(
   deps: TurnDeps,
   messages: AgentMessage[],
@@ -100,9 +101,9 @@ async function runAgent(
       signal.addEventListener('abort', () => reject(new Error(`the turn took longer than ${deps.settings.turnDeadlineMs} ms`)), { once: true });
     });
     // The agent gets the signal to stop its work; the race ends the turn even if it does not listen.
-    return { reply: await Promise.race([deps.agent.run({ messages, tools, signal }), deadline]), calls: tools.calls };
+    return { reply: await Promise.race([deps.agent.run({ messages, tools, signal }), deadline]), calls: [...tools.calls] };
   } catch (error) {
-    return { reply: null, failure: error, calls: tools?.calls ?? [] };
+    return { reply: null, failure: error, calls: [...(tools?.calls ?? [])] };
   } finally {
     await tools?.close();
   }

@@ -9,6 +9,8 @@ import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin
 import { expressMiddleware } from '@as-integrations/express5';
 import express, { type ErrorRequestHandler, type Express } from 'express';
 import { OfflineAgent } from '../agent/offline.js';
+import { loadSystemPrompt, OpenAiAgent } from '../agent/openai.js';
+import { connectMcpServers, loadMcpConfig, type McpHub } from '../agent/mcp-hub.js';
 import { openTurnTools } from '../agent/tools.js';
 import type { Agent } from '../agent/types.js';
 import type { Config } from '../config.js';
@@ -20,6 +22,7 @@ import { formatError } from '../graphql/errors.js';
 import { createSchema } from '../graphql/schema.js';
 import type { Logger } from '../log.js';
 import { createAuthenticator, type Authenticator } from './auth.js';
+import { mcpRouter } from './mcp.js';
 import { requestIds } from './request-id.js';
 import { restRouter } from './rest.js';
 
@@ -36,9 +39,11 @@ export type App = {
   orm: Orm;
   database: Database;
   auth: Authenticator;
+  /** The external MCP servers of `MCP_CONFIG`, connected once and shared by every turn. */
+  mcp: McpHub;
   /** A token for user `demo`, when this server signs its own tokens outside production. */
   devToken?: string;
-  /** Stops Apollo, closes the pool and stops an embedded database. */
+  /** Stops Apollo, closes the external MCP servers and the pool, and stops an embedded database. */
   close(): Promise<void>;
 };
 
@@ -47,14 +52,19 @@ const BODY_LIMIT = '1mb';
 export async function createApp(config: Config, options: AppOptions): Promise<App> {
   const { log } = options;
   const auth = await createAuthenticator(config);
-  const agent = options.agent ?? createAgent(config);
+  const agent = options.agent ?? createAgent(config, log);
+  // Read before the database starts: a malformed MCP_CONFIG stops the server at once.
+  const mcpConfig = config.mcpConfigPath ? await loadMcpConfig(config.mcpConfigPath) : { servers: {} };
   const database = await openDatabase(config, log);
   let orm: Orm | undefined;
+  let mcp: McpHub | undefined;
   try {
     orm = await openOrm({ clientUrl: database.url, log, onQuery: options.onQuery });
     const applied = await migrate(orm);
     if (applied.length > 0) log.info({ migrations: applied }, 'migrations applied');
+    mcp = await connectMcpServers(mcpConfig, log);
   } catch (error) {
+    await mcp?.close();
     await orm?.close();
     await database.stop();
     throw error;
@@ -64,7 +74,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
   const services: Services = {
     agent,
     openTools: (em, userId) =>
-      openTurnTools(em, userId, { timeoutMs: config.limits.toolTimeoutMs, maxResultBytes: config.limits.toolResultMaxBytes }),
+      openTurnTools(em, userId, { timeoutMs: config.limits.toolTimeoutMs, maxResultBytes: config.limits.toolResultMaxBytes }, mcp.servers()),
     settings: {
       historyLimit: config.historyLimit,
       maxMessageChars: config.maxMessageChars,
@@ -115,6 +125,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
     }),
   );
   app.use('/api', restRouter({ orm, auth, services, bodyLimit: BODY_LIMIT }));
+  app.use('/mcp', mcpRouter({ orm, auth, bodyLimit: BODY_LIMIT }));
   app.use((_req, res) => {
     res.status(404).json({ error: { code: 'NOT_FOUND', message: 'No such route' } });
   });
@@ -125,18 +136,32 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
     orm,
     database,
     auth,
+    mcp,
     devToken,
     async close() {
       await apollo.stop();
+      await mcp.close();
       await orm.close();
       await database.stop();
     },
   };
 }
 
-function createAgent(config: Config): Agent {
+function createAgent(config: Config, log: Logger): Agent {
   if (config.agent === 'offline') return new OfflineAgent();
-  throw new Error(`AGENT=${config.agent} is not available in this version; use AGENT=offline`);
+  if (!config.openai.apiKey) {
+    throw new Error('AGENT=openai needs OPENAI_API_KEY (any non-empty value for servers that check none, such as Ollama)');
+  }
+  return new OpenAiAgent({
+    apiKey: config.openai.apiKey,
+    baseURL: config.openai.baseUrl,
+    model: config.openai.model,
+    maxRetries: config.openai.maxRetries,
+    maxToolRounds: config.limits.maxToolRounds,
+    contextTokens: config.contextTokens,
+    systemPrompt: loadSystemPrompt(config),
+    log,
+  });
 }
 
 // Private: Sandbox outside production with the dev token already in the Authorization header.
