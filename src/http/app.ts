@@ -55,26 +55,41 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
   const agent = options.agent ?? createAgent(config, log);
   // Read before the database starts: a malformed MCP_CONFIG stops the server at once.
   const mcpConfig = config.mcpConfigPath ? await loadMcpConfig(config.mcpConfigPath) : { servers: {} };
+  const schema = await createSchema();
+  const devToken = config.env !== 'production' && auth.sign ? await auth.sign('demo') : undefined;
   const database = await openDatabase(config, log);
   let orm: Orm | undefined;
   let mcp: McpHub | undefined;
+  let apollo: ApolloServer<Context> | undefined;
   try {
     orm = await openOrm({ clientUrl: database.url, log, onQuery: options.onQuery });
     const applied = await migrate(orm);
     if (applied.length > 0) log.info({ migrations: applied }, 'migrations applied');
     mcp = await connectMcpServers(mcpConfig, log);
+    apollo = new ApolloServer<Context>({
+      schema,
+      introspection: config.introspection,
+      includeStacktraceInErrorResponses: false,
+      // main.ts owns shutdown (drain, then close pool and database); Apollo's own signal handling races it.
+      stopOnTerminationSignals: false,
+      formatError: formatError(log),
+      plugins: [landingPage(config, devToken)],
+    });
+    await apollo.start();
   } catch (error) {
+    // Whatever started is stopped again: no pool, child process or database outlives a failed start.
+    await apollo?.stop();
     await mcp?.close();
     await orm?.close();
     await database.stop();
     throw error;
   }
 
-  const devToken = config.env !== 'production' && auth.sign ? await auth.sign('demo') : undefined;
+  const hub = mcp;
   const services: Services = {
     agent,
     openTools: (em, userId) =>
-      openTurnTools(em, userId, { timeoutMs: config.limits.toolTimeoutMs, maxResultBytes: config.limits.toolResultMaxBytes }, mcp.servers()),
+      openTurnTools(em, userId, { timeoutMs: config.limits.toolTimeoutMs, maxResultBytes: config.limits.toolResultMaxBytes }, hub.servers()),
     settings: {
       historyLimit: config.historyLimit,
       maxMessageChars: config.maxMessageChars,
@@ -84,17 +99,6 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
     },
     log,
   };
-
-  const apollo = new ApolloServer<Context>({
-    schema: await createSchema(),
-    introspection: config.introspection,
-    includeStacktraceInErrorResponses: false,
-    // main.ts owns shutdown (drain, then close pool and database); Apollo's own signal handling races it.
-    stopOnTerminationSignals: false,
-    formatError: formatError(log),
-    plugins: [landingPage(config, devToken)],
-  });
-  await apollo.start();
 
   const app = express();
   app.disable('x-powered-by');
