@@ -4,8 +4,10 @@
  * `npm run migrate:create` writes a new migration file beside this one and adds it here.
  */
 import type { MigrationObject } from '@mikro-orm/core';
+import { Migration20261125101437_turn_waiter } from './Migration20261125101437_turn_waiter.js';
 import { Migration20261125092204_initial } from './Migration20261125092204_initial.js';
 
 export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261125092204_initial', class: Migration20261125092204_initial },
+  { name: 'Migration20261125101437_turn_waiter', class: Migration20261125101437_turn_waiter },
 ];

@@ -39,6 +39,7 @@ const schema = z.object({
   MAX_MESSAGE_CHARS: positiveInt(32_000),
   TURN_LEASE: positiveInt(60_000).describe('milliseconds a turn holds its conversation'),
   ENQUEUE_TIMEOUT: positiveInt(30_000).describe('milliseconds an ENQUEUE send waits for the running turn'),
+  SHUTDOWN_GRACE: positiveInt(25_000).describe('milliseconds running turns get to finish on SIGTERM/SIGINT'),
   INTROSPECTION: z.enum(['true', 'false']).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -65,6 +66,8 @@ export type Config = {
   maxMessageChars: number;
   turnLeaseMs: number;
   enqueueTimeoutMs: number;
+  /** On SIGTERM/SIGINT, how long running requests get to finish before they are cut. */
+  shutdownGraceMs: number;
   /** Introspection and the Sandbox landing page; on outside production unless set. */
   introspection: boolean;
   logLevel: string;
@@ -102,6 +105,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxMessageChars: e.MAX_MESSAGE_CHARS,
     turnLeaseMs: e.TURN_LEASE,
     enqueueTimeoutMs: e.ENQUEUE_TIMEOUT,
+    shutdownGraceMs: e.SHUTDOWN_GRACE,
     introspection: e.INTROSPECTION ? e.INTROSPECTION === 'true' : e.NODE_ENV !== 'production',
     logLevel: e.LOG_LEVEL,
   };

@@ -1,13 +1,12 @@
 /**
  * Starts the server: config -> database -> app -> listen. On SIGINT/SIGTERM it stops taking
- * connections, lets requests in flight finish, closes the pool and stops an embedded database.
+ * connections, lets requests in flight (running turns) finish within SHUTDOWN_GRACE, releases
+ * the leases of turns still running after it, closes the pool and stops an embedded database.
  */
 import { createServer } from 'node:http';
 import { loadConfig } from './config.js';
 import { createApp } from './http/app.js';
 import { createLogger } from './log.js';
-
-const SHUTDOWN_GRACE_MS = 25_000;
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -30,9 +29,9 @@ async function main(): Promise<void> {
     stopping = true;
     log.info({ signal }, 'shutting down');
     const forced = setTimeout(() => {
-      log.warn('requests still running after the grace period; closing them');
+      log.warn({ graceMs: config.shutdownGraceMs }, 'requests still running after the grace period; closing them');
       server.closeAllConnections();
-    }, SHUTDOWN_GRACE_MS);
+    }, config.shutdownGraceMs);
     forced.unref();
     server.closeIdleConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));

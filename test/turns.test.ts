@@ -121,17 +121,19 @@ describe('a turn that fails or is interrupted', () => {
     expect(replay.assistantMessage.id).toBe(retry.assistantMessage.id);
   });
 
-  it('closes a turn whose instance died (lease expired, reply missing) as failed when the next message comes', async () => {
+  it('closes a turn whose instance died (lease expired, reply in progress) as failed when the next message comes', async () => {
     const client = await server.client('interrupted');
     const { conversation } = await send(client, 'add first');
-    // What an instance leaves behind when it dies between the two transactions of a turn.
+    // What an instance leaves behind when it dies in the middle of a turn: the user message, its
+    // reply in progress, and a lease that is no longer renewed.
     await db.query(
       `insert into message (id, conversation_id, user_id, seq, role, content, status, created_at)
-       values (gen_random_uuid(), $1, 'interrupted', 3, 'user', 'add lost', 'complete', now())`,
+       values (gen_random_uuid(), $1, 'interrupted', 3, 'user', 'add lost', 'complete', now()),
+              (gen_random_uuid(), $1, 'interrupted', 4, 'assistant', '', 'in_progress', now())`,
       [conversation.id],
     );
     await db.query(
-      `update conversation set next_seq = 5, message_count = 3, turn_id = gen_random_uuid(),
+      `update conversation set next_seq = 5, message_count = 4, turn_id = gen_random_uuid(),
        lease_expires_at = now() - interval '1 second' where id = $1`,
       [conversation.id],
     );

@@ -47,10 +47,14 @@ export const DEFAULT_TOOL_LIMITS: ToolLimits = { timeoutMs: 30_000, maxResultByt
 
 const MAX_TOOL_NAME = 64;
 
-/** Builds a tool box over connected MCP servers; see `ToolServer` for how names are offered. */
+/**
+ * Builds a tool box over connected MCP servers; see `ToolServer` for how names are offered.
+ * `onCall` hears of each call as soon as it completes (the turn stores it at once).
+ */
 export async function createToolBox(
   servers: ToolServer[],
   limits: ToolLimits = DEFAULT_TOOL_LIMITS,
+  onCall?: (call: ToolCallRecord) => void,
 ): Promise<ToolBox & { close(): Promise<void> }> {
   const routes = new Map<string, Route>();
   for (const server of servers) {
@@ -78,7 +82,7 @@ export async function createToolBox(
       const route = routes.get(name);
       const record = (argsStored: unknown, outcome: ToolOutcome): ToolOutcome => {
         const capped = capOutcome(outcome, limits.maxResultBytes);
-        calls.push({
+        const record: ToolCallRecord = {
           callId,
           server: route?.info.server ?? 'unknown',
           name,
@@ -87,7 +91,9 @@ export async function createToolBox(
           isError: capped.isError,
           startedAt,
           durationMs: Date.now() - startedAt.getTime(),
-        });
+        };
+        calls.push(record);
+        onCall?.(record);
         return capped;
       };
       const parsed = parseArguments(args);

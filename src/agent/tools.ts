@@ -5,7 +5,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { createTodoServer, TODO_SERVER_NAME } from '../mcp/todo-server.js';
 import { connectInMemory, createToolBox, type ToolLimits, type ToolServer } from './toolbox.js';
-import type { ToolBox } from './types.js';
+import type { ToolBox, ToolCallRecord } from './types.js';
 
 /**
  * Opens a tool box for `userId`: the todo server over an in-memory MCP transport pair made for
@@ -17,7 +17,8 @@ export async function openTurnTools(
   userId: string,
   limits: ToolLimits,
   shared: ToolServer[] = [],
+  onCall?: (call: ToolCallRecord) => void,
 ): Promise<ToolBox & { close(): Promise<void> }> {
   const todo = await connectInMemory(createTodoServer(em, userId));
-  return createToolBox([{ name: TODO_SERVER_NAME, client: todo, prefixed: false, owned: true }, ...shared], limits);
+  return createToolBox([{ name: TODO_SERVER_NAME, client: todo, prefixed: false, owned: true }, ...shared], limits, onCall);
 }

@@ -2,19 +2,24 @@
  * The stateless turn: one `sendMessage`, from a verified viewer to the stored reply.
  *
  * The seven steps of DESIGN.md, in order. Nothing survives in process memory between turns:
- * the conversation row holds the lease that keeps one turn running per conversation, and the
- * reply's `seq` is reserved with the user message, so a turn that dies half way is finished by
- * a retry with the same `clientMessageId`, or closed as failed by the next message.
+ * the conversation row holds the lease that keeps one turn running per conversation (renewed
+ * while this instance lives), the user message and its reply in progress take the next two
+ * `seq`s together, and every tool call is stored the moment it completes. A turn that dies half
+ * way is finished exactly once by a retry with the same `clientMessageId` (its tool calls given
+ * to the model as context), or closed as failed by the next message once its lease runs out.
+ * The writes are in `turn-store.ts`; transient database errors are retried in `db/retry.ts`.
  */
-import { setTimeout } from 'node:timers/promises';
-import { LockMode } from '@mikro-orm/core';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Agent, AgentMessage, AgentReply, ToolBox, ToolCallRecord } from '../agent/types.js';
-import { Conversation, ConversationStatus, Message, MessageRole, MessageStatus, ToolCall } from '../entities/index.js';
+import { retryTransient } from '../db/retry.js';
+import { Conversation, type Message, type ToolCall } from '../entities/index.js';
 import { isUuid, newId } from '../entities/ids.js';
-import { AppError, badInput, notFound } from '../errors.js';
+import { AppError, badInput } from '../errors.js';
 import type { Logger } from '../log.js';
 import { loadContext } from './history.js';
+import { beginTurn, ConversationBusy, finishTurn, joinQueue, leaveQueue, stillWaiting, storeToolCall, type Started, type TurnIds } from './turn-store.js';
 
 export type Viewer = { userId: string };
 
@@ -23,7 +28,7 @@ export type SendMessageInput = {
   message: string;
   clientMessageId?: string | null;
   metadata?: Record<string, unknown> | null;
-  /** While another turn runs: `REJECT` (default) answers CONVERSATION_BUSY, `ENQUEUE` waits for it. */
+  /** While another turn runs: `REJECT` (default) answers CONVERSATION_BUSY, `ENQUEUE` waits its turn. */
   ifBusy?: 'REJECT' | 'ENQUEUE' | null;
 };
 
@@ -44,18 +49,24 @@ export type TurnSettings = {
   turnDeadlineMs: number;
 };
 
+/** A turn this process is running: what shutdown releases if it cannot wait for it. */
+export type RunningTurn = { conversationId: string; turnId: string; replyId: string };
+
 /** What a turn needs from the outside; all of it is made per request or is immutable. */
 export type TurnDeps = {
   em: EntityManager;
   agent: Agent;
-  /** Opens the tools of this turn for `userId`; closed when the turn ends. */
-  openTools(em: EntityManager, userId: string): Promise<ToolBox & { close(): Promise<void> }>;
+  /** Opens the tools of this turn for `userId`, telling `onCall` of each call as it completes. */
+  openTools(em: EntityManager, userId: string, onCall?: (call: ToolCallRecord) => void): Promise<ToolBox & { close(): Promise<void> }>;
   settings: TurnSettings;
   log: Logger;
+  /** The process's running turns (for graceful shutdown); absent in tools that need none. */
+  running?: Set<RunningTurn>;
 };
 
-const TITLE_CHARS = 80;
 const CLIENT_MESSAGE_ID_MAX = 255;
+/** A first message's key used concurrently: after this many unique-key races, give up. */
+const KEY_RACES_MAX = 3;
 
 /** Runs one turn of `viewer` in a conversation (a new one when `conversationId` is absent). */
 export async function sendMessage(deps: TurnDeps, viewer: Viewer, input: SendMessageInput): Promise<TurnResult> {
@@ -63,48 +74,121 @@ export async function sendMessage(deps: TurnDeps, viewer: Viewer, input: SendMes
   // Step 2: `deps.em` is this request's own unit of work.
   const content = validate(input, deps.settings);
 
-  // Steps 3 and 4: one short transaction that locks the conversation and takes the lease.
-  const start = await beginTurnWhenFree(deps, viewer, input, content);
-  if (start.kind === 'replay') return { ...start.result, replayed: true };
-  const { conversation, userMessage, turnId } = start;
-
-  // Step 5: the context, by keyset on (conversation_id, seq): never the whole history.
-  const messages = await loadContext(deps.em, conversation.id, userMessage.seq, deps.settings.historyLimit);
-
-  // Step 6: the agent, with no transaction open; the lease is renewed while it runs.
-  const renewal = renewLease(deps, conversation.id, turnId);
-  const { reply, failure, calls } = await runAgent(deps, messages, viewer.userId).finally(() => renewal.stop());
-
-  // Step 7: one short transaction that stores the reply and its tool calls and frees the lease.
-  const finished = await finishTurn(deps, conversation.id, userMessage, turnId, start.placeholder, reply, calls);
-  if (!reply) {
-    deps.log.error({ err: failure, conversationId: conversation.id }, 'agent failed');
-    throw new AppError('UPSTREAM_ERROR', 'The agent failed to answer; the message is stored and can be retried with the same clientMessageId', {
-      cause: failure,
-    });
+  // Steps 3 and 4: one short transaction that locks the conversation, stores the user message
+  // with its reply in progress and takes the lease (or replays, or waits its turn).
+  const ids: TurnIds = { userMessage: newId(), reply: newId(), turn: newId() };
+  const start = await beginInOrder(deps, viewer, input, content, ids);
+  if (start.kind === 'replay') {
+    return { conversation: start.conversation, userMessage: start.userMessage, assistantMessage: start.reply, toolCalls: start.toolCalls, replayed: true };
   }
-  return { ...finished, userMessage, replayed: false };
+  const { conversation, userMessage, reply } = start;
+  const running: RunningTurn = { conversationId: conversation.id, turnId: ids.turn, replyId: reply.id };
+  deps.running?.add(running);
+  const renewal = renewLease(deps, conversation.id, ids.turn);
+  try {
+    // Step 5: the context, by keyset on (conversation_id, seq): never the whole history.
+    const messages = await loadContext(deps.em, conversation.id, userMessage.seq, deps.settings.historyLimit);
+
+    // Step 6: the agent, with no transaction open; each tool call is stored as it completes.
+    const recorder = toolCallRecorder(deps, { conversationId: conversation.id, replyId: reply.id, userId: viewer.userId });
+    const outcome = await runAgent(deps, messages, viewer.userId, recorder.record);
+    await recorder.stored();
+
+    // Step 7: one short transaction that completes the reply and frees the lease.
+    const finished = await retryTransient(
+      () => finishTurn(deps.em, { conversationId: conversation.id, userId: viewer.userId, replyId: reply.id, turnId: ids.turn, reply: outcome.reply }),
+      { log: deps.log, what: 'finish turn' },
+    );
+    if (!outcome.reply) {
+      deps.log.error({ err: outcome.failure, conversationId: conversation.id }, 'agent failed');
+      throw new AppError('UPSTREAM_ERROR', 'The agent failed to answer; the message is stored and can be retried with the same clientMessageId', {
+        cause: outcome.failure,
+      });
+    }
+    return { ...finished, userMessage, replayed: false };
+  } finally {
+    renewal.stop();
+    deps.running?.delete(running);
+  }
 }
 
-// Private: the agent with this turn's tools; a failure is returned with the calls made before it.
-// The calls are copied when the run ends: a call still running past the deadline is not stored.
+// Private: step 4, tried again on transient database errors and on a unique-key race (two first
+// messages with one key at once: the loser looks again and replays). With `ifBusy: ENQUEUE` a busy
+// conversation puts the request in its queue, and it tries again, alive and in arrival order,
+// until its turn comes or `enqueueTimeoutMs` has passed. Nothing is held while it waits.
+async function beginInOrder(deps: TurnDeps, viewer: Viewer, input: SendMessageInput, content: string, ids: TurnIds): Promise<Started> {
+  const deadline = Date.now() + deps.settings.enqueueTimeoutMs;
+  let ticket: string | null = null;
+  let races = 0;
+  try {
+    for (let wait = 0; ; wait++) {
+      try {
+        return await retryTransient(
+          (attempt) =>
+            beginTurn(deps.em, ids, {
+              userId: viewer.userId,
+              conversationId: input.conversationId,
+              content,
+              clientMessageId: input.clientMessageId,
+              metadata: input.metadata,
+              ticket,
+              leaseMs: deps.settings.turnLeaseMs,
+              retrying: attempt > 0 || races > 0,
+            }),
+          { log: deps.log, what: 'begin turn' },
+        );
+      } catch (error) {
+        if (error instanceof UniqueConstraintViolationException && races++ < KEY_RACES_MAX) continue;
+        if (!(error instanceof ConversationBusy) || input.ifBusy !== 'ENQUEUE' || Date.now() >= deadline) throw error;
+        if (ticket === null || !(await stillWaiting(deps.em, ticket))) ticket = await joinQueue(deps.em, error.conversationId, viewer.userId);
+        await sleep(Math.min(20 * 2 ** Math.min(wait, 5), 400, Math.max(deadline - Date.now(), 0)));
+      }
+    }
+  } finally {
+    // Used up by a turn that began, or given back by one that gave up; deleting twice is harmless.
+    if (ticket !== null) await leaveQueue(deps.em, ticket).catch(() => undefined);
+  }
+}
+
+// Private: stores each tool call the moment the tool box reports it, outside any transaction.
+function toolCallRecorder(deps: TurnDeps, turn: { conversationId: string; replyId: string; userId: string }) {
+  const writes: Promise<unknown>[] = [];
+  return {
+    record(call: ToolCallRecord) {
+      const id = newId();
+      const write = retryTransient((attempt) => storeToolCall(deps.em.fork(), { ...turn, id, call }, attempt > 0), {
+        log: deps.log,
+        what: 'store tool call',
+      });
+      writes.push(write.catch((error: unknown) => deps.log.error({ err: error, callId: call.callId }, 'a tool call could not be stored')));
+    },
+    /** Resolves when every call reported so far is stored (or given up on, and logged). */
+    stored: () => Promise.all(writes),
+  };
+}
+
+// Private: the agent with this turn's tools; a failure is returned, not thrown.
 async function runAgent(
   deps: TurnDeps,
   messages: AgentMessage[],
   userId: string,
-): Promise<{ reply: AgentReply | null; failure?: unknown; calls: readonly ToolCallRecord[] }> {
+  onCall: (call: ToolCallRecord) => void,
+): Promise<{ reply: AgentReply | null; failure?: unknown }> {
   let tools: (ToolBox & { close(): Promise<void> }) | undefined;
+  let ended = false;
   try {
-    tools = await deps.openTools(deps.em, userId);
+    // A call that completes after the deadline ended the turn is not recorded: the turn is over.
+    tools = await deps.openTools(deps.em, userId, (call) => ended || onCall(call));
     const signal = AbortSignal.timeout(deps.settings.turnDeadlineMs);
     const deadline = new Promise<never>((_, reject) => {
       signal.addEventListener('abort', () => reject(new Error(`the turn took longer than ${deps.settings.turnDeadlineMs} ms`)), { once: true });
     });
     // The agent gets the signal to stop its work; the race ends the turn even if it does not listen.
-    return { reply: await Promise.race([deps.agent.run({ messages, tools, signal }), deadline]), calls: [...tools.calls] };
+    return { reply: await Promise.race([deps.agent.run({ messages, tools, signal }), deadline]) };
   } catch (error) {
-    return { reply: null, failure: error, calls: [...(tools?.calls ?? [])] };
+    return { reply: null, failure: error };
   } finally {
+    ended = true;
     await tools?.close();
   }
 }
@@ -121,171 +205,6 @@ function renewLease(deps: TurnDeps, conversationId: string, turnId: string): { s
   }, Math.max(Math.floor(turnLeaseMs / 3), 50));
   timer.unref();
   return { stop: () => clearInterval(timer) };
-}
-
-type Started =
-  | { kind: 'replay'; result: Omit<TurnResult, 'replayed'> }
-  | { kind: 'run'; conversation: Conversation; userMessage: Message; turnId: string; placeholder: Message | null };
-
-// Private: with `ifBusy: ENQUEUE`, tries again with backoff until the running turn is done or
-// `enqueueTimeoutMs` has passed. Each try is a short transaction: nothing is held while waiting.
-async function beginTurnWhenFree(deps: TurnDeps, viewer: Viewer, input: SendMessageInput, content: string): Promise<Started> {
-  const deadline = Date.now() + deps.settings.enqueueTimeoutMs;
-  for (let attempt = 0; ; attempt++) {
-    try {
-      return await beginTurn(deps, viewer, input, content);
-    } catch (error) {
-      const waiting = input.ifBusy === 'ENQUEUE' && error instanceof AppError && error.code === 'CONVERSATION_BUSY';
-      if (!waiting || Date.now() >= deadline) throw error;
-      await setTimeout(Math.min(25 * 2 ** attempt, 500, Math.max(deadline - Date.now(), 0)));
-    }
-  }
-}
-
-// Private: steps 3 and 4.
-async function beginTurn(deps: TurnDeps, viewer: Viewer, input: SendMessageInput, content: string): Promise<Started> {
-  const { userId } = viewer;
-  const now = new Date();
-  return deps.em.transactional(async (em) => {
-    // A retry of a turn already started: replay it, or resume it when it never finished.
-    const retried = input.clientMessageId
-      ? await em.findOne(Message, { userId, clientMessageId: input.clientMessageId })
-      : null;
-    if (retried && (retried.content !== content || (input.conversationId && retried.conversation.id !== input.conversationId))) {
-      throw new AppError('IDEMPOTENCY_KEY_REUSED', 'This clientMessageId was already used for a different message');
-    }
-    const conversationId = retried ? retried.conversation.id : input.conversationId;
-
-    let conversation: Conversation;
-    // `refresh`: a row already in this request's identity map (an ENQUEUE retry) must be re-read under the lock.
-    if (conversationId) {
-      const found = await em.findOne(Conversation, { id: conversationId, userId }, { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true });
-      if (!found) throw notFound('Conversation');
-      conversation = found;
-    } else {
-      conversation = new Conversation(userId, content.slice(0, TITLE_CHARS), input.metadata ?? null);
-      em.persist(conversation);
-    }
-    if (conversation.status !== ConversationStatus.ACTIVE) {
-      throw new AppError('CONVERSATION_CLOSED', `The conversation is ${conversation.status} and takes no new messages`);
-    }
-    if (conversation.isBusy(now)) {
-      throw new AppError('CONVERSATION_BUSY', 'Another turn is running in this conversation', {
-        extensions: { retryAfterMs: conversation.leaseExpiresAt!.getTime() - now.getTime() },
-      });
-    }
-
-    // The reply's seq was reserved with the user message; it may hold a failed reply.
-    const reservedReply = retried
-      ? await em.findOne(Message, { conversation: conversation.id, seq: retried.seq + 1 })
-      : null;
-    if (retried && reservedReply && reservedReply.status === MessageStatus.COMPLETE) {
-      const toolCalls = await em.find(ToolCall, { message: reservedReply.id, userId }, { orderBy: { id: 'asc' } });
-      return { kind: 'replay', result: { conversation, userMessage: retried, assistantMessage: reservedReply, toolCalls } };
-    }
-
-    // A turn that died without finishing left its (expired) lease and maybe an empty reply slot:
-    // close it as failed so that seq stays gapless, unless this very request is its retry.
-    if (conversation.turnId !== null) {
-      const slot = conversation.nextSeq - 1;
-      const resumesIt = retried?.seq === slot - 1;
-      if (!resumesIt && !(await em.findOne(Message, { conversation: conversation.id, seq: slot }))) {
-        em.persist(failedReply(em, conversation, slot, 'The turn was interrupted before the assistant answered.'));
-        conversation.messageCount += 1;
-      }
-    }
-
-    const turnId = newId();
-    conversation.turnId = turnId;
-    conversation.leaseExpiresAt = new Date(now.getTime() + deps.settings.turnLeaseMs);
-    conversation.updatedAt = now;
-    if (retried) return { kind: 'run', conversation, userMessage: retried, turnId, placeholder: reservedReply };
-
-    if (input.metadata && conversationId) conversation.metadata = { ...conversation.metadata, ...input.metadata };
-    const userMessage = new Message({
-      conversation: em.getReference(Conversation, conversation.id, { wrapped: true }),
-      userId,
-      seq: conversation.nextSeq,
-      role: MessageRole.USER,
-      content,
-      clientMessageId: input.clientMessageId ?? null,
-    });
-    conversation.nextSeq += 2;
-    conversation.messageCount += 1;
-    conversation.lastMessageAt = now;
-    em.persist(userMessage);
-    return { kind: 'run', conversation, userMessage, turnId, placeholder: null };
-  });
-}
-
-// Private: step 7. Writes the reply (or a failed reply) at the reserved seq and frees the lease.
-async function finishTurn(
-  deps: TurnDeps,
-  conversationId: string,
-  userMessage: Message,
-  turnId: string,
-  placeholder: Message | null,
-  reply: AgentReply | null,
-  calls: readonly ToolCallRecord[],
-): Promise<Omit<TurnResult, 'replayed' | 'userMessage'>> {
-  const now = new Date();
-  return deps.em.transactional(async (em) => {
-    // `refresh`: the identity map still holds the row as step 4 left it; the lease may have changed since.
-    const conversation = await em.findOneOrFail(
-      Conversation,
-      { id: conversationId, userId: userMessage.userId },
-      { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true },
-    );
-    const seq = userMessage.seq + 1;
-    // Our lease ran out (the instance stalled) and another turn may have closed our slot as failed.
-    const lostLease = conversation.turnId !== turnId;
-    let assistant = placeholder ? em.merge(placeholder) : lostLease ? await em.findOne(Message, { conversation: conversationId, seq }) : null;
-    if (!assistant) {
-      assistant = failedReply(em, conversation, seq, '');
-      em.persist(assistant);
-      conversation.messageCount += 1;
-    }
-    assistant.status = reply ? MessageStatus.COMPLETE : MessageStatus.FAILED;
-    assistant.content = reply ? reply.content : 'The agent failed to answer.';
-    assistant.model = reply?.model ?? null;
-    assistant.promptTokens = reply?.usage?.promptTokens ?? null;
-    assistant.completionTokens = reply?.usage?.completionTokens ?? null;
-    assistant.totalTokens = reply?.usage?.totalTokens ?? null;
-    assistant.createdAt = now;
-
-    const messageRef = em.getReference(Message, assistant.id, { wrapped: true });
-    const conversationRef = em.getReference(Conversation, conversation.id, { wrapped: true });
-    const toolCalls = calls.map(
-      (call) => new ToolCall({ ...call, message: messageRef, conversation: conversationRef, userId: userMessage.userId }),
-    );
-    em.persist(toolCalls);
-
-    if (reply?.usage) {
-      conversation.promptTokens += reply.usage.promptTokens;
-      conversation.completionTokens += reply.usage.completionTokens;
-      conversation.totalTokens += reply.usage.totalTokens;
-    }
-    conversation.lastMessageAt = now;
-    conversation.updatedAt = now;
-    if (!lostLease) {
-      conversation.turnId = null;
-      conversation.leaseExpiresAt = null;
-    }
-    return { conversation, assistantMessage: assistant, toolCalls };
-  });
-}
-
-/** An assistant message marked failed: it keeps the reserved seq so that `seq` stays gapless. */
-function failedReply(em: EntityManager, conversation: Conversation, seq: number, content: string): Message {
-  const message = new Message({
-    conversation: em.getReference(Conversation, conversation.id, { wrapped: true }),
-    userId: conversation.userId,
-    seq,
-    role: MessageRole.ASSISTANT,
-    content,
-  });
-  message.status = MessageStatus.FAILED;
-  return message;
 }
 
 // Private: bad input is refused before any SQL runs.

@@ -2,11 +2,13 @@ export { Conversation, ConversationStatus } from './Conversation.js';
 export { Message, MessageRole, MessageStatus } from './Message.js';
 export { ToolCall } from './ToolCall.js';
 export { Task } from './Task.js';
+export { TurnWaiter } from './TurnWaiter.js';
 
 import { Conversation } from './Conversation.js';
 import { Message } from './Message.js';
 import { Task } from './Task.js';
 import { ToolCall } from './ToolCall.js';
+import { TurnWaiter } from './TurnWaiter.js';
 
 /** Every entity, for the ORM's discovery. */
-export const entities = [Conversation, Message, ToolCall, Task];
+export const entities = [Conversation, Message, ToolCall, Task, TurnWaiter];

@@ -12,6 +12,8 @@ import { OfflineAgent } from '../agent/offline.js';
 import { loadSystemPrompt, OpenAiAgent } from '../agent/openai.js';
 import { connectMcpServers, loadMcpConfig, type McpHub } from '../agent/mcp-hub.js';
 import { openTurnTools } from '../agent/tools.js';
+import type { RunningTurn } from '../chat/turn.js';
+import { abandonTurns } from '../chat/turn-store.js';
 import type { Agent } from '../agent/types.js';
 import type { Config } from '../config.js';
 import { openDatabase, type Database } from '../db/database.js';
@@ -86,10 +88,12 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
   }
 
   const hub = mcp;
+  const running = new Set<RunningTurn>();
   const services: Services = {
     agent,
-    openTools: (em, userId) =>
-      openTurnTools(em, userId, { timeoutMs: config.limits.toolTimeoutMs, maxResultBytes: config.limits.toolResultMaxBytes }, hub.servers()),
+    openTools: (em, userId, onCall) =>
+      openTurnTools(em, userId, { timeoutMs: config.limits.toolTimeoutMs, maxResultBytes: config.limits.toolResultMaxBytes }, hub.servers(), onCall),
+    running,
     settings: {
       historyLimit: config.historyLimit,
       maxMessageChars: config.maxMessageChars,
@@ -143,6 +147,12 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
     mcp,
     devToken,
     async close() {
+      // Turns still running now will not finish here: free their conversations for a retry elsewhere.
+      const abandoned = await abandonTurns(orm.em.fork(), running).catch((error: unknown) => {
+        log.error({ err: error }, 'could not release the leases of running turns');
+        return 0;
+      });
+      if (abandoned > 0) log.warn({ abandoned }, 'released the leases of turns cut short by shutdown');
       await apollo.stop();
       await mcp.close();
       await orm.close();
