@@ -59,6 +59,12 @@ describe('fitContext', () => {
     expect(fitContext(messages, { maxTokens: 5, count }).messages).toEqual([system, assistant('a1'), user('new')]);
   });
 
+  it('keeps the new user message together with the tool calls a resumed turn already made after it', () => {
+    const resumed = [user('weight:3 new'), calls('call_9'), result('call_9')];
+    const fitted = fitContext([system, user('u1'), assistant('a1'), ...resumed], { maxTokens: 5, count });
+    expect(fitted.messages).toEqual([system, ...resumed]);
+  });
+
   it('never starts the kept history with a tool message', () => {
     const messages = [system, user('u1'), calls('call_1'), result('call_1'), user('new')];
     for (let maxTokens = 1; maxTokens <= 6; maxTokens++) {

@@ -60,7 +60,9 @@ export function fitContext(messages: AgentMessage[], options: FitOptions): Fitte
   const systemCount = leading === -1 ? repaired.length : leading;
   const system = repaired.slice(0, systemCount);
   const units = toUnits(repaired.slice(systemCount));
-  const last = units.pop() ?? [];
+  // The new user message and what this turn already did after it (a resumed turn's tool calls).
+  const newest = units.findLastIndex((unit) => unit[0]?.role === 'user');
+  const last = units.splice(newest === -1 ? Math.max(units.length - 1, 0) : newest).flat();
 
   const cost = (unit: AgentMessage[]) => unit.reduce((sum, message) => sum + count(message), 0);
   let tokens = (options.reservedTokens ?? 0) + cost(system) + cost(last);

@@ -12,8 +12,9 @@ type StoredMessage = Pick<Message, 'id' | 'role' | 'content' | 'status'>;
 type StoredCall = Pick<ToolCall, 'callId' | 'name' | 'arguments' | 'result'>;
 
 /**
- * Loads the messages of `conversationId` up to and including `uptoSeq` (the new user message),
- * at most `limit` of them, oldest first, with their tool calls.
+ * Loads the messages of `conversationId` up to and including `uptoSeq` (the reply in progress of
+ * this turn, right after the new user message), at most `limit` of them, oldest first, with
+ * their tool calls.
  */
 export async function loadContext(em: EntityManager, conversationId: string, uptoSeq: number, limit: number): Promise<AgentMessage[]> {
   const rows = await em.find(
@@ -32,8 +33,9 @@ export async function loadContext(em: EntityManager, conversationId: string, upt
 
 /**
  * Maps stored messages (oldest first) to agent messages. An assistant message with tool calls
- * becomes the calls, their results, then its text. A failed reply contributes only its completed
- * tool calls (so a retry does not repeat them), never its text: the user never saw it.
+ * becomes the calls, their results, then its text. A failed reply, or the reply in progress of a
+ * resumed turn, contributes only its completed tool calls (so a retry does not repeat them),
+ * never its text: the user never saw it.
  */
 export function toAgentMessages(rows: StoredMessage[], callsByMessage: Map<string, StoredCall[]> = new Map()): AgentMessage[] {
   const messages: AgentMessage[] = [];

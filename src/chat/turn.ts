@@ -86,8 +86,9 @@ export async function sendMessage(deps: TurnDeps, viewer: Viewer, input: SendMes
   deps.running?.add(running);
   const renewal = renewLease(deps, conversation.id, ids.turn);
   try {
-    // Step 5: the context, by keyset on (conversation_id, seq): never the whole history.
-    const messages = await loadContext(deps.em, conversation.id, userMessage.seq, deps.settings.historyLimit);
+    // Step 5: the context, by keyset on (conversation_id, seq): never the whole history. It ends
+    // with the reply in progress, which holds the tool calls a resumed turn already made.
+    const messages = await loadContext(deps.em, conversation.id, reply.seq, deps.settings.historyLimit);
 
     // Step 6: the agent, with no transaction open; each tool call is stored as it completes.
     const recorder = toolCallRecorder(deps, { conversationId: conversation.id, replyId: reply.id, userId: viewer.userId });
