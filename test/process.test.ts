@@ -11,7 +11,8 @@ import path from 'node:path';
 import { GraphQLClient } from 'graphql-request';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
-import { gqlError, send } from './support/graphql.js';
+import { delayed, reply, startFakeOpenAi, type FakeOpenAi } from './support/fake-openai.js';
+import { gqlError, send, SEND as SEND_MESSAGE } from './support/graphql.js';
 import { killAll, runCli, runServer, serverEnv, startServer, type ServerProcess } from './support/process.js';
 
 const JWT_SECRET = 'process-test-secret-that-is-long-enough-for-hs256';
@@ -193,6 +194,57 @@ describe('with an external PostgreSQL (DATABASE_URL) and JWT_SECRET', () => {
     await expectGracefulStop(second, 'SIGTERM');
   });
 });
+
+describe('graceful shutdown with a turn running', () => {
+  let fake: FakeOpenAi;
+
+  beforeAll(async () => {
+    fake = await startFakeOpenAi();
+  });
+
+  afterAll(async () => {
+    await fake?.close();
+  });
+
+  const modelEnv = (settings: Record<string, string> = {}) =>
+    externalEnv({ OPENAI_API_KEY: 'test-key', OPENAI_BASE_URL: `${fake.url}/v1`, OPENAI_MODEL: 'fake-model', ...settings });
+
+  it('on SIGTERM lets the running turn finish and answer, then exits 0', async () => {
+    fake.reset();
+    fake.script(delayed(1_500, reply('Finished before the shutdown.')));
+    const server = await startServer(modelEnv());
+    const token = (await runCli(['token', 'grace'], modelEnv())).stdout.trim();
+    const turn = send(client(server, token), 'hello there');
+    await untilRequests(fake, 1);
+    const exit = server.stop('SIGTERM', 15_000);
+
+    expect((await turn).assistantMessage).toMatchObject({ status: 'COMPLETE', content: 'Finished before the shutdown.' });
+    expect(await exit).toEqual({ code: 0, signal: null });
+  });
+
+  it('past SHUTDOWN_GRACE frees the conversation at once, so a retry on another instance runs without waiting for the lease', async () => {
+    fake.reset();
+    fake.script(delayed(20_000, reply('too late')), reply('Done on the second instance.'));
+    const first = await startServer(modelEnv({ SHUTDOWN_GRACE: '500', TURN_LEASE: '60000' }));
+    const token = (await runCli(['token', 'impatient'], modelEnv())).stdout.trim();
+    const input = { message: 'hello again', clientMessageId: 'grace-key' };
+    const cut = gqlError(client(first, token), SEND_MESSAGE, { input }).catch((error: Error) => ({ code: error.message, message: '', extensions: {} }));
+    await untilRequests(fake, 1);
+    expect(await first.stop('SIGTERM', 15_000)).toEqual({ code: 0, signal: null });
+    expect(first.logs().some((line) => line.msg === 'released the leases of turns cut short by shutdown')).toBe(true);
+    await cut;
+
+    const second = await startServer(modelEnv());
+    const retry = await send(client(second, token), input.message, undefined, { clientMessageId: input.clientMessageId });
+    expect([retry.userMessage.seq, retry.assistantMessage.seq, retry.response]).toEqual([1, 2, 'Done on the second instance.']);
+    await second.stop('SIGTERM', 10_000);
+  });
+});
+
+async function untilRequests(fake: FakeOpenAi, count: number): Promise<void> {
+  for (let i = 0; i < 500 && fake.requests.length < count; i++) await new Promise((r) => setTimeout(r, 10));
+  expect(fake.requests.length).toBeGreaterThanOrEqual(count);
+}
 
 describe('in production (NODE_ENV=production)', () => {
   it('refuses to start without JWT_SECRET or JWT_JWKS_URL, says so on stderr, and touches nothing in DATA_DIR', async () => {
