@@ -195,7 +195,8 @@ export async function storeToolCall(
     userId: row.userId,
   });
   stored.id = row.id;
-  await em.persist(stored).flush();
+  // One INSERT on its own (autocommit), not a flush with its own transaction around it.
+  await em.insert(stored);
 }
 
 /** Joins the queue of `conversationId`; the ticket is the row's id, growing in arrival order. */
