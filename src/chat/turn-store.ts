@@ -12,6 +12,7 @@ import { LockMode } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { AgentReply, ToolCallRecord } from '../agent/types.js';
 import { Conversation, ConversationStatus, Message, MessageRole, MessageStatus, ToolCall, TurnWaiter } from '../entities/index.js';
+import { TURN_ENDED_CHANNEL } from '../db/signals.js';
 import { AppError, notFound } from '../errors.js';
 
 const TITLE_CHARS = 80;
@@ -173,6 +174,8 @@ export async function finishTurn(
     if (ours) {
       conversation.turnId = null;
       conversation.leaseExpiresAt = null;
+      // Delivered on commit: requests waiting for this conversation, on any instance, look again.
+      await em.execute('select pg_notify(?, ?)', [TURN_ENDED_CHANNEL, conversation.id]);
     }
     return { conversation, assistantMessage: assistant, toolCalls: await toolCalls };
   });
@@ -225,6 +228,7 @@ export async function abandonTurns(em: EntityManager, turns: Iterable<{ conversa
     await em.transactional(async (em) => {
       const released = await em.nativeUpdate(Conversation, { id: turn.conversationId, turnId: turn.turnId }, { turnId: null, leaseExpiresAt: null });
       if (released === 0) return;
+      await em.execute('select pg_notify(?, ?)', [TURN_ENDED_CHANNEL, turn.conversationId]);
       await em.nativeUpdate(
         Message,
         { id: turn.replyId, status: MessageStatus.IN_PROGRESS },

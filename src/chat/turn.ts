@@ -14,6 +14,7 @@ import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Agent, AgentMessage, AgentReply, ToolBox, ToolCallRecord } from '../agent/types.js';
 import { retryTransient } from '../db/retry.js';
+import type { TurnSignals } from '../db/signals.js';
 import { Conversation, type Message, type ToolCall } from '../entities/index.js';
 import { isUuid, newId } from '../entities/ids.js';
 import { AppError, badInput } from '../errors.js';
@@ -62,6 +63,8 @@ export type TurnDeps = {
   log: Logger;
   /** The process's running turns (for graceful shutdown); absent in tools that need none. */
   running?: Set<RunningTurn>;
+  /** Wakes waiting requests when a turn ends; without it they only poll. */
+  signals?: TurnSignals;
 };
 
 const CLIENT_MESSAGE_ID_MAX = 255;
@@ -142,7 +145,8 @@ async function beginInOrder(deps: TurnDeps, viewer: Viewer, input: SendMessageIn
         if (error instanceof UniqueConstraintViolationException && races++ < KEY_RACES_MAX) continue;
         if (!(error instanceof ConversationBusy) || input.ifBusy !== 'ENQUEUE' || Date.now() >= deadline) throw error;
         if (ticket === null || !(await stillWaiting(deps.em, ticket))) ticket = await joinQueue(deps.em, error.conversationId, viewer.userId);
-        await sleep(Math.min(20 * 2 ** Math.min(wait, 5), 400, Math.max(deadline - Date.now(), 0)));
+        const pause = Math.min(20 * 2 ** Math.min(wait, 5), 400, Math.max(deadline - Date.now(), 0));
+        await (deps.signals ? deps.signals.waitForTurnEnd(error.conversationId, pause) : sleep(pause));
       }
     }
   } finally {

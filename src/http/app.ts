@@ -17,6 +17,7 @@ import { abandonTurns } from '../chat/turn-store.js';
 import type { Agent } from '../agent/types.js';
 import type { Config } from '../config.js';
 import { openDatabase, type Database } from '../db/database.js';
+import { listenForTurnEnds, type TurnSignals } from '../db/signals.js';
 import { migrate, openOrm, type Orm } from '../db/orm.js';
 import { AppError } from '../errors.js';
 import { createContext, type Context, type Services } from '../graphql/context.js';
@@ -63,11 +64,13 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
   let orm: Orm | undefined;
   let mcp: McpHub | undefined;
   let apollo: ApolloServer<Context> | undefined;
+  let signals: TurnSignals | undefined;
   try {
     orm = await openOrm({ clientUrl: database.url, log, onQuery: options.onQuery });
     const applied = await migrate(orm);
     if (applied.length > 0) log.info({ migrations: applied }, 'migrations applied');
     mcp = await connectMcpServers(mcpConfig, log);
+    signals = await listenForTurnEnds(database.url, log);
     apollo = new ApolloServer<Context>({
       schema,
       introspection: config.introspection,
@@ -81,6 +84,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
   } catch (error) {
     // Whatever started is stopped again: no pool, child process or database outlives a failed start.
     await apollo?.stop();
+    await signals?.close();
     await mcp?.close();
     await orm?.close();
     await database.stop();
@@ -94,6 +98,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
     openTools: (em, userId, onCall) =>
       openTurnTools(em, userId, { timeoutMs: config.limits.toolTimeoutMs, maxResultBytes: config.limits.toolResultMaxBytes }, hub.servers(), onCall),
     running,
+    signals,
     settings: {
       historyLimit: config.historyLimit,
       maxMessageChars: config.maxMessageChars,
@@ -154,6 +159,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
       });
       if (abandoned > 0) log.warn({ abandoned }, 'released the leases of turns cut short by shutdown');
       await apollo.stop();
+      await signals.close();
       await mcp.close();
       await orm.close();
       await database.stop();

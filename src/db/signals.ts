@@ -1,0 +1,99 @@
+/**
+ * Wake-ups for requests waiting their turn (`ifBusy: ENQUEUE`), across every instance: when a turn
+ * ends, its finishing transaction sends `NOTIFY turn_ended, '<conversation id>'`, and each
+ * process holds one connection that LISTENs and wakes its local waiters of that conversation.
+ *
+ * A notification is only a hint to look again: the queue itself is in PostgreSQL, and waiters
+ * poll on a timer anyway, so a lost notification (the listener reconnecting after the database
+ * restarted, say) costs a little latency, never a turn.
+ */
+import pg from 'pg';
+import type { Logger } from '../log.js';
+
+export const TURN_ENDED_CHANNEL = 'turn_ended';
+
+export type TurnSignals = {
+  /** Resolves when a turn of `conversationId` ends, or after `ms`, whichever comes first. */
+  waitForTurnEnd(conversationId: string, ms: number): Promise<void>;
+  close(): Promise<void>;
+};
+
+const RECONNECT_MIN_MS = 250;
+const RECONNECT_MAX_MS = 5_000;
+
+/** Starts listening on `url` (reconnecting in the background after a failure). */
+export async function listenForTurnEnds(url: string, log: Logger): Promise<TurnSignals> {
+  const waiters = new Map<string, Set<() => void>>();
+  let client: pg.Client | undefined;
+  let closed = false;
+  let delay = RECONNECT_MIN_MS;
+  let timer: NodeJS.Timeout | undefined;
+
+  const wake = (conversationId: string) => {
+    for (const resolve of waiters.get(conversationId) ?? []) resolve();
+  };
+
+  const connect = async (): Promise<void> => {
+    const next = new pg.Client({ connectionString: url, application_name: 'stateless-chat listener' });
+    next.on('notification', (message) => {
+      if (message.channel === TURN_ENDED_CHANNEL && message.payload) wake(message.payload);
+    });
+    const lost = (error?: Error) => {
+      if (client !== next) return;
+      if (error) log.warn({ err: error }, 'turn listener connection lost; waiters poll until it is back');
+      client = undefined;
+      next.end().catch(() => undefined);
+      scheduleReconnect();
+    };
+    next.on('error', lost);
+    next.on('end', () => lost());
+    try {
+      await next.connect();
+      await next.query(`LISTEN ${TURN_ENDED_CHANNEL}`);
+    } catch (error) {
+      next.end().catch(() => undefined);
+      throw error;
+    }
+    client = next;
+    delay = RECONNECT_MIN_MS;
+  };
+
+  // Private: one pending reconnect at a time, the pause doubling up to RECONNECT_MAX_MS.
+  const scheduleReconnect = () => {
+    if (closed || timer) return;
+    timer = setTimeout(() => {
+      timer = undefined;
+      connect().catch((error: unknown) => {
+        log.debug({ err: error }, 'turn listener could not reconnect yet');
+        delay = Math.min(delay * 2, RECONNECT_MAX_MS);
+        scheduleReconnect();
+      });
+    }, delay);
+    timer.unref();
+  };
+
+  await connect();
+  return {
+    waitForTurnEnd(conversationId, ms) {
+      return new Promise<void>((resolve) => {
+        const set = waiters.get(conversationId) ?? new Set();
+        waiters.set(conversationId, set);
+        const done = () => {
+          clearTimeout(timeout);
+          set.delete(done);
+          if (set.size === 0) waiters.delete(conversationId);
+          resolve();
+        };
+        const timeout = setTimeout(done, ms);
+        timeout.unref();
+        set.add(done);
+      });
+    },
+    async close() {
+      closed = true;
+      if (timer) clearTimeout(timer);
+      for (const set of waiters.values()) for (const resolve of set) resolve();
+      await client?.end().catch(() => undefined);
+    },
+  };
+}
