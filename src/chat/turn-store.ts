@@ -150,11 +150,11 @@ export async function finishTurn(
       { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true },
     );
     const assistant = await em.findOneOrFail(Message, { id: input.replyId, userId: input.userId }, { refresh: true });
-    const toolCalls = em.find(ToolCall, { message: input.replyId, userId: input.userId }, { orderBy: { id: 'asc' } });
+    const toolCalls = await em.find(ToolCall, { message: input.replyId, userId: input.userId }, { orderBy: { id: 'asc' } });
     const ours = conversation.turnId === input.turnId;
     // Already completed: an earlier try of this step committed, or (our lease lost) a retry of
     // the same message on another instance finished it first. Either way it happened once.
-    if (assistant.status === MessageStatus.COMPLETE && !ours) return { conversation, assistantMessage: assistant, toolCalls: await toolCalls };
+    if (assistant.status === MessageStatus.COMPLETE && !ours) return { conversation, assistantMessage: assistant, toolCalls };
 
     const { reply } = input;
     assistant.status = reply ? MessageStatus.COMPLETE : MessageStatus.FAILED;
@@ -177,7 +177,7 @@ export async function finishTurn(
       // Delivered on commit: requests waiting for this conversation, on any instance, look again.
       await em.execute('select pg_notify(?, ?)', [TURN_ENDED_CHANNEL, conversation.id]);
     }
-    return { conversation, assistantMessage: assistant, toolCalls: await toolCalls };
+    return { conversation, assistantMessage: assistant, toolCalls };
   });
 }
 

@@ -91,7 +91,10 @@ export async function sendMessage(deps: TurnDeps, viewer: Viewer, input: SendMes
   try {
     // Step 5: the context, by keyset on (conversation_id, seq): never the whole history. It ends
     // with the reply in progress, which holds the tool calls a resumed turn already made.
-    const messages = await loadContext(deps.em, conversation.id, reply.seq, deps.settings.historyLimit);
+    const messages = await retryTransient(() => loadContext(deps.em, conversation.id, reply.seq, deps.settings.historyLimit), {
+      log: deps.log,
+      what: 'load context',
+    });
 
     // Step 6: the agent, with no transaction open; each tool call is stored as it completes.
     const recorder = toolCallRecorder(deps, { conversationId: conversation.id, replyId: reply.id, userId: viewer.userId });

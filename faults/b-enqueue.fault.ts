@@ -1,0 +1,105 @@
+/**
+ * Fault run b: 20 clients × 25 messages into one conversation with `ifBusy: ENQUEUE`, each client
+ * sending its messages one after another, all clients at once, every message to the next of the
+ * three instances. Afterwards the conversation reads 1..N without a gap, every user message
+ * directly followed by its own reply, each client's messages in the order it sent them, and the
+ * waiting requests served in the order they arrived (issue 4, part 2).
+ *
+ * Arrival order is judged from the client's side: a pair of messages counts as served out of
+ * order when one was sent more than ORDER_SLACK_MS before the other yet got the later seq. The
+ * slack covers the way from the client to the point where the server queues the request.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { countBy, outcomeText, sendMessage, tokenFor, type Outcome } from './support/client.js';
+import { startCluster, type Cluster } from './support/cluster.js';
+import { audit, orderViolations, printTable, type Sent } from './support/tally.js';
+
+const CLIENTS = 20;
+const MESSAGES = 25;
+const MODEL_MS = 20;
+const ORDER_SLACK_MS = 250;
+const USER = 'b';
+
+let cluster: Cluster;
+
+beforeAll(async () => {
+  cluster = await startCluster({ ENQUEUE_TIMEOUT: '120000', TURN_LEASE: '10000' });
+});
+
+afterAll(async () => {
+  await cluster?.close();
+});
+
+describe('b. 20 clients × 25 messages into one conversation with ifBusy: ENQUEUE', () => {
+  it('stores seq 1..N gapless, each user message followed by its reply, each client in its order, waiters in arrival order', async () => {
+    const token = await tokenFor(USER);
+    const setup = await sendMessage(cluster.instances[0]!, token, { message: 'b: hello', clientMessageId: 'b-setup' });
+    expect(setup.kind, outcomeText(setup)).toBe('ack');
+    const conversationId = setup.kind === 'ack' ? setup.payload.conversation.id : '';
+
+    const sent: Sent[] = [];
+    const started = Date.now();
+    await Promise.all(
+      Array.from({ length: CLIENTS }, async (_, client) => {
+        for (let m = 0; m < MESSAGES; m++) {
+          const message = `b: client ${client} message ${m} #delay:${MODEL_MS}`;
+          const record: Sent = { key: `b-${client}-${m}`, message, outcomes: [] };
+          sent.push(record);
+          const instance = cluster.instances[(client + m) % 3]!;
+          record.outcomes.push(await sendMessage(instance, token, { conversationId, message, clientMessageId: record.key, ifBusy: 'ENQUEUE' }, 150_000));
+        }
+      }),
+    );
+    const elapsed = Date.now() - started;
+
+    const result = await audit(cluster, [USER], sent);
+    const messages = result.conversations.get(conversationId) ?? [];
+    const order = orderViolations(messages);
+    const seqOf = new Map(messages.filter((row) => row.role === 'user').map((row) => [row.client_message_id, row.seq]));
+
+    // Each client's messages must have growing seqs in the order it sent them.
+    const clientOrder: string[] = [];
+    for (let client = 0; client < CLIENTS; client++) {
+      const seqs = Array.from({ length: MESSAGES }, (_, m) => seqOf.get(`b-${client}-${m}`)).filter((seq) => seq !== undefined);
+      if (seqs.some((seq, i) => i > 0 && seq <= seqs[i - 1]!)) clientOrder.push(`client ${client}: seqs ${seqs.join(',')}`);
+    }
+
+    // Pairs served against their arrival order (by more than the slack).
+    const acked = sent
+      .map((record) => ({ record, outcome: record.outcomes[0]! }))
+      .filter((entry): entry is { record: Sent; outcome: Extract<Outcome, { kind: 'ack' }> } => entry.outcome.kind === 'ack');
+    let inversions = 0;
+    let worstInversionMs = 0;
+    for (const x of acked) {
+      for (const y of acked) {
+        const earlierBy = y.outcome.sentAt - x.outcome.sentAt;
+        if (earlierBy > ORDER_SLACK_MS && x.outcome.payload.userMessage.seq > y.outcome.payload.userMessage.seq) {
+          inversions++;
+          worstInversionMs = Math.max(worstInversionMs, earlierBy);
+        }
+      }
+    }
+    const waits = acked.map((entry) => entry.outcome.ms).sort((a, b) => a - b);
+    const outcomes = sent.flatMap((record) => record.outcomes);
+
+    printTable(`scenario b: ${CLIENTS} clients × ${MESSAGES} messages, one conversation, ifBusy ENQUEUE, model ${MODEL_MS} ms`, result.table, [
+      `answers: ${JSON.stringify(countBy(outcomes, (o) => (o.kind === 'error' ? o.code : o.kind)))}; ${elapsed} ms in all`,
+      `messages in the conversation: ${messages.length} (expected ${2 + 2 * CLIENTS * MESSAGES}); order violations: ${order.length}; clients out of their own order: ${clientOrder.length}`,
+      `pairs served against arrival order (sent > ${ORDER_SLACK_MS} ms apart): ${inversions}${inversions ? `, the worst sent ${worstInversionMs} ms earlier yet served later` : ''}`,
+      `request time (ms): median ${waits[Math.floor(waits.length / 2)] ?? '-'}, p99 ${waits[Math.floor(waits.length * 0.99)] ?? '-'}, max ${waits.at(-1) ?? '-'}`,
+      ...outcomes.filter((o) => o.kind !== 'ack').slice(0, 5).map((o) => `not acknowledged (instance ${o.instance}): ${outcomeText(o)}`),
+      ...order.slice(0, 10).map((line) => `order: ${line}`),
+      ...clientOrder.slice(0, 5).map((line) => `client order: ${line}`),
+      ...result.lostDetails.slice(0, 10).map((line) => `lost: ${line}`),
+      ...result.duplicateDetails.slice(0, 10).map((line) => `duplicated: ${line}`),
+    ]);
+
+    expect(result.table.lost, 'lost').toBe(0);
+    expect(result.table.duplicated, 'duplicated').toBe(0);
+    expect(result.table.acknowledged, 'every ENQUEUE send is acknowledged').toBe(CLIENTS * MESSAGES);
+    expect(order, 'seq 1..N gapless, each user message directly followed by its reply').toEqual([]);
+    expect(messages.length).toBe(2 + 2 * CLIENTS * MESSAGES);
+    expect(clientOrder, "each client's messages in its order").toEqual([]);
+    expect(inversions, `pairs served against arrival order (sent more than ${ORDER_SLACK_MS} ms apart)`).toBe(0);
+  }, 300_000);
+});
