@@ -44,6 +44,16 @@ describe('POST /api/{user_id}/chat', () => {
     expect(stored.rows.map((r) => `${r.seq}:${r.role}`)).toEqual(['1:user', '2:assistant', '3:user', '4:assistant']);
   });
 
+  it('makes a retry with the same Idempotency-Key replay the first answer instead of running again', async () => {
+    const first = await chat('ida', { message: 'add a task to renew passport' }, undefined, { 'Idempotency-Key': 'rest-key-1' });
+    const retry = await chat('ida', { message: 'add a task to renew passport' }, undefined, { 'Idempotency-Key': 'rest-key-1' });
+    expect(retry).toEqual(first);
+    const tasks = await db.query('select title from task where user_id = $1', ['ida']);
+    expect(tasks.rows).toEqual([{ title: 'renew passport' }]);
+    const reused = await chat('ida', { message: 'something else' }, undefined, { 'Idempotency-Key': 'rest-key-1' });
+    expect(reused).toEqual({ status: 422, body: { error: { code: 'IDEMPOTENCY_KEY_REUSED', message: expect.any(String) } } });
+  });
+
   it('answers 401 without a valid token', async () => {
     expect((await chat('rita', { message: 'hi' }, null)).status).toBe(401);
     const bad = await chat('rita', { message: 'hi' }, 'not-a-token');
