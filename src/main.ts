@@ -33,8 +33,11 @@ async function main(): Promise<void> {
       server.closeAllConnections();
     }, config.shutdownGraceMs);
     forced.unref();
-    server.closeIdleConnections();
+    // Keep-alive connections go idle as their last response is sent; close them then, not after
+    // the keep-alive timeout.
+    const idle = setInterval(() => server.closeIdleConnections(), 100);
     await new Promise<void>((resolve) => server.close(() => resolve()));
+    clearInterval(idle);
     clearTimeout(forced);
     await app.close();
     log.info('stopped');
