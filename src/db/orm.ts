@@ -9,8 +9,11 @@ import { MikroORM, defineConfig, type Options } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import { migrationsList } from '../../migrations/index.js';
 import { entities } from '../entities/index.js';
+import { guardPool } from './pool-guard.js';
 
 export type Orm = MikroORM;
+
+const CONNECTION_WAIT_MS = 15_000;
 
 export type OrmOptions = {
   clientUrl: string;
@@ -31,6 +34,8 @@ export function ormConfig({ clientUrl, log, onQuery, poolMax = 10 }: OrmOptions)
     // The snapshot (what the migrations build) changes only with `migrate:create`, never when migrating.
     migrations: { path: 'migrations', pathTs: 'migrations', migrationsList, emit: 'ts', snapshot: true, snapshotOnMigrate: false, snapshotName: '.snapshot' },
     pool: { min: 0, max: poolMax },
+    // A request waits at most this long for a free connection, then fails instead of hanging.
+    driverOptions: { connectionTimeoutMillis: CONNECTION_WAIT_MS, onPoolCreated: guardPool },
     debug: logsQueries ? ['query'] : false,
     loggerFactory: () => queryLogger(log, onQuery),
   });

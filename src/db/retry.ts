@@ -18,7 +18,7 @@ const TRANSIENT_SQLSTATES = new Set([
   '53300', // too_many_connections
   '08000', '08001', '08003', '08004', '08006', // connection exceptions
 ]);
-const TRANSIENT_MESSAGE = /connection terminated|terminating connection|ECONNREFUSED|ECONNRESET|EPIPE|Connection closed|connection error|server closed the connection|the database system is (starting up|shutting down)/i;
+const TRANSIENT_MESSAGE = /connection terminated|not queryable|timeout exceeded when trying to connect|terminating connection|ECONNREFUSED|ECONNRESET|EPIPE|Connection closed|connection error|server closed the connection|the database system is (starting up|shutting down)/i;
 
 /** True for errors that a retry of the same work may not meet again. */
 export function isTransient(error: unknown): boolean {
