@@ -155,6 +155,20 @@ describe('ifBusy: ENQUEUE', () => {
     expect((await db.query('select count(*)::int as n from turn_waiter')).rows[0].n).toBe(0);
   });
 
+  it('makes a retry of a running turn wait for it, then replay it', async () => {
+    const client = await server.client('queue-retry');
+    const holding = agent.holding;
+    const original = send(client, 'hold patience', undefined, { clientMessageId: 'retry-while-running' });
+    await until(() => agent.holding > holding);
+    const retry = send(client, 'hold patience', undefined, { clientMessageId: 'retry-while-running', ifBusy: 'ENQUEUE' });
+    await new Promise((r) => setTimeout(r, 100));
+    agent.release();
+    const [first, second] = await Promise.all([original, retry]);
+    expect([first.replayed, second.replayed]).toEqual([false, true]);
+    expect(second.assistantMessage.id).toBe(first.assistantMessage.id);
+    expect((await db.query(`select count(*)::int as n from task where user_id = 'queue-retry'`)).rows[0].n).toBe(1);
+  });
+
   it('lets a plain REJECT message not jump the queue', async () => {
     const client = await server.client('queue-jump');
     const { conversation } = await send(client, 'run first');
