@@ -38,13 +38,15 @@ async function sign(claims: { sub?: string; iss?: string; aud?: string }, key: C
   return jwt.sign(key);
 }
 
+type GraphQLBody = { data?: { viewer?: { id: string } } | null; errors: { extensions: { code: string } }[] };
+
 async function viewer(token: string) {
   const response = await fetch(`${server.url}/graphql`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
     body: JSON.stringify({ query: '{ viewer { id } }' }),
   });
-  const body = await response.json();
+  const body = (await response.json()) as GraphQLBody;
   return body.data?.viewer?.id ?? body.errors[0].extensions.code;
 }
 

@@ -13,12 +13,10 @@ let db: pg.Client;
 
 beforeAll(async () => {
   server = await startTestServer();
-  db = new pg.Client({ connectionString: server.database.url });
-  await db.connect();
+  db = server.db;
 });
 
 afterAll(async () => {
-  await db?.end();
   await server?.close();
 });
 

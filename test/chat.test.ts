@@ -12,12 +12,10 @@ let db: pg.Client;
 
 beforeAll(async () => {
   server = await startTestServer();
-  db = new pg.Client({ connectionString: server.database.url });
-  await db.connect();
+  db = server.db;
 });
 
 afterAll(async () => {
-  await db?.end();
   await server?.close();
 });
 
@@ -132,8 +130,8 @@ describe('authentication', () => {
       headers: { 'content-type': 'application/json', ...(authorization ? { authorization } : {}) },
       body: JSON.stringify({ query: '{ viewer { id } }' }),
     });
-    const body = await response.json();
-    expect(body.errors[0].extensions.code).toBe('UNAUTHENTICATED');
+    const body = (await response.json()) as { data: unknown; errors: { extensions: { code: string } }[] };
+    expect(body.errors[0]!.extensions.code).toBe('UNAUTHENTICATED');
     expect(body.data).toBeNull();
   });
 

@@ -35,12 +35,10 @@ function modelEnv(overrides: Record<string, string> = {}): Record<string, string
 beforeAll(async () => {
   fake = await startFakeOpenAi();
   server = await startTestServer({ env: modelEnv() });
-  db = new pg.Client({ connectionString: server.database.url });
-  await db.connect();
+  db = server.db;
 });
 
 afterAll(async () => {
-  await db?.end();
   await server?.close();
   await fake?.close();
 });

@@ -47,13 +47,11 @@ const agent = new ScriptedAgent();
 
 beforeAll(async () => {
   server = await startTestServer({ agent, env: { TURN_LEASE: '400' } });
-  db = new pg.Client({ connectionString: server.database.url });
-  await db.connect();
+  db = server.db;
 });
 
 afterAll(async () => {
   agent.release();
-  await db?.end();
   await server?.close();
 });
 

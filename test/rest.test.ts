@@ -8,12 +8,10 @@ let db: pg.Client;
 
 beforeAll(async () => {
   server = await startTestServer();
-  db = new pg.Client({ connectionString: server.database.url });
-  await db.connect();
+  db = server.db;
 });
 
 afterAll(async () => {
-  await db?.end();
   await server?.close();
 });
 
@@ -24,7 +22,8 @@ async function chat(userId: string, body: unknown, token?: string | null, header
     headers: { 'content-type': 'application/json', ...auth, ...headers },
     body: typeof body === 'string' ? body : JSON.stringify(body),
   });
-  return { status: response.status, body: await response.json() };
+  // The JSON a client gets back, read loosely: each test states the exact shape it expects.
+  return { status: response.status, body: (await response.json()) as any };
 }
 
 describe('POST /api/{user_id}/chat', () => {

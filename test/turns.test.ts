@@ -45,13 +45,11 @@ const agent = new GatedAgent();
 
 beforeAll(async () => {
   server = await startTestServer({ agent });
-  db = new pg.Client({ connectionString: server.database.url });
-  await db.connect();
+  db = server.db;
 });
 
 afterAll(async () => {
   agent.release();
-  await db?.end();
   await server?.close();
 });
 

@@ -5,6 +5,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { GraphQLClient } from 'graphql-request';
+import pg from 'pg';
 import type { Agent } from '../../src/agent/types.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { createApp, type App } from '../../src/http/app.js';
@@ -18,6 +19,8 @@ export type TestServer = {
   app: App;
   config: Config;
   database: TestDatabase;
+  /** A plain SQL client on the test database, for checking exactly what is stored. */
+  db: pg.Client;
   /** A signed token for `userId`. */
   token(userId: string): Promise<string>;
   /** A GraphQL client acting as `userId` (no token when null). */
@@ -43,11 +46,14 @@ export async function startTestServer(options: { agent?: Agent; env?: Record<str
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const token = (userId: string) => app.auth.sign!(userId);
+  const db = new pg.Client({ connectionString: database.url });
+  await db.connect();
   return {
     url,
     app,
     config,
     database,
+    db,
     token,
     async client(userId) {
       const headers: Record<string, string> = userId === null ? {} : { authorization: `Bearer ${await token(userId)}` };
@@ -58,6 +64,7 @@ export async function startTestServer(options: { agent?: Agent; env?: Record<str
       queries.length = 0;
     },
     async close() {
+      await db.end();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await app.close();
