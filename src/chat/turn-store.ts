@@ -204,6 +204,8 @@ export async function storeToolCall(
 
 /** Joins the queue of `conversationId`; the ticket is the row's id, growing in arrival order. */
 export async function joinQueue(em: EntityManager, conversationId: string, userId: string): Promise<string> {
+  // Waiters whose process died are passed over once expired; they are swept here, off the hot path.
+  await em.nativeDelete(TurnWaiter, { conversation: conversationId, expiresAt: { $lt: new Date(Date.now() - WAITER_TTL_MS) } });
   const waiter = new TurnWaiter(em.getReference(Conversation, conversationId, { wrapped: true }), userId, new Date(Date.now() + WAITER_TTL_MS));
   await em.persist(waiter).flush();
   return waiter.id;
