@@ -6,7 +6,7 @@
  * (no conversationId): a retried first message must never make a second conversation.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { countBy, outcomeText, sendMessage, tokenFor, type Outcome, type SendInput } from './support/client.js';
+import { countBy, outcomeText, sendMessage, startConversation, tokenFor, type Outcome, type SendInput } from './support/client.js';
 import { startCluster, type Cluster } from './support/cluster.js';
 import { audit, printTable } from './support/tally.js';
 
@@ -76,9 +76,7 @@ const kindOf = (o: Outcome) => (o.kind === 'ack' ? (o.payload.replayed ? 'replay
 describe('a. one clientMessageId, 50 + 50 sends over three instances', () => {
   it('a1: in an existing conversation, one turn and one model call; the rest replayed or CONVERSATION_BUSY', async () => {
     const token = await tokenFor('a1');
-    const setup = await sendMessage(cluster.instances[0]!, token, { message: 'a1: hello' });
-    expect(setup.kind, outcomeText(setup)).toBe('ack');
-    await run('a1', 'a1', setup.kind === 'ack' ? setup.payload.conversation.id : undefined);
+    await run('a1', 'a1', await startConversation(cluster.instances[0]!, token, { message: 'a1: hello' }));
   });
 
   it('a2: as the first message of a conversation, one conversation, one turn and one model call', async () => {

@@ -10,7 +10,7 @@
  * slack covers the way from the client to the point where the server queues the request.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { countBy, outcomeText, sendMessage, tokenFor, type Outcome } from './support/client.js';
+import { countBy, outcomeText, sendMessage, startConversation, tokenFor, type Outcome } from './support/client.js';
 import { startCluster, type Cluster } from './support/cluster.js';
 import { audit, orderViolations, printTable, type Sent } from './support/tally.js';
 
@@ -33,9 +33,7 @@ afterAll(async () => {
 describe('b. 20 clients × 25 messages into one conversation with ifBusy: ENQUEUE', () => {
   it('stores seq 1..N gapless, each user message followed by its reply, each client in its order, waiters in arrival order', async () => {
     const token = await tokenFor(USER);
-    const setup = await sendMessage(cluster.instances[0]!, token, { message: 'b: hello', clientMessageId: 'b-setup' });
-    expect(setup.kind, outcomeText(setup)).toBe('ack');
-    const conversationId = setup.kind === 'ack' ? setup.payload.conversation.id : '';
+    const conversationId = await startConversation(cluster.instances[0]!, token, { message: 'b: hello', clientMessageId: 'b-setup' });
 
     const sent: Sent[] = [];
     const started = Date.now();

@@ -5,7 +5,7 @@
  * done, the same message with the same key runs as a new turn at the next seq.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { outcomeText, sendMessage, tokenFor } from './support/client.js';
+import { outcomeText, sendMessage, startConversation, tokenFor } from './support/client.js';
 import { startCluster, type Cluster } from './support/cluster.js';
 import { replyTo } from './support/model.js';
 import { audit, orderViolations, printTable, type Sent } from './support/tally.js';
@@ -27,9 +27,7 @@ afterAll(async () => {
 describe('c. REJECT: a second message during a slow turn', () => {
   it('answers CONVERSATION_BUSY with retryAfterMs on every instance and stores nothing for it', async () => {
     const token = await tokenFor(USER);
-    const setup = await sendMessage(cluster.instances[0]!, token, { message: 'c: hello', clientMessageId: 'c-setup' });
-    expect(setup.kind, outcomeText(setup)).toBe('ack');
-    const conversationId = setup.kind === 'ack' ? setup.payload.conversation.id : '';
+    const conversationId = await startConversation(cluster.instances[0]!, token, { message: 'c: hello', clientMessageId: 'c-setup' });
 
     const slow: Sent = { key: 'c-slow', message: `c: a slow turn #delay:${SLOW_MS}`, outcomes: [] };
     const slowDone = sendMessage(cluster.instances[0]!, token, { conversationId, message: slow.message, clientMessageId: slow.key }).then((o) => {

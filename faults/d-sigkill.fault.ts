@@ -8,7 +8,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { outcomeText, sendMessage, tokenFor, type Outcome } from './support/client.js';
+import { outcomeText, sendMessage, startConversation, tokenFor, type Outcome } from './support/client.js';
 import { startCluster, type Cluster } from './support/cluster.js';
 import { replyTo } from './support/model.js';
 import { audit, orderViolations, printTable, type Sent } from './support/tally.js';
@@ -32,9 +32,7 @@ describe('d. SIGKILL of the instance serving a slow turn', () => {
   it('after the lease, a retry with the same key on another instance completes the turn once; its task exists once', async () => {
     const token = await tokenFor(USER);
     const [a, victim, b] = [cluster.instances[0]!, cluster.instances[1]!, cluster.instances[2]!];
-    const setup = await sendMessage(a, token, { message: 'd: hello', clientMessageId: 'd-setup' });
-    expect(setup.kind, outcomeText(setup)).toBe('ack');
-    const conversationId = setup.kind === 'ack' ? setup.payload.conversation.id : '';
+    const conversationId = await startConversation(a, token, { message: 'd: hello', clientMessageId: 'd-setup' });
 
     const turn: Sent = { key: 'd-turn', message: `d: add the task #task:${TASK} #delay1:60000`, outcomes: [] };
     const input = { conversationId, message: turn.message, clientMessageId: turn.key };

@@ -78,6 +78,13 @@ export async function sendMessage(instance: Instance, token: string, input: Send
   return { ...base, ms, kind: 'error', code: String(first.extensions?.code ?? 'NONE'), message: first.message, extensions: first.extensions ?? {} };
 }
 
+/** Sends a first message and returns the id of the conversation it started; throws unless acknowledged. */
+export async function startConversation(instance: Instance, token: string, input: SendInput): Promise<string> {
+  const outcome = await sendMessage(instance, token, input);
+  if (outcome.kind !== 'ack') throw new Error(`the setup message was not acknowledged: ${outcomeText(outcome)}`);
+  return outcome.payload.conversation.id;
+}
+
 /** A short text for an outcome, for messages and notes. */
 export function outcomeText(outcome: Outcome): string {
   if (outcome.kind === 'ack') return `ack${outcome.payload.replayed ? ' (replayed)' : ''} seq ${outcome.payload.userMessage.seq}`;
