@@ -1,0 +1,164 @@
+/**
+ * Helpers of the security suite (`test/security/`): raw HTTP requests that show the status and
+ * body exactly as a client sees them (graphql-request hides both behind exceptions), tokens with
+ * any claims at all, and what a user has stored (row counts and a checksum of every row), so a
+ * test can say "nothing was stored" and "nothing of bob's changed".
+ */
+import { randomUUID } from 'node:crypto';
+import { SignJWT, type JWTPayload } from 'jose';
+import type pg from 'pg';
+import { expect } from 'vitest';
+import { TEST_JWT_SECRET, type TestServer } from './server.js';
+
+/** The tables that hold user data; every one has a `user_id` column. */
+export const USER_TABLES = ['conversation', 'message', 'tool_call', 'task'] as const;
+export type UserTable = (typeof USER_TABLES)[number];
+
+export type GraphQLErrorBody = { message: string; path?: (string | number)[]; extensions?: Record<string, unknown> & { code?: string } };
+export type GraphQLBody = { data?: Record<string, any> | null; errors?: GraphQLErrorBody[] };
+
+/** An HTTP answer: status, headers, the raw text and, when it is JSON, the parsed body. */
+export type Answer<T = any> = { status: number; headers: Headers; text: string; body: T | undefined; ms: number };
+
+/** A user id no other test uses: tests never share state through a user. */
+export const uniqueUser = (name: string): string => `${name}-${randomUUID().slice(0, 8)}`;
+
+/** Sends `init` to `url` and reads the whole answer (never throws on an HTTP error status). */
+export async function request<T = any>(url: string, init: RequestInit): Promise<Answer<T>> {
+  const started = performance.now();
+  const response = await fetch(url, init);
+  const text = await response.text();
+  let body: T | undefined;
+  try {
+    body = JSON.parse(text) as T;
+  } catch {
+    body = undefined;
+  }
+  return { status: response.status, headers: response.headers, text, body, ms: performance.now() - started };
+}
+
+export type As = { user?: string; token?: string; headers?: Record<string, string> };
+
+async function authHeaders(server: TestServer, as: As): Promise<Record<string, string>> {
+  const token = as.token ?? (as.user !== undefined ? await server.token(as.user) : undefined);
+  return { ...(token === undefined ? {} : { authorization: `Bearer ${token}` }), ...as.headers };
+}
+
+/**
+ * POSTs a GraphQL request to `/graphql` as `as.user` (a token signed by the server), with
+ * `as.token`, or anonymously. `body` is sent as it is when it is a string (batches, broken JSON).
+ */
+export async function postGraphQL(
+  server: TestServer,
+  body: string | { query: string; variables?: Record<string, unknown>; operationName?: string } | unknown[],
+  as: As = {},
+): Promise<Answer<GraphQLBody>> {
+  return request<GraphQLBody>(`${server.url}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(await authHeaders(server, as)) },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+}
+
+/** `postGraphQL` for the usual case: a query, its variables, a user. */
+export function gql(server: TestServer, user: string | null, query: string, variables?: Record<string, unknown>): Promise<Answer<GraphQLBody>> {
+  return postGraphQL(server, { query, variables }, user === null ? {} : { user });
+}
+
+/** POSTs a JSON body to the REST route `POST /api/:userId/chat`. */
+export async function postRest(server: TestServer, pathUser: string, body: unknown, as: As = {}): Promise<Answer> {
+  return request(`${server.url}/api/${encodeURIComponent(pathUser)}/chat`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(await authHeaders(server, as)) },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+}
+
+export type RpcAnswer = Answer<{ jsonrpc: string; id: unknown; result?: any; error?: { code: number; message: string; data?: unknown } }>;
+
+/** POSTs one JSON-RPC message to `/mcp`, as a client without an SDK sends it. */
+export async function postMcp(server: TestServer, message: unknown, as: As = {}): Promise<RpcAnswer> {
+  return request(`${server.url}/mcp`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...(await authHeaders(server, as)) },
+    body: typeof message === 'string' ? message : JSON.stringify(message),
+  });
+}
+
+let rpcId = 0;
+/** Calls the `/mcp` tool `name` with `args` (any JSON, well-formed or not) as `as`. */
+export function callMcpTool(server: TestServer, name: string, args: unknown, as: As): Promise<RpcAnswer> {
+  return postMcp(server, { jsonrpc: '2.0', id: ++rpcId, method: 'tools/call', params: { name, arguments: args } }, as);
+}
+
+/** The `extensions.code` of every error of a GraphQL answer, in order. */
+export const codes = (answer: Answer<GraphQLBody>): string[] => (answer.body?.errors ?? []).map((error) => String(error.extensions?.code));
+
+/** The first error of a GraphQL answer; fails the test when there is none. */
+export function firstError(answer: Answer<GraphQLBody>): GraphQLErrorBody {
+  const error = answer.body?.errors?.[0];
+  expect(error, `expected a GraphQL error, got HTTP ${answer.status}: ${answer.text.slice(0, 500)}`).toBeDefined();
+  return error!;
+}
+
+/**
+ * The answer was not a failure of the server: not HTTP 5xx, not INTERNAL_SERVER_ERROR, and a
+ * body a client can read. The message shows the answer, so a failure says what came back.
+ */
+export function expectNoServerError(answer: Answer, what = 'the request'): void {
+  const shown = `${what} -> HTTP ${answer.status} ${answer.text.slice(0, 600)}`;
+  expect(answer.status, shown).toBeLessThan(500);
+  expect(answer.text, shown).not.toContain('INTERNAL_SERVER_ERROR');
+}
+
+/** Words of PostgreSQL's and the driver's own errors, which must never reach a client. */
+export const RAW_DATABASE_TEXT =
+  /invalid byte sequence|invalid message format|operator does not exist|invalid input syntax|value out of range for type|timestamp out of range|date\/time field value out of range|unsupported Unicode escape|violates|syntax error at|relation "|column "|SQLSTATE|postgres|MikroORM|DriverException/i;
+
+/**
+ * A token for whatever claims are given, signed HS256 with the test secret: `sub` may be an
+ * object, `exp` a string, `iat` in the future. Nothing is added (no `iat`, no `exp`) unless given.
+ */
+export function signClaims(claims: Record<string, unknown>, secret: string = TEST_JWT_SECRET): Promise<string> {
+  return new SignJWT(claims as JWTPayload).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).sign(new TextEncoder().encode(secret));
+}
+
+/** Seconds since the epoch, as JWT claims count time. */
+export const nowSeconds = (): number => Math.floor(Date.now() / 1000);
+
+/** How many rows of each user table belong to `userId`. */
+export async function countRows(db: pg.Client, userId: string): Promise<Record<UserTable, number>> {
+  const counts = {} as Record<UserTable, number>;
+  for (const table of USER_TABLES) {
+    const { rows } = await db.query<{ n: number }>(`select count(*)::int as n from ${table} where user_id = $1`, [userId]);
+    counts[table] = rows[0]!.n;
+  }
+  return counts;
+}
+
+/** Nothing of `userId` is stored in any user table. */
+export async function expectNothingStored(db: pg.Client, userId: string, what = 'a refused request'): Promise<void> {
+  expect(await countRows(db, userId), `${what} stored rows for ${JSON.stringify(userId)}`).toEqual({ conversation: 0, message: 0, tool_call: 0, task: 0 });
+}
+
+/**
+ * An md5 of every row of `userId` in each user table (`md5(string_agg(t::text, ',' order by id))`):
+ * equal before and after means not one column of one row changed, and no row came or went.
+ */
+export async function rowsChecksum(db: pg.Client, userId: string): Promise<Record<UserTable, string | null>> {
+  const sums = {} as Record<UserTable, string | null>;
+  for (const table of USER_TABLES) {
+    const { rows } = await db.query<{ sum: string | null }>(
+      `select md5(string_agg(t::text, ',' order by id)) as sum from ${table} t where user_id = $1`,
+      [userId],
+    );
+    sums[table] = rows[0]!.sum;
+  }
+  return sums;
+}
+
+/** The fast-check seed of this run: `FC_SEED` when set (to replay a failure), else a fixed one. */
+export function fuzzSeed(fallback: number): number {
+  const given = process.env.FC_SEED;
+  return given === undefined || given === '' ? fallback : Number(given);
+}
