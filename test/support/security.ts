@@ -5,6 +5,7 @@
  * test can say "nothing was stored" and "nothing of bob's changed".
  */
 import { randomUUID } from 'node:crypto';
+import { connect } from 'node:net';
 import { SignJWT, type JWTPayload } from 'jose';
 import type pg from 'pg';
 import { expect } from 'vitest';
@@ -161,4 +162,25 @@ export async function rowsChecksum(db: pg.Client, userId: string): Promise<Recor
 export function fuzzSeed(fallback: number): number {
   const given = process.env.FC_SEED;
   return given === undefined || given === '' ? fallback : Number(given);
+}
+
+/**
+ * Sends `head` (the request line and headers, `\r\n`-separated, without the blank line) and
+ * `body` as raw bytes over one connection, for what `fetch` refuses to send: a NUL or bytes that
+ * are not UTF-8 in a header. Returns the status of the answer (0 when the connection closed
+ * without one) and its raw text.
+ */
+export function rawRequest(url: string, head: Buffer, body: Buffer): Promise<{ status: number; text: string }> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname);
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk) => chunks.push(chunk));
+    socket.on('error', reject);
+    socket.on('close', () => {
+      const text = Buffer.concat(chunks).toString('utf8');
+      resolve({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1] ?? 0), text });
+    });
+    socket.write(Buffer.concat([head, Buffer.from(`\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n`), body]));
+  });
 }
