@@ -33,7 +33,7 @@ async function main(): Promise<void> {
   const queries: string[] = [];
   const config = loadConfig({ NODE_ENV: 'test', DATABASE_URL: url, JWT_SECRET: 'bench-secret-bench-secret-bench-secret', LOG_LEVEL: 'silent' });
   const app = await createApp(config, { log: createLogger('silent'), onQuery: (sql) => queries.push(sql) });
-  const server = createServer(app.express);
+  const server = createServer(app.serverOptions, app.express);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}/graphql`;
   const db = new pg.Client({ connectionString: url });

@@ -12,7 +12,7 @@ async function main(): Promise<void> {
   const config = loadConfig();
   const log = createLogger(config.logLevel);
   const app = await createApp(config, { log });
-  const server = createServer(app.express);
+  const server = createServer(app.serverOptions, app.express);
   await new Promise<void>((resolve) => server.listen(config.port, config.host, resolve));
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;

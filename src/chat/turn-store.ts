@@ -11,6 +11,7 @@
 import { LockMode } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { AgentReply, ToolCallRecord } from '../agent/types.js';
+import { storableJson, storableText } from '../text.js';
 import { Conversation, ConversationStatus, Message, MessageRole, MessageStatus, ToolCall, TurnWaiter } from '../entities/index.js';
 import { TURN_ENDED_CHANNEL } from '../db/signals.js';
 import { AppError, notFound } from '../errors.js';
@@ -158,7 +159,8 @@ export async function finishTurn(
 
     const { reply } = input;
     assistant.status = reply ? MessageStatus.COMPLETE : MessageStatus.FAILED;
-    assistant.content = reply ? reply.content : 'The agent failed to answer.';
+    // The model's text is not refused like a client's: what PostgreSQL cannot hold is replaced, visibly.
+    assistant.content = reply ? storableText(reply.content) : 'The agent failed to answer.';
     assistant.model = reply?.model ?? null;
     assistant.promptTokens = reply?.usage?.promptTokens ?? null;
     assistant.completionTokens = reply?.usage?.completionTokens ?? null;
@@ -193,6 +195,11 @@ export async function storeToolCall(
   if (retrying && (await em.findOne(ToolCall, { id: row.id }))) return;
   const stored = new ToolCall({
     ...row.call,
+    // Made by the model and by tool servers: NUL and lone surrogates are replaced, not refused.
+    callId: storableText(row.call.callId),
+    name: storableText(row.call.name),
+    arguments: storableJson(row.call.arguments),
+    result: storableJson(row.call.result),
     message: em.getReference(Message, row.replyId, { wrapped: true }),
     conversation: em.getReference(Conversation, row.conversationId, { wrapped: true }),
     userId: row.userId,

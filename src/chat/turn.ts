@@ -19,7 +19,9 @@ import { Conversation, type Message, type ToolCall } from '../entities/index.js'
 import { isUuid, newId } from '../entities/ids.js';
 import { AppError, badInput } from '../errors.js';
 import type { Logger } from '../log.js';
+import { textProblem } from '../text.js';
 import { loadContext } from './history.js';
+import { checkMetadata } from './metadata.js';
 import { beginTurn, ConversationBusy, finishTurn, joinQueue, leaveQueue, stillWaiting, storeToolCall, type Started, type TurnIds } from './turn-store.js';
 
 export type Viewer = { userId: string };
@@ -48,6 +50,8 @@ export type TurnSettings = {
   enqueueTimeoutMs: number;
   /** The agent's whole run, tools included, must end within this. */
   turnDeadlineMs: number;
+  /** Largest metadata object accepted, in bytes of JSON. */
+  metadataMaxBytes: number;
 };
 
 /** A turn this process is running: what shutdown releases if it cannot wait for it. */
@@ -215,8 +219,15 @@ function renewLease(deps: TurnDeps, conversationId: string, turnId: string): { s
   return { stop: () => clearInterval(timer) };
 }
 
-// Private: bad input is refused before any SQL runs.
+// Private: bad input is refused before any SQL runs. Text is checked here too, not only at the
+// GraphQL edge: every transport (REST, tools) reaches the turn through this function.
 function validate(input: SendMessageInput, settings: TurnSettings): string {
+  for (const field of ['message', 'clientMessageId', 'conversationId'] as const) {
+    const value = input[field];
+    const problem = typeof value === 'string' ? textProblem(value) : null;
+    if (problem) throw badInput(`${field} ${problem}`, field);
+  }
+  if (input.metadata != null) checkMetadata(input.metadata, 'metadata', settings.metadataMaxBytes);
   const content = input.message.trim();
   if (content.length === 0) throw badInput('message must not be empty', 'message');
   if (input.message.length > settings.maxMessageChars) {

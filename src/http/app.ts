@@ -7,7 +7,9 @@ import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import { expressMiddleware } from '@as-integrations/express5';
+import cors from 'cors';
 import express, { type ErrorRequestHandler, type Express } from 'express';
+import type { ServerOptions } from 'node:http';
 import { OfflineAgent } from '../agent/offline.js';
 import { loadSystemPrompt, OpenAiAgent } from '../agent/openai.js';
 import { connectMcpServers, loadMcpConfig, type McpHub } from '../agent/mcp-hub.js';
@@ -22,6 +24,7 @@ import { migrate, openOrm, type Orm } from '../db/orm.js';
 import { AppError } from '../errors.js';
 import { createContext, type Context, type Services } from '../graphql/context.js';
 import { formatError } from '../graphql/errors.js';
+import { queryLimits } from '../graphql/limits.js';
 import { createSchema } from '../graphql/schema.js';
 import type { Logger } from '../log.js';
 import { createAuthenticator, type Authenticator } from './auth.js';
@@ -44,8 +47,13 @@ export type App = {
   auth: Authenticator;
   /** The external MCP servers of `MCP_CONFIG`, connected once and shared by every turn. */
   mcp: McpHub;
-  /** A token for user `demo`, when this server signs its own tokens outside production. */
+  /**
+   * A token for user `demo`: only outside production, when this server made its own dev secret
+   * (no JWT settings) and listens on loopback, so that nobody else can reach a page holding it.
+   */
   devToken?: string;
+  /** Options for `http.createServer`: timeouts that bound slow headers and bodies. */
+  serverOptions: ServerOptions;
   /** Stops Apollo, closes the external MCP servers and the pool, and stops an embedded database. */
   close(): Promise<void>;
 };
@@ -59,7 +67,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
   // Read before the database starts: a malformed MCP_CONFIG stops the server at once.
   const mcpConfig = config.mcpConfigPath ? await loadMcpConfig(config.mcpConfigPath) : { servers: {} };
   const schema = await createSchema();
-  const devToken = config.env !== 'production' && auth.sign ? await auth.sign('demo') : undefined;
+  const devToken = config.env !== 'production' && auth.devSecret && auth.sign && isLoopback(config.host) ? await auth.sign('demo') : undefined;
   const database = await openDatabase(config, log);
   let orm: Orm | undefined;
   let mcp: McpHub | undefined;
@@ -77,8 +85,13 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
       includeStacktraceInErrorResponses: false,
       // main.ts owns shutdown (drain, then close pool and database); Apollo's own signal handling races it.
       stopOnTerminationSignals: false,
-      formatError: formatError(log),
-      plugins: [landingPage(config, devToken)],
+      formatError: formatError(log, { hideSuggestions: config.env === 'production' }),
+      // The parser stops at the token limit; the other limits run before validation and execution.
+      parseOptions: { maxTokens: config.graphql.maxTokens },
+      // A browser cannot send a cross-site simple request with an Authorization header: a request
+      // carrying one was preflighted (or made by a non-browser client), so it is no CSRF.
+      csrfPrevention: { requestHeaders: ['x-apollo-operation-name', 'apollo-require-preflight', 'authorization'] },
+      plugins: [queryLimits(schema, config.graphql), landingPage(config, devToken)],
     });
     await apollo.start();
   } catch (error) {
@@ -105,6 +118,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
       turnLeaseMs: config.turnLeaseMs,
       enqueueTimeoutMs: config.enqueueTimeoutMs,
       turnDeadlineMs: config.limits.turnDeadlineMs,
+      metadataMaxBytes: config.metadataMaxBytes,
     },
     log,
   };
@@ -112,6 +126,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
   const app = express();
   app.disable('x-powered-by');
   app.use(requestIds(log));
+  app.use(corsFor(config));
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
@@ -151,6 +166,10 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
     auth,
     mcp,
     devToken,
+    serverOptions: {
+      headersTimeout: config.http.headersTimeoutMs,
+      requestTimeout: config.http.requestTimeoutMs,
+    },
     async close() {
       // Turns still running now will not finish here: free their conversations for a retry elsewhere.
       const abandoned = await abandonTurns(orm.em.fork(), running).catch((error: unknown) => {
@@ -181,6 +200,25 @@ function createAgent(config: Config, log: Logger): Agent {
     contextTokens: config.contextTokens,
     systemPrompt: loadSystemPrompt(config),
     log,
+  });
+}
+
+/** True when `host` is a loopback address: only this machine can connect. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+// Private: CORS for the origins of `CORS_ORIGINS` (none by default: browsers on other origins get
+// no CORS headers, and their preflights are answered without them). Preflights end here with 204.
+function corsFor(config: Config) {
+  const origins = config.corsOrigins;
+  return cors({
+    // A function, so that preflights from unlisted origins are still answered (204, no CORS headers).
+    origin: origins === '*' ? '*' : (origin, allow) => allow(null, origin !== undefined && origins.includes(origin)),
+    methods: ['GET', 'POST', 'OPTIONS'],
+    allowedHeaders: ['Authorization', 'Content-Type', 'Idempotency-Key', 'Apollo-Require-Preflight', 'X-Apollo-Operation-Name', 'X-Request-Id', 'Mcp-Protocol-Version', 'Accept'],
+    exposedHeaders: ['Retry-After', 'X-Request-Id', 'WWW-Authenticate'],
+    maxAge: 600,
   });
 }
 

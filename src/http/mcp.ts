@@ -76,6 +76,10 @@ const routeErrors: ErrorRequestHandler = (error, req, res, next) => {
   if (res.headersSent) return next(error);
   if (error?.type === 'entity.parse.failed') return sendRpcError(res, 400, PARSE_ERROR, `Parse error: ${error.message}`);
   if (error?.type === 'entity.too.large') return sendRpcError(res, 413, INVALID_REQUEST, `Request body larger than ${error.limit} bytes`);
+  // The body parser's other refusals (an unsupported charset or encoding: 415) are the client's.
+  if (typeof error?.status === 'number' && error.status >= 400 && error.status < 500) {
+    return sendRpcError(res, error.status, INVALID_REQUEST, String(error.message ?? 'Bad request'));
+  }
   req.log.error({ err: error }, 'MCP request failed');
   sendRpcError(res, 500, INTERNAL_ERROR, 'Internal server error');
 };

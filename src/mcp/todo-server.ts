@@ -11,15 +11,18 @@ import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import { Task } from '../entities/index.js';
 import { isUuid } from '../entities/ids.js';
+import { isText } from '../text.js';
 
 export const TODO_SERVER_NAME = 'todo';
 
 const TITLE_MAX = 500;
 const DESCRIPTION_MAX = 4_000;
 
-const taskId = z.string().describe('The task_id of the task, as add_task or list_tasks returned it.');
-const title = z.string().trim().min(1).max(TITLE_MAX);
-const description = z.string().max(DESCRIPTION_MAX);
+// Tool arguments come from clients and models alike: text is checked like any client string.
+const text = () => z.string().refine(isText, { message: 'must be well-formed Unicode without NUL characters' });
+const taskId = text().describe('The task_id of the task, as add_task or list_tasks returned it.');
+const title = text().trim().min(1).max(TITLE_MAX);
+const description = text().max(DESCRIPTION_MAX);
 
 const changeResult = {
   task_id: z.string(),

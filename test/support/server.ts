@@ -42,7 +42,7 @@ export async function startTestServer(options: { agent?: Agent; env?: Record<str
   });
   const queries: string[] = [];
   const app = await createApp(config, { log: createLogger(config.logLevel), agent: options.agent, onQuery: (sql) => queries.push(sql) });
-  const server: Server = createServer(app.express);
+  const server: Server = createServer(app.serverOptions, app.express);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const token = (userId: string) => app.auth.sign!(userId);

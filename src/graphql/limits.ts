@@ -1,0 +1,206 @@
+/**
+ * Limits every GraphQL request keeps, checked before any resolver runs and, for the shape of the
+ * document, before graphql-js's own validation (whose field-merge check is quadratic in repeated
+ * fields: 20,000 `id`s once blocked the process for half a minute).
+ *
+ * In the order a request meets them:
+ * 1. tokens: `parseOptions.maxTokens` stops the parser itself (GRAPHQL_PARSE_FAILED);
+ * 2. shape (once per document; validated documents are cached by Apollo): operation types the
+ *    schema has, depth, aliases and directives (GraphQL Armor's rules), a response name repeated
+ *    in one selection set, at most one `sendMessage`, literal strings that are text;
+ * 3. per request: variables that are text and not absurdly nested, and the cost of the operation
+ *    with these variables (graphql-query-complexity): a connection's `first`/`last` multiplies
+ *    the cost of what is under it.
+ *
+ * A refusal is a 400 with `extensions.code` GRAPHQL_VALIDATION_FAILED (BAD_USER_INPUT for text)
+ * and `extensions.limit` naming the limit.
+ */
+import type { ApolloServerPlugin, GraphQLRequestContext } from '@apollo/server';
+import { maxAliasesRule } from '@escape.tech/graphql-armor-max-aliases';
+import { maxDepthRule } from '@escape.tech/graphql-armor-max-depth';
+import { maxDirectivesRule } from '@escape.tech/graphql-armor-max-directives';
+import {
+  getNamedType,
+  getNullableType,
+  GraphQLError,
+  isLeafType,
+  isListType,
+  Kind,
+  validate,
+  visit,
+  type DocumentNode,
+  type FragmentDefinitionNode,
+  type GraphQLSchema,
+  type SelectionSetNode,
+  type ValidationContext,
+} from 'graphql';
+import { getComplexity, type ComplexityEstimator } from 'graphql-query-complexity';
+import type { Config } from '../config.js';
+import { jsonProblem, textProblem } from '../text.js';
+import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from './pagination.js';
+
+export type QueryLimits = Config['graphql'];
+
+export type LimitName = 'tokens' | 'depth' | 'aliases' | 'directives' | 'repeatedFields' | 'sendMessage' | 'cost' | 'operationType';
+
+/** How often one response name may appear in one selection set (inline fragments included). */
+export const REPEATED_FIELD_MAX = 5;
+/** What a list without paging arguments is assumed to hold, for the cost. */
+export const LIST_COST_SIZE = 10;
+/** Variables nested deeper than this are refused outright (metadata has its own, lower limit). */
+const VARIABLE_DEPTH_MAX = 32;
+/** Mutation fields a request may hold at most once: each runs a whole turn. */
+const ONCE_PER_REQUEST = ['sendMessage'];
+
+/** The Apollo plugin enforcing `limits` on every request against `schema`. */
+export function queryLimits(schema: GraphQLSchema, limits: QueryLimits): ApolloServerPlugin {
+  const shapeRules = [
+    maxDepthRule({ n: limits.maxDepth, ignoreIntrospection: true, flattenFragments: true, propagateOnRejection: false, onReject: [report('depth')] }),
+    maxAliasesRule({ n: limits.maxAliases, propagateOnRejection: false, onReject: [report('aliases')] }),
+    maxDirectivesRule({ n: limits.maxDirectives, propagateOnRejection: false, onReject: [report('directives')] }),
+  ];
+  return {
+    async requestDidStart() {
+      return {
+        // Runs for documents not yet validated (Apollo caches those that passed), before graphql-js validates.
+        async validationDidStart({ document }) {
+          if (document) checkShape(schema, document, shapeRules);
+        },
+        async didResolveOperation(request) {
+          checkVariables(request.request.variables);
+          checkCost(schema, request, limits.maxCost);
+        },
+      };
+    },
+  };
+}
+
+/** An error for a broken limit: 400, GRAPHQL_VALIDATION_FAILED, the limit named. */
+export function limitError(limit: LimitName, message: string): GraphQLError {
+  return new GraphQLError(message, { extensions: { code: 'GRAPHQL_VALIDATION_FAILED', limit, http: { status: 400 } } });
+}
+
+// Private: GraphQL Armor's rules report through `onReject`; their message says the limit and the count.
+function report(limit: LimitName) {
+  return (context: ValidationContext | null, error: GraphQLError) => {
+    context?.reportError(limitError(limit, error.message.replace(/^Syntax Error: /, '')));
+  };
+}
+
+function checkShape(schema: GraphQLSchema, document: DocumentNode, rules: ((context: ValidationContext) => unknown)[]): void {
+  const fragments = new Map<string, FragmentDefinitionNode>();
+  for (const definition of document.definitions) {
+    if (definition.kind === Kind.FRAGMENT_DEFINITION) fragments.set(definition.name.value, definition);
+  }
+  for (const definition of document.definitions) {
+    if (definition.kind !== Kind.OPERATION_DEFINITION) continue;
+    if (!schema.getRootType(definition.operation)) {
+      throw limitError('operationType', `This server has no ${definition.operation} operations; send a query or a mutation`);
+    }
+    if (definition.operation === 'mutation') checkOncePerRequest(definition.selectionSet, fragments);
+  }
+  const errors = validate(schema, document, rules as Parameters<typeof validate>[2]);
+  if (errors.length > 0) throw errors[0]!;
+  visit(document, {
+    SelectionSet(node) {
+      checkRepeats(node);
+    },
+    StringValue(node) {
+      const problem = textProblem(node.value);
+      if (problem) throw badText('a string in the document', problem);
+    },
+  });
+}
+
+// Private: the root fields of a mutation, through fragments, counted by name.
+function checkOncePerRequest(root: SelectionSetNode, fragments: Map<string, FragmentDefinitionNode>): void {
+  const counts = new Map<string, number>();
+  const seen = new Set<string>();
+  const walk = (set: SelectionSetNode) => {
+    for (const selection of set.selections) {
+      if (selection.kind === Kind.FIELD) counts.set(selection.name.value, (counts.get(selection.name.value) ?? 0) + 1);
+      else if (selection.kind === Kind.INLINE_FRAGMENT) walk(selection.selectionSet);
+      else if (!seen.has(selection.name.value)) {
+        seen.add(selection.name.value);
+        const fragment = fragments.get(selection.name.value);
+        if (fragment) walk(fragment.selectionSet);
+      }
+    }
+  };
+  walk(root);
+  for (const name of ONCE_PER_REQUEST) {
+    const count = counts.get(name) ?? 0;
+    if (count > 1) throw limitError('sendMessage', `A request may run ${name} once; this one asks ${count} times`);
+  }
+}
+
+// Private: a response name repeated in one selection set (inline fragments flattened into it).
+function checkRepeats(set: SelectionSetNode): void {
+  const counts = new Map<string, number>();
+  const walk = (inner: SelectionSetNode) => {
+    for (const selection of inner.selections) {
+      if (selection.kind === Kind.INLINE_FRAGMENT) walk(selection.selectionSet);
+      if (selection.kind !== Kind.FIELD) continue;
+      const name = (selection.alias ?? selection.name).value;
+      const count = (counts.get(name) ?? 0) + 1;
+      if (count > REPEATED_FIELD_MAX) {
+        throw limitError('repeatedFields', `The field "${name}" is selected more than ${REPEATED_FIELD_MAX} times in one selection set`);
+      }
+      counts.set(name, count);
+    }
+  };
+  walk(set);
+}
+
+function checkVariables(variables: Record<string, unknown> | undefined): void {
+  if (!variables) return;
+  for (const [name, value] of Object.entries(variables)) {
+    const found = jsonProblem(value, name, VARIABLE_DEPTH_MAX);
+    if (found) throw badText(found.path, found.problem);
+  }
+}
+
+function badText(field: string, problem: string): GraphQLError {
+  return new GraphQLError(`${field} ${problem}`, { extensions: { code: 'BAD_USER_INPUT', field, http: { status: 400 } } });
+}
+
+function checkCost(schema: GraphQLSchema, request: GraphQLRequestContext<object>, maxCost: number): void {
+  if (!request.document || !request.operation) return;
+  let cost: number;
+  try {
+    cost = getComplexity({
+      schema,
+      query: request.document,
+      variables: request.request.variables ?? {},
+      operationName: request.request.operationName ?? undefined,
+      estimators: [estimateCost],
+    });
+  } catch (error) {
+    // Variables that do not coerce: execution refuses them with graphql-js's own message, before any resolver.
+    if (error instanceof GraphQLError) return;
+    throw error;
+  }
+  if (cost > maxCost) {
+    throw limitError('cost', `Query cost limit of ${maxCost} exceeded, found ${cost}: ask for smaller pages (first/last) or fewer nested fields`);
+  }
+}
+
+/**
+ * The cost of a field: 0 for a scalar, 1 for an object, and for a list the cost of one element
+ * times the elements it may hold: `first`/`last` (default 20, at most 100) for a connection, 1
+ * for a connection's `edges` (its connection counted them), `LIST_COST_SIZE` for other lists.
+ */
+const estimateCost: ComplexityEstimator = ({ type, field, args, childComplexity }) => {
+  if (isLeafType(getNamedType(field.type))) return 0;
+  const paged = field.args.some((arg) => arg.name === 'first' || arg.name === 'last');
+  const inConnection = 'getFields' in type && 'pageInfo' in type.getFields();
+  let size = 1;
+  if (paged) size = clampPage(args.first ?? args.last);
+  else if (isListType(getNullableType(field.type)) && !inConnection) size = LIST_COST_SIZE;
+  return 1 + size * childComplexity;
+};
+
+function clampPage(requested: unknown): number {
+  if (typeof requested !== 'number' || !Number.isFinite(requested)) return DEFAULT_PAGE_SIZE;
+  return Math.min(Math.max(Math.trunc(requested), 1), MAX_PAGE_SIZE);
+}
