@@ -28,11 +28,12 @@ export function formatError(log: Logger, options: { hideSuggestions: boolean }) 
 function clientError(formatted: GraphQLFormattedError, hideSuggestions: boolean): GraphQLFormattedError {
   let result = formatted;
   if (result.extensions?.code === 'GRAPHQL_PARSE_FAILED' && TOKEN_LIMIT.test(result.message)) {
-    result = { ...result, extensions: { ...result.extensions, limit: 'tokens' } };
+    // graphql-js 16 says "more that N tokens"; say it right.
+    result = { ...result, message: result.message.replace('more that', 'more than'), extensions: { ...result.extensions, limit: 'tokens' } };
   }
   if (hideSuggestions && SUGGESTION.test(result.message)) result = { ...result, message: result.message.replace(SUGGESTION, '') };
   return result;
 }
 
-const TOKEN_LIMIT = /Document contains more than \d+ tokens/;
+const TOKEN_LIMIT = /Document contains more tha[nt] \d+ tokens/;
 const SUGGESTION = /\s*Did you mean .+\?$/s;

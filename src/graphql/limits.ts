@@ -4,13 +4,15 @@
  * fields: 20,000 `id`s once blocked the process for half a minute).
  *
  * In the order a request meets them:
- * 1. tokens: `parseOptions.maxTokens` stops the parser itself (GRAPHQL_PARSE_FAILED);
- * 2. shape (once per document; validated documents are cached by Apollo): operation types the
- *    schema has, depth, aliases and directives (GraphQL Armor's rules), a response name repeated
- *    in one selection set, at most one `sendMessage`, literal strings that are text;
- * 3. per request: variables that are text and not absurdly nested, and the cost of the operation
- *    with these variables (graphql-query-complexity): a connection's `first`/`last` multiplies
- *    the cost of what is under it.
+ * 1. tokens: the parser stops at `maxTokens` (GRAPHQL_PARSE_FAILED, here and in Apollo);
+ * 2. shape, at the HTTP edge before Apollo (`createShapeCheck`; Apollo's hooks cannot refuse a
+ *    request before its validation): depth, aliases and directives (GraphQL Armor's rules), a
+ *    response name repeated in one selection set, at most one `sendMessage`, literal strings
+ *    that are text;
+ * 3. per request, in Apollo before execution (`queryLimits`): operation types the schema has,
+ *    variables that are text and not absurdly nested, and the cost of the operation with these
+ *    variables (graphql-query-complexity): a connection's `first`/`last` multiplies the cost of
+ *    what is under it.
  *
  * A refusal is a 400 with `extensions.code` GRAPHQL_VALIDATION_FAILED (BAD_USER_INPUT for text)
  * and `extensions.limit` naming the limit.
@@ -26,6 +28,7 @@ import {
   isLeafType,
   isListType,
   Kind,
+  parse,
   validate,
   visit,
   type DocumentNode,
@@ -52,21 +55,58 @@ const VARIABLE_DEPTH_MAX = 32;
 /** Mutation fields a request may hold at most once: each runs a whole turn. */
 const ONCE_PER_REQUEST = ['sendMessage'];
 
-/** The Apollo plugin enforcing `limits` on every request against `schema`. */
-export function queryLimits(schema: GraphQLSchema, limits: QueryLimits): ApolloServerPlugin {
-  const shapeRules = [
+/**
+ * The check of a document's shape, for the HTTP edge to run before Apollo parses and validates:
+ * returns the error of the first limit `source` breaks, or null (also for a syntax error, which
+ * Apollo reports in its own words). Sources that passed are remembered, so a client's usual
+ * operations are parsed here once.
+ */
+export function createShapeCheck(schema: GraphQLSchema, limits: QueryLimits): (source: string) => GraphQLError | null {
+  const rules = [
     maxDepthRule({ n: limits.maxDepth, ignoreIntrospection: true, flattenFragments: true, propagateOnRejection: false, onReject: [report('depth')] }),
     maxAliasesRule({ n: limits.maxAliases, propagateOnRejection: false, onReject: [report('aliases')] }),
     maxDirectivesRule({ n: limits.maxDirectives, propagateOnRejection: false, onReject: [report('directives')] }),
   ];
+  const passed = new Set<string>();
+  return (source) => {
+    if (passed.has(source)) return null;
+    let document: DocumentNode;
+    try {
+      document = parse(source, { maxTokens: limits.maxTokens });
+    } catch {
+      return null;
+    }
+    try {
+      checkShape(schema, document, rules);
+    } catch (error) {
+      if (error instanceof GraphQLError) return error;
+      throw error;
+    }
+    if (source.length <= REMEMBERED_SOURCE_MAX) {
+      if (passed.size >= REMEMBERED_SOURCES) passed.delete(passed.values().next().value!);
+      passed.add(source);
+    }
+    return null;
+  };
+}
+
+/** How many accepted sources are remembered, and the longest one remembered. */
+const REMEMBERED_SOURCES = 1_000;
+const REMEMBERED_SOURCE_MAX = 8 * 1024;
+
+/**
+ * The Apollo plugin for what depends on the request, not only the document: the operation type,
+ * the variables' text, and the cost with these variables. Its errors are answered with 400.
+ */
+export function queryLimits(schema: GraphQLSchema, limits: QueryLimits): ApolloServerPlugin {
   return {
     async requestDidStart() {
       return {
-        // Runs for documents not yet validated (Apollo caches those that passed), before graphql-js validates.
-        async validationDidStart({ document }) {
-          if (document) checkShape(schema, document, shapeRules);
-        },
         async didResolveOperation(request) {
+          const type = request.operation?.operation;
+          if (type && !schema.getRootType(type)) {
+            throw limitError('operationType', `This server has no ${type} operations; send a query or a mutation`);
+          }
           checkVariables(request.request.variables);
           checkCost(schema, request, limits.maxCost);
         },
@@ -93,11 +133,7 @@ function checkShape(schema: GraphQLSchema, document: DocumentNode, rules: ((cont
     if (definition.kind === Kind.FRAGMENT_DEFINITION) fragments.set(definition.name.value, definition);
   }
   for (const definition of document.definitions) {
-    if (definition.kind !== Kind.OPERATION_DEFINITION) continue;
-    if (!schema.getRootType(definition.operation)) {
-      throw limitError('operationType', `This server has no ${definition.operation} operations; send a query or a mutation`);
-    }
-    if (definition.operation === 'mutation') checkOncePerRequest(definition.selectionSet, fragments);
+    if (definition.kind === Kind.OPERATION_DEFINITION && definition.operation === 'mutation') checkOncePerRequest(definition.selectionSet, fragments);
   }
   const errors = validate(schema, document, rules as Parameters<typeof validate>[2]);
   if (errors.length > 0) throw errors[0]!;
@@ -186,18 +222,18 @@ function checkCost(schema: GraphQLSchema, request: GraphQLRequestContext<object>
 }
 
 /**
- * The cost of a field: 0 for a scalar, 1 for an object, and for a list the cost of one element
- * times the elements it may hold: `first`/`last` (default 20, at most 100) for a connection, 1
- * for a connection's `edges` (its connection counted them), `LIST_COST_SIZE` for other lists.
+ * The cost of a field: about the number of objects it returns. 0 for a scalar, 1 for an object
+ * plus what is under it, and for a list that times the elements it may hold: `first`/`last`
+ * (default 20, at most 100) for a connection, 1 for a connection's `edges` (its connection
+ * counted them), `LIST_COST_SIZE` for other lists.
  */
 const estimateCost: ComplexityEstimator = ({ type, field, args, childComplexity }) => {
   if (isLeafType(getNamedType(field.type))) return 0;
   const paged = field.args.some((arg) => arg.name === 'first' || arg.name === 'last');
   const inConnection = 'getFields' in type && 'pageInfo' in type.getFields();
-  let size = 1;
-  if (paged) size = clampPage(args.first ?? args.last);
-  else if (isListType(getNullableType(field.type)) && !inConnection) size = LIST_COST_SIZE;
-  return 1 + size * childComplexity;
+  if (paged) return clampPage(args.first ?? args.last) * (1 + childComplexity);
+  if (isListType(getNullableType(field.type)) && !inConnection) return LIST_COST_SIZE * (1 + childComplexity);
+  return 1 + childComplexity;
 };
 
 function clampPage(requested: unknown): number {

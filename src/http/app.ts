@@ -8,7 +8,8 @@ import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/dis
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import { expressMiddleware } from '@as-integrations/express5';
 import cors from 'cors';
-import express, { type ErrorRequestHandler, type Express } from 'express';
+import express, { type ErrorRequestHandler, type Express, type RequestHandler } from 'express';
+import type { GraphQLError } from 'graphql';
 import type { ServerOptions } from 'node:http';
 import { OfflineAgent } from '../agent/offline.js';
 import { loadSystemPrompt, OpenAiAgent } from '../agent/openai.js';
@@ -24,7 +25,7 @@ import { migrate, openOrm, type Orm } from '../db/orm.js';
 import { AppError } from '../errors.js';
 import { createContext, type Context, type Services } from '../graphql/context.js';
 import { formatError } from '../graphql/errors.js';
-import { queryLimits } from '../graphql/limits.js';
+import { createShapeCheck, queryLimits } from '../graphql/limits.js';
 import { createSchema } from '../graphql/schema.js';
 import type { Logger } from '../log.js';
 import { createAuthenticator, type Authenticator } from './auth.js';
@@ -127,6 +128,10 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
   app.disable('x-powered-by');
   app.use(requestIds(log));
   app.use(corsFor(config));
+  // A preflight the CORS middleware let through (its origin is not listed) ends here, without CORS headers.
+  app.options(/.*/, (_req, res) => {
+    res.sendStatus(204);
+  });
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
@@ -142,6 +147,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
   app.use(
     '/graphql',
     express.json({ limit: BODY_LIMIT }),
+    shapeLimits(createShapeCheck(schema, config.graphql)),
     expressMiddleware(apollo, {
       context: async ({ req }) => {
         const viewer = await auth.authenticate(req.headers.authorization).catch((error: unknown) => {
@@ -169,6 +175,8 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
     serverOptions: {
       headersTimeout: config.http.headersTimeoutMs,
       requestTimeout: config.http.requestTimeoutMs,
+      // How often those timeouts are checked (Node's default, 30 s, would let them run far over).
+      connectionsCheckingInterval: Math.min(config.http.headersTimeoutMs, config.http.requestTimeoutMs, 5_000) / 2,
     },
     async close() {
       // Turns still running now will not finish here: free their conversations for a retry elsewhere.
@@ -220,6 +228,18 @@ function corsFor(config: Config) {
     exposedHeaders: ['Retry-After', 'X-Request-Id', 'WWW-Authenticate'],
     maxAge: 600,
   });
+}
+
+// Private: refuses a document over a limit before Apollo parses and validates it (a 400 in the
+// shape of a GraphQL response). Batches are refused by Apollo itself.
+function shapeLimits(check: (source: string) => GraphQLError | null): RequestHandler {
+  return (req, res, next) => {
+    const source = req.method === 'GET' ? req.query.query : (req.body as { query?: unknown } | undefined)?.query;
+    const error = typeof source === 'string' ? check(source) : null;
+    if (!error) return next();
+    const { http: _http, ...extensions } = error.extensions;
+    res.status(400).json({ errors: [{ message: error.message, extensions }] });
+  };
 }
 
 // Private: Sandbox outside production with the dev token already in the Authorization header.
