@@ -185,11 +185,13 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
         return 0;
       });
       if (abandoned > 0) log.warn({ abandoned }, 'released the leases of turns cut short by shutdown');
-      await apollo.stop();
-      await signals.close();
-      await mcp.close();
-      await orm.close();
-      await database.stop();
+      // Each step bounded: a connection never given back, or a child that does not exit, must not
+      // keep the process from stopping (it would wait forever; the rest still gets closed).
+      await bounded('Apollo', () => apollo.stop(), log);
+      await bounded('turn listener', () => signals.close(), log);
+      await bounded('MCP servers', () => mcp.close(), log);
+      await bounded('database pool', () => orm.close(), log);
+      await bounded('embedded PostgreSQL', () => database.stop(), log, EMBEDDED_STOP_MS);
     },
   };
 }
@@ -209,6 +211,27 @@ function createAgent(config: Config, log: Logger): Agent {
     systemPrompt: loadSystemPrompt(config),
     log,
   });
+}
+
+/** How long one step of `close()` may take before it is given up on (and logged). */
+const CLOSE_STEP_MS = 10_000;
+const EMBEDDED_STOP_MS = 20_000;
+
+// Private: runs one step of closing, giving up on it after `ms` with a warning naming it.
+async function bounded(what: string, step: () => Promise<unknown>, log: Logger, ms = CLOSE_STEP_MS): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), ms);
+    timer.unref();
+  });
+  try {
+    const outcome = await Promise.race([step().then(() => 'done' as const), timeout]);
+    if (outcome === 'timeout') log.warn({ step: what, ms }, `closing the ${what} took longer than ${ms} ms; going on without it`);
+  } catch (error) {
+    log.error({ err: error, step: what }, `closing the ${what} failed`);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** True when `host` is a loopback address: only this machine can connect. */
