@@ -105,6 +105,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
       turnLeaseMs: config.turnLeaseMs,
       enqueueTimeoutMs: config.enqueueTimeoutMs,
       turnDeadlineMs: config.limits.turnDeadlineMs,
+      rateLimits: config.rateLimits,
     },
     log,
   };
