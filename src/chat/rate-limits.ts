@@ -26,8 +26,6 @@ const DAY_MS = 24 * HOUR_MS;
 /** The limits a turn is held to. */
 export type TurnLimits = Pick<RateLimits, 'turnsPerMinute' | 'conversationsPerHour' | 'tokensPerDay'>;
 
-export const NO_TURN_LIMITS: TurnLimits = { turnsPerMinute: 0, conversationsPerHour: 0, tokensPerDay: 0 };
-
 type Count = { kind: RateKind; add: number; windowMs: number };
 type Row = { kind: RateKind; count: string | number; retry_after_ms: string | number };
 type Counted = { kind: RateKind; count: number; retryAfterMs: number };
