@@ -31,7 +31,18 @@ async function main(): Promise<void> {
   const { url, stop } = await database();
   let failed = false;
   const queries: string[] = [];
-  const config = loadConfig({ NODE_ENV: 'test', DATABASE_URL: url, JWT_SECRET: 'bench-secret-bench-secret-bench-secret', LOG_LEVEL: 'silent' });
+  const config = loadConfig({
+    NODE_ENV: 'test',
+    DATABASE_URL: url,
+    JWT_SECRET: 'bench-secret-bench-secret-bench-secret',
+    LOG_LEVEL: 'silent',
+    // The bench sends 40 turns per user as fast as it can: per-user limits off.
+    RATE_TURNS_PER_MINUTE: '0',
+    RATE_CONVERSATIONS_PER_HOUR: '0',
+    RATE_MCP_CALLS_PER_MINUTE: '0',
+    QUOTA_TOKENS_PER_DAY: '0',
+    QUOTA_TASKS: '0',
+  });
   const app = await createApp(config, { log: createLogger('silent'), onQuery: (sql) => queries.push(sql) });
   const server = createServer(app.serverOptions, app.express);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

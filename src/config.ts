@@ -7,6 +7,8 @@
 import { z } from 'zod';
 
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+/** A limit where 0 turns it off. */
+const limit = (fallback: number) => z.coerce.number().int().min(0).default(fallback);
 const optionalString = z
   .string()
   .optional()
@@ -40,6 +42,12 @@ const schema = z.object({
   TURN_LEASE: positiveInt(60_000).describe('milliseconds a turn holds its conversation'),
   ENQUEUE_TIMEOUT: positiveInt(30_000).describe('milliseconds an ENQUEUE send waits for the running turn'),
   SHUTDOWN_GRACE: positiveInt(25_000).describe('milliseconds running turns get to finish on SIGTERM/SIGINT'),
+  RATE_TURNS_PER_MINUTE: limit(30),
+  RATE_CONVERSATIONS_PER_HOUR: limit(60),
+  RATE_MCP_CALLS_PER_MINUTE: limit(120),
+  QUOTA_TOKENS_PER_DAY: limit(1_000_000),
+  QUOTA_TASKS: limit(1_000),
+  MCP_BATCH_MAX: limit(10),
   INTROSPECTION: z.enum(['true', 'false']).optional(),
   JWT_REQUIRE_EXP: z.enum(['true', 'false']).default('true'),
   JWT_CLOCK_TOLERANCE: z.coerce.number().int().min(0).max(300).default(30),
@@ -96,9 +104,27 @@ export type Config = {
   corsOrigins: string[] | '*';
   /** HTTP server timeouts: all headers, and the whole request body, must arrive within these. */
   http: { headersTimeoutMs: number; requestTimeoutMs: number };
+  /** Per-user rate limits and quotas, counted in PostgreSQL so they hold across instances; 0 turns one off. */
+  rateLimits: RateLimits;
+  /** JSON-RPC messages accepted in one `/mcp` POST (a batch); 0: no cap. */
+  mcpBatchMax: number;
   /** Introspection and the Sandbox landing page; on outside production unless set. */
   introspection: boolean;
   logLevel: string;
+};
+
+/** Per-user limits (0 = off). Windows start at a user's first counted action and last their stated length. */
+export type RateLimits = {
+  /** Turns begun (replays and busy answers are not counted) per minute. */
+  turnsPerMinute: number;
+  /** Conversations created per hour. */
+  conversationsPerHour: number;
+  /** `tools/call` requests through `/mcp` per minute (the agent's own tool calls are bounded by the turn limit). */
+  mcpCallsPerMinute: number;
+  /** Model tokens per day: a turn is refused once the day's count has reached it. */
+  tokensPerDay: number;
+  /** Tasks a user may have at once. */
+  tasks: number;
 };
 
 /** Parses the environment (default: `process.env`) into a `Config`, or throws naming every bad variable. */
@@ -153,6 +179,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     metadataMaxBytes: e.METADATA_MAX_BYTES,
     corsOrigins: parseOrigins(e.CORS_ORIGINS),
     http: { headersTimeoutMs: e.HEADERS_TIMEOUT, requestTimeoutMs: e.REQUEST_TIMEOUT },
+    rateLimits: {
+      turnsPerMinute: e.RATE_TURNS_PER_MINUTE,
+      conversationsPerHour: e.RATE_CONVERSATIONS_PER_HOUR,
+      mcpCallsPerMinute: e.RATE_MCP_CALLS_PER_MINUTE,
+      tokensPerDay: e.QUOTA_TOKENS_PER_DAY,
+      tasks: e.QUOTA_TASKS,
+    },
+    mcpBatchMax: e.MCP_BATCH_MAX,
     introspection: e.INTROSPECTION ? e.INTROSPECTION === 'true' : e.NODE_ENV !== 'production',
     logLevel: e.LOG_LEVEL,
   };

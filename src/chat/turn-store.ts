@@ -15,6 +15,7 @@ import { storableJson, storableText } from '../text.js';
 import { Conversation, ConversationStatus, Message, MessageRole, MessageStatus, ToolCall, TurnWaiter } from '../entities/index.js';
 import { TURN_ENDED_CHANNEL } from '../db/signals.js';
 import { AppError, notFound } from '../errors.js';
+import { addTokensSql, countTurn, type TurnLimits } from './rate-limits.js';
 
 const TITLE_CHARS = 80;
 /** How long a waiter stays in the queue without showing it is alive. */
@@ -44,6 +45,8 @@ export type BeginInput = {
   /** This request's place in the queue, once it waits (`ifBusy: ENQUEUE`). */
   ticket: string | null;
   leaseMs: number;
+  /** The user's limits a turn that begins is counted against. */
+  limits: TurnLimits;
   /** An earlier try may have committed before its connection broke. */
   retrying: boolean;
 };
@@ -52,7 +55,7 @@ export type Started =
   | { kind: 'replay'; conversation: Conversation; userMessage: Message; reply: Message; toolCalls: ToolCall[] }
   | { kind: 'run'; conversation: Conversation; userMessage: Message; reply: Message };
 
-/** Step 4: see the module header. Throws NOT_FOUND, IDEMPOTENCY_KEY_REUSED, CONVERSATION_CLOSED, `ConversationBusy`. */
+/** Step 4: see the module header. Throws NOT_FOUND, IDEMPOTENCY_KEY_REUSED, CONVERSATION_CLOSED, `ConversationBusy`, RATE_LIMITED. */
 export async function beginTurn(em: EntityManager, ids: TurnIds, input: BeginInput): Promise<Started> {
   const { userId } = input;
   const now = new Date();
@@ -93,6 +96,9 @@ export async function beginTurn(em: EntityManager, ids: TurnIds, input: BeginInp
       throw new ConversationBusy(conversation.id, conversation.leaseExpiresAt!.getTime() - now.getTime());
     }
     if (conversationId && !ours) await takeTurnFromQueue(em, conversation.id, input.ticket, now);
+    // A turn that really begins is counted (one statement); refused, it rolls back with the rest.
+    // When it is `ours`, an earlier try of this request committed and was counted then.
+    if (!ours) await countTurn(em, userId, input.limits, !conversationId);
 
     // A turn that died without finishing left its (expired) lease and its reply in progress:
     // close that reply as failed, unless this very request is its retry.
@@ -140,7 +146,7 @@ export async function beginTurn(em: EntityManager, ids: TurnIds, input: BeginInp
 /** Step 7: the reply completed (or failed when `reply` is null), the usage counted, the lease freed. */
 export async function finishTurn(
   em: EntityManager,
-  input: { conversationId: string; userId: string; replyId: string; turnId: string; reply: AgentReply | null },
+  input: { conversationId: string; userId: string; replyId: string; turnId: string; reply: AgentReply | null; limits: TurnLimits },
 ): Promise<{ conversation: Conversation; assistantMessage: Message; toolCalls: ToolCall[] }> {
   const now = new Date();
   return em.transactional(async (em) => {
@@ -176,8 +182,13 @@ export async function finishTurn(
     if (ours) {
       conversation.turnId = null;
       conversation.leaseExpiresAt = null;
-      // Delivered on commit: requests waiting for this conversation, on any instance, look again.
-      await em.execute('select pg_notify(?, ?)', [TURN_ENDED_CHANNEL, conversation.id]);
+    }
+    // One statement for two things: when the lease was ours, the notice (delivered on commit) that
+    // wakes requests waiting for this conversation on any instance; when the quota is on, the
+    // turn's model tokens added to the user's day.
+    const tokens = addTokensSql(input.userId, reply?.usage?.totalTokens ?? 0, input.limits);
+    if (ours || tokens) {
+      await em.execute(`${tokens?.sql ?? ''}select pg_notify(?, ?) where ?`, [...(tokens?.params ?? []), TURN_ENDED_CHANNEL, conversation.id, ours]);
     }
     return { conversation, assistantMessage: assistant, toolCalls };
   });

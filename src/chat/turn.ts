@@ -22,6 +22,7 @@ import type { Logger } from '../log.js';
 import { textProblem } from '../text.js';
 import { loadContext } from './history.js';
 import { checkMetadata } from './metadata.js';
+import type { TurnLimits } from './rate-limits.js';
 import { beginTurn, ConversationBusy, finishTurn, joinQueue, leaveQueue, stillWaiting, storeToolCall, type Started, type TurnIds } from './turn-store.js';
 
 export type Viewer = { userId: string };
@@ -52,6 +53,8 @@ export type TurnSettings = {
   turnDeadlineMs: number;
   /** Largest metadata object accepted, in bytes of JSON. */
   metadataMaxBytes: number;
+  /** Per-user limits on turns, new conversations and model tokens (0 = off). */
+  rateLimits: TurnLimits;
 };
 
 /** A turn this process is running: what shutdown releases if it cannot wait for it. */
@@ -81,8 +84,9 @@ export async function sendMessage(deps: TurnDeps, viewer: Viewer, input: SendMes
   // Step 2: `deps.em` is this request's own unit of work.
   const content = validate(input, deps.settings);
 
-  // Steps 3 and 4: one short transaction that locks the conversation, stores the user message
-  // with its reply in progress and takes the lease (or replays, or waits its turn).
+  // Steps 3 and 4: one short transaction that locks the conversation, counts the turn against the
+  // user's rate limits, stores the user message with its reply in progress and takes the lease
+  // (or replays, or waits its turn, or is refused with RATE_LIMITED and stores nothing).
   const ids: TurnIds = { userMessage: newId(), reply: newId(), turn: newId() };
   const start = await beginInOrder(deps, viewer, input, content, ids);
   if (start.kind === 'replay') {
@@ -107,7 +111,15 @@ export async function sendMessage(deps: TurnDeps, viewer: Viewer, input: SendMes
 
     // Step 7: one short transaction that completes the reply and frees the lease.
     const finished = await retryTransient(
-      () => finishTurn(deps.em, { conversationId: conversation.id, userId: viewer.userId, replyId: reply.id, turnId: ids.turn, reply: outcome.reply }),
+      () =>
+        finishTurn(deps.em, {
+          conversationId: conversation.id,
+          userId: viewer.userId,
+          replyId: reply.id,
+          turnId: ids.turn,
+          reply: outcome.reply,
+          limits: deps.settings.rateLimits,
+        }),
       { log: deps.log, what: 'finish turn' },
     );
     if (!outcome.reply) {
@@ -144,6 +156,7 @@ async function beginInOrder(deps: TurnDeps, viewer: Viewer, input: SendMessageIn
               metadata: input.metadata,
               ticket,
               leaseMs: deps.settings.turnLeaseMs,
+              limits: deps.settings.rateLimits,
               retrying: attempt > 0 || races > 0,
             }),
           { log: deps.log, what: 'begin turn' },

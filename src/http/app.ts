@@ -110,7 +110,14 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
   const services: Services = {
     agent,
     openTools: (em, userId, onCall) =>
-      openTurnTools(em, userId, { timeoutMs: config.limits.toolTimeoutMs, maxResultBytes: config.limits.toolResultMaxBytes }, hub.servers(), onCall),
+      openTurnTools(
+        em,
+        userId,
+        { timeoutMs: config.limits.toolTimeoutMs, maxResultBytes: config.limits.toolResultMaxBytes },
+        hub.servers(),
+        onCall,
+        { maxTasks: config.rateLimits.tasks, log },
+      ),
     running,
     signals,
     settings: {
@@ -120,6 +127,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
       enqueueTimeoutMs: config.enqueueTimeoutMs,
       turnDeadlineMs: config.limits.turnDeadlineMs,
       metadataMaxBytes: config.metadataMaxBytes,
+      rateLimits: config.rateLimits,
     },
     log,
   };
@@ -159,7 +167,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
     }),
   );
   app.use('/api', restRouter({ orm, auth, services, bodyLimit: BODY_LIMIT }));
-  app.use('/mcp', mcpRouter({ orm, auth, bodyLimit: BODY_LIMIT }));
+  app.use('/mcp', mcpRouter({ orm, auth, bodyLimit: BODY_LIMIT, limits: { ...config.rateLimits, batchMax: config.mcpBatchMax } }));
   app.use((_req, res) => {
     res.status(404).json({ error: { code: 'NOT_FOUND', message: 'No such route' } });
   });
