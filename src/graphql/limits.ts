@@ -33,6 +33,8 @@ import {
   visit,
   type DocumentNode,
   type FragmentDefinitionNode,
+  type OperationDefinitionNode,
+  type TypeNode,
   type GraphQLSchema,
   type SelectionSetNode,
   type ValidationContext,
@@ -201,24 +203,44 @@ function badText(field: string, problem: string): GraphQLError {
 }
 
 function checkCost(schema: GraphQLSchema, request: GraphQLRequestContext<object>, maxCost: number): void {
-  if (!request.document || !request.operation) return;
-  let cost: number;
-  try {
-    cost = getComplexity({
-      schema,
-      query: request.document,
-      variables: request.request.variables ?? {},
-      operationName: request.request.operationName ?? undefined,
-      estimators: [estimateCost],
-    });
-  } catch (error) {
-    // Variables that do not coerce: execution refuses them with graphql-js's own message, before any resolver.
-    if (error instanceof GraphQLError) return;
-    throw error;
+  const { document, operation } = request;
+  if (!document || !operation) return;
+  const variables = request.request.variables ?? {};
+  const cached = costs.get(document) ?? new Map<string, number>();
+  costs.set(document, cached);
+  const key = costKey(operation, variables);
+  let cost = cached.get(key);
+  if (cost === undefined) {
+    try {
+      cost = getComplexity({ schema, query: document, variables, operationName: request.request.operationName ?? undefined, estimators: [estimateCost] });
+    } catch (error) {
+      // Variables that do not coerce: execution refuses them with graphql-js's own message, before any resolver.
+      if (error instanceof GraphQLError) return;
+      throw error;
+    }
+    if (cached.size >= COSTS_PER_DOCUMENT) cached.delete(cached.keys().next().value!);
+    cached.set(key, cost);
   }
   if (cost > maxCost) {
     throw limitError('cost', `Query cost limit of ${maxCost} exceeded, found ${cost}: ask for smaller pages (first/last) or fewer nested fields`);
   }
+}
+
+// Private: costs already computed, per document (Apollo keeps one document object per query text)
+// and per the variables a cost can depend on: the Int ones (`first`, `last`) and the Boolean ones
+// (`@include`, `@skip`). A sendMessage's text does not make its cost computed again.
+const costs = new WeakMap<DocumentNode, Map<string, number>>();
+const COSTS_PER_DOCUMENT = 100;
+
+function costKey(operation: OperationDefinitionNode, variables: Record<string, unknown>): string {
+  const relevant = (operation.variableDefinitions ?? [])
+    .filter((definition) => ['Int', 'Boolean'].includes(namedTypeName(definition.type)))
+    .map((definition) => variables[definition.variable.name.value] ?? null);
+  return JSON.stringify([operation.name?.value ?? null, relevant]);
+}
+
+function namedTypeName(type: TypeNode): string {
+  return type.kind === Kind.NAMED_TYPE ? type.name.value : namedTypeName(type.type);
 }
 
 /**
