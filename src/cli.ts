@@ -34,7 +34,8 @@ async function run(command: string | undefined, args: string[]): Promise<void> {
       return;
     case 'migrate':
     case 'migrate:create': {
-      const database = await openDatabase(config, log);
+      // A server running on this DATA_DIR keeps its embedded PostgreSQL: the command uses it.
+      const database = await openDatabase(config, log, { as: command, share: true });
       const orm = await openOrm({ clientUrl: database.url, log });
       try {
         if (command === 'migrate') {

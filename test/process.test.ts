@@ -4,7 +4,7 @@
  * spoken to over real HTTP. Restarts, signals and a SIGKILL show that the process holds no state:
  * whatever it acknowledged is in PostgreSQL, and the next process carries on.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { chmod, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -167,6 +167,72 @@ describe('npm start with the defaults, as a newcomer runs it (embedded PostgreSQ
     process.kill(-server!.pid, 'SIGINT');
     expect(await server!.exited).toEqual({ code: 0, signal: null });
     expect(messages(server!)).toEqual(expect.arrayContaining(['shutting down', 'stopped']));
+  });
+});
+
+/** Whether a PostgreSQL server runs on the cluster in `clusterDir` (its postmaster.pid names a live process). */
+function postmasterRunning(clusterDir: string): boolean {
+  const pidFile = path.join(clusterDir, 'postmaster.pid');
+  if (!existsSync(pidFile)) return false;
+  try {
+    process.kill(Number(readFileSync(pidFile, 'utf8').split('\n')[0]), 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('one process runs the embedded PostgreSQL of a DATA_DIR: the one that started it', () => {
+  let dataDir: string;
+  let server: ServerProcess;
+  let demo: GraphQLClient;
+  let conversationId: string;
+  const env = (settings: Record<string, string> = {}) => serverEnv({ DATA_DIR: dataDir, ...settings });
+
+  beforeAll(async () => {
+    dataDir = await makeDataDir();
+    server = await startServer(env(), 60_000);
+    demo = client(server, await server.devToken());
+    conversationId = (await send(demo, 'add a task to buy milk')).conversation.id;
+  });
+
+  afterAll(async () => {
+    await killAll();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('`cli migrate` on the DATA_DIR of a running server uses that server\'s PostgreSQL, exits 0, and the server goes on answering', async () => {
+    const migrate = await runCli(['migrate'], env());
+    expect(migrate.code, migrate.stderr).toBe(0);
+    expect(migrate.stdout.trim()).toBe('no pending migrations');
+
+    const turn = await send(demo, 'show my tasks', conversationId);
+    expect([turn.userMessage.seq, turn.assistantMessage.status]).toEqual([3, 'COMPLETE']);
+    expect(turn.response).toContain('buy milk');
+    expect(messages(server)).not.toContain('shutting down');
+  });
+
+  it('a second server on that DATA_DIR (another port) refuses at once, in one line naming the running one, which goes on answering', async () => {
+    const began = Date.now();
+    const second = await runServer(env({ PORT: '0' }));
+    expect(second).toMatchObject({ code: 1, signal: null });
+    expect(second.stderr).toBe(
+      `stateless-chat failed to start: the embedded PostgreSQL of DATA_DIR ${dataDir} belongs to a running stateless-chat server ` +
+        `(pid ${server.pid}); use that server, or start this one with another DATA_DIR, or with DATABASE_URL\n`,
+    );
+    expect(second.stdout).not.toContain('stateless-chat listening');
+    expect(Date.now() - began).toBeLessThan(10_000);
+
+    const turn = await send(demo, 'add a task to call mom', conversationId);
+    expect([turn.userMessage.seq, turn.assistantMessage.status]).toEqual([5, 'COMPLETE']);
+  });
+
+  it('once that server has stopped, `cli migrate` starts the PostgreSQL itself and stops it again', async () => {
+    await expectGracefulStop(server, 'SIGTERM');
+    expect(postmasterRunning(path.join(dataDir, 'postgres'))).toBe(false);
+    const migrate = await runCli(['migrate'], env(), 60_000);
+    expect(migrate.code, migrate.stderr).toBe(0);
+    expect(postmasterRunning(path.join(dataDir, 'postgres'))).toBe(false);
   });
 });
 
