@@ -6,6 +6,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { chmod, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { GraphQLClient } from 'graphql-request';
@@ -233,6 +234,26 @@ describe('one process runs the embedded PostgreSQL of a DATA_DIR: the one that s
     const migrate = await runCli(['migrate'], env(), 60_000);
     expect(migrate.code, migrate.stderr).toBe(0);
     expect(postmasterRunning(path.join(dataDir, 'postgres'))).toBe(false);
+  });
+
+  it('on a port in use, exits 1 with one line saying so, and stops the PostgreSQL it had started', async () => {
+    const blocker = createNetServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const port = (blocker.address() as AddressInfo).port;
+    try {
+      const result = await runServer(env({ PORT: String(port) }), 60_000);
+      expect(result).toMatchObject({ code: 1, signal: null });
+      expect(result.stderr).toBe(`stateless-chat failed to start: port ${port} on 127.0.0.1 is in use (EADDRINUSE); set PORT to another port\n`);
+      expect(result.stdout).toContain('embedded PostgreSQL started');
+      expect(postmasterRunning(path.join(dataDir, 'postgres'))).toBe(false);
+    } finally {
+      await new Promise((resolve) => blocker.close(resolve));
+    }
+    // Nothing holds DATA_DIR any more: the next start takes it.
+    server = await startServer(env(), 60_000);
+    const turn = await send(client(server, await server.devToken()), 'show my tasks', conversationId);
+    expect(turn.userMessage.seq).toBe(7);
+    await expectGracefulStop(server, 'SIGTERM');
   });
 });
 
