@@ -9,8 +9,10 @@ import { createServer, type Server } from 'node:http';
 import { loadConfig } from './config.js';
 import { createApp } from './http/app.js';
 import { createLogger } from './log.js';
+import { requireSupportedNode } from './node-version.js';
 
 async function main(): Promise<void> {
+  requireSupportedNode();
   const config = loadConfig();
   const log = createLogger(config.logLevel);
   const app = await createApp(config, { log });

