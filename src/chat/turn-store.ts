@@ -4,7 +4,8 @@
  *
  * Step 4 locks the conversation row, decides (replay, resume, run, busy), stores the user
  * message together with its reply in progress at the next two `seq`s, and takes the lease.
- * Step 7 completes (or fails) that reply and frees the lease. Both may be tried again after a
+ * Step 7 completes (or fails) that reply and frees the lease; a turn that cannot get there (an
+ * error in between, a shutdown) is ended by `failTurn` the same way. All may be tried again after a
  * transient error: ids are made before the first try, so a try finds out whether an earlier one
  * committed by looking rows up, never by inserting twice.
  */
@@ -238,24 +239,39 @@ export async function leaveQueue(em: EntityManager, ticket: string): Promise<voi
   await em.nativeDelete(TurnWaiter, { id: ticket });
 }
 
+/** The turn a failure path ends: the conversation it holds, its user, its reply in progress. */
+export type TurnToEnd = { conversationId: string; userId: string; replyId: string; turnId: string };
+
+/**
+ * Ends a turn that will not reach step 7 (an error between the two transactions, or a shutdown):
+ * its reply is marked failed and the conversation freed at once, instead of being held until the
+ * lease runs out. Only while the turn still holds the conversation: a turn whose lease was taken
+ * over leaves both alone (a retry elsewhere may be resuming that very reply). One short
+ * transaction; returns whether the turn was still ours.
+ */
+export async function failTurn(em: EntityManager, turn: TurnToEnd, content = 'The turn failed before the assistant answered.'): Promise<boolean> {
+  return em.transactional(async (em) => {
+    const released = await em.nativeUpdate(
+      Conversation,
+      { id: turn.conversationId, userId: turn.userId, turnId: turn.turnId },
+      { turnId: null, leaseExpiresAt: null },
+    );
+    if (released === 0) return false;
+    await em.nativeUpdate(Message, { id: turn.replyId, userId: turn.userId, status: MessageStatus.IN_PROGRESS }, { status: MessageStatus.FAILED, content });
+    // Delivered on commit: requests waiting for this conversation, on any instance, look again.
+    await em.execute('select pg_notify(?, ?)', [TURN_ENDED_CHANNEL, turn.conversationId]);
+    return true;
+  });
+}
+
 /**
  * Frees the leases of turns this process will not finish (it is shutting down) and marks their
  * replies failed, so that a retry on another instance can run at once instead of waiting.
  */
-export async function abandonTurns(em: EntityManager, turns: Iterable<{ conversationId: string; turnId: string; replyId: string }>): Promise<number> {
+export async function abandonTurns(em: EntityManager, turns: Iterable<TurnToEnd>): Promise<number> {
   let abandoned = 0;
   for (const turn of turns) {
-    await em.transactional(async (em) => {
-      const released = await em.nativeUpdate(Conversation, { id: turn.conversationId, turnId: turn.turnId }, { turnId: null, leaseExpiresAt: null });
-      if (released === 0) return;
-      await em.execute('select pg_notify(?, ?)', [TURN_ENDED_CHANNEL, turn.conversationId]);
-      await em.nativeUpdate(
-        Message,
-        { id: turn.replyId, status: MessageStatus.IN_PROGRESS },
-        { status: MessageStatus.FAILED, content: 'The turn was interrupted: the server shut down before the assistant answered.' },
-      );
-      abandoned += 1;
-    });
+    if (await failTurn(em, turn, 'The turn was interrupted: the server shut down before the assistant answered.')) abandoned += 1;
   }
   return abandoned;
 }

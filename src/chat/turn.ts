@@ -23,7 +23,19 @@ import { textProblem } from '../text.js';
 import { loadContext } from './history.js';
 import { checkMetadata } from './metadata.js';
 import type { TurnLimits } from './rate-limits.js';
-import { beginTurn, ConversationBusy, finishTurn, joinQueue, leaveQueue, stillWaiting, storeToolCall, type Started, type TurnIds } from './turn-store.js';
+import {
+  beginTurn,
+  ConversationBusy,
+  failTurn,
+  finishTurn,
+  joinQueue,
+  leaveQueue,
+  stillWaiting,
+  storeToolCall,
+  type Started,
+  type TurnIds,
+  type TurnToEnd,
+} from './turn-store.js';
 
 export type Viewer = { userId: string };
 
@@ -58,7 +70,7 @@ export type TurnSettings = {
 };
 
 /** A turn this process is running: what shutdown releases if it cannot wait for it. */
-export type RunningTurn = { conversationId: string; turnId: string; replyId: string };
+export type RunningTurn = TurnToEnd;
 
 /** What a turn needs from the outside; all of it is made per request or is immutable. */
 export type TurnDeps = {
@@ -93,9 +105,12 @@ export async function sendMessage(deps: TurnDeps, viewer: Viewer, input: SendMes
     return { conversation: start.conversation, userMessage: start.userMessage, assistantMessage: start.reply, toolCalls: start.toolCalls, replayed: true };
   }
   const { conversation, userMessage, reply } = start;
-  const running: RunningTurn = { conversationId: conversation.id, turnId: ids.turn, replyId: reply.id };
+  const running: RunningTurn = { conversationId: conversation.id, userId: viewer.userId, turnId: ids.turn, replyId: reply.id };
   deps.running?.add(running);
   const renewal = renewLease(deps, conversation.id, ids.turn);
+  // Set once step 7 has stored the reply (completed, or failed by the agent): from then on the
+  // conversation is free and nothing is left to undo.
+  let settled = false;
   try {
     // Step 5: the context, by keyset on (conversation_id, seq): never the whole history. It ends
     // with the reply in progress, which holds the tool calls a resumed turn already made.
@@ -122,6 +137,7 @@ export async function sendMessage(deps: TurnDeps, viewer: Viewer, input: SendMes
         }),
       { log: deps.log, what: 'finish turn' },
     );
+    settled = true;
     if (!outcome.reply) {
       deps.log.error({ err: outcome.failure, conversationId: conversation.id }, 'agent failed');
       throw new AppError('UPSTREAM_ERROR', 'The agent failed to answer; the message is stored and can be retried with the same clientMessageId', {
@@ -129,9 +145,27 @@ export async function sendMessage(deps: TurnDeps, viewer: Viewer, input: SendMes
       });
     }
     return { ...finished, userMessage, replayed: false };
+  } catch (error) {
+    // Anything unexpected between the two transactions (the context or the reply could not be
+    // read or stored after their retries, a bug): end the turn now, or its conversation stays
+    // busy for the whole lease. The error itself goes on to the transport, which masks it.
+    if (!settled) await endFailedTurn(deps, running);
+    throw error;
   } finally {
     renewal.stop();
     deps.running?.delete(running);
+  }
+}
+
+// Private: marks the reply of a turn that failed unexpectedly as failed and frees its
+// conversation, in a fresh unit of work (the request's may hold what the failed transaction
+// changed). If even that fails (the database is gone), the lease runs out as before.
+async function endFailedTurn(deps: TurnDeps, turn: RunningTurn): Promise<void> {
+  try {
+    const ended = await retryTransient(() => failTurn(deps.em.fork(), turn), { log: deps.log, what: 'fail turn', tries: 3 });
+    if (ended) deps.log.warn({ conversationId: turn.conversationId, replyId: turn.replyId }, 'turn failed: its reply is marked failed and the conversation freed');
+  } catch (error) {
+    deps.log.error({ err: error, conversationId: turn.conversationId }, 'could not end the failed turn; its conversation stays busy until the lease runs out');
   }
 }
 
