@@ -16,7 +16,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { loadConfig } from '../src/config.js';
+import { loadConfig, RATE_LIMITS_OFF } from '../src/config.js';
 import { startPostgresServer } from '../src/db/embedded.js';
 import { seed } from './seed.js';
 import { createApp } from '../src/http/app.js';
@@ -37,11 +37,7 @@ async function main(): Promise<void> {
     JWT_SECRET: 'bench-secret-bench-secret-bench-secret',
     LOG_LEVEL: 'silent',
     // The bench sends 40 turns per user as fast as it can: per-user limits off.
-    RATE_TURNS_PER_MINUTE: '0',
-    RATE_CONVERSATIONS_PER_HOUR: '0',
-    RATE_MCP_CALLS_PER_MINUTE: '0',
-    QUOTA_TOKENS_PER_DAY: '0',
-    QUOTA_TASKS: '0',
+    ...RATE_LIMITS_OFF,
   });
   const app = await createApp(config, { log: createLogger('silent'), onQuery: (sql) => queries.push(sql) });
   const server = createServer(app.serverOptions, app.express);

@@ -226,3 +226,13 @@ function parseOrigins(value: string | undefined): string[] | '*' {
   }
   return origins;
 }
+
+/** The environment that turns every per-user rate limit and quota off (benchmarks, fault runs, tests). */
+export const RATE_LIMITS_OFF: Readonly<Record<string, string>> = {
+  RATE_TURNS_PER_MINUTE: '0',
+  RATE_CONVERSATIONS_PER_HOUR: '0',
+  RATE_MCP_CALLS_PER_MINUTE: '0',
+  QUOTA_TOKENS_PER_DAY: '0',
+  QUOTA_TASKS: '0',
+  MCP_BATCH_MAX: '0',
+};

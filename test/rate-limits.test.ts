@@ -7,6 +7,7 @@
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RATE_LIMITS_OFF } from '../src/config.js';
 import { connectInMemory } from '../src/agent/toolbox.js';
 import { createTodoServer } from '../src/mcp/todo-server.js';
 import { reply, startFakeOpenAi, type FakeOpenAi } from './support/fake-openai.js';
@@ -19,14 +20,6 @@ const LIMITS = {
   RATE_MCP_CALLS_PER_MINUTE: '25',
   MCP_BATCH_MAX: '5',
   QUOTA_TASKS: '10',
-};
-const LIMITS_OFF = {
-  RATE_TURNS_PER_MINUTE: '0',
-  RATE_CONVERSATIONS_PER_HOUR: '0',
-  RATE_MCP_CALLS_PER_MINUTE: '0',
-  QUOTA_TOKENS_PER_DAY: '0',
-  QUOTA_TASKS: '0',
-  MCP_BATCH_MAX: '0',
 };
 const MINUTE_MS = 60_000;
 const HOUR_MS = 60 * MINUTE_MS;
@@ -304,7 +297,7 @@ describe('SQL statements of a turn', () => {
   let unlimited: TestServer;
 
   beforeAll(async () => {
-    unlimited = await startTestServer({ env: LIMITS_OFF });
+    unlimited = await startTestServer({ env: RATE_LIMITS_OFF });
   });
 
   afterAll(async () => {

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
+import { RATE_LIMITS_OFF } from '../../src/config.js';
 import { startPostgresServer } from '../../src/db/embedded.js';
 import { startFakeModel, type FakeModel } from './model.js';
 
@@ -21,14 +22,6 @@ const DATABASE = 'faults';
 const MAIN = path.resolve('dist/src/main.js');
 const START_DEADLINE_MS = 60_000;
 const KEPT_LINES = 200;
-/** Every per-user rate limit and quota off (0). */
-const LIMITS_OFF = {
-  RATE_TURNS_PER_MINUTE: '0',
-  RATE_CONVERSATIONS_PER_HOUR: '0',
-  RATE_MCP_CALLS_PER_MINUTE: '0',
-  QUOTA_TOKENS_PER_DAY: '0',
-  QUOTA_TASKS: '0',
-};
 
 export type Instance = {
   /** 0, 1, 2: the position in `cluster.instances`. */
@@ -115,7 +108,7 @@ export async function startCluster(settings: Record<string, string> = {}): Promi
       OPENAI_BASE_URL: model.baseUrl,
       OPENAI_MODEL: 'fault-model',
       // The runs send hundreds of turns per user in seconds: per-user limits would refuse them.
-      ...LIMITS_OFF,
+      ...RATE_LIMITS_OFF,
       ...settings,
     };
     const launch = (index: number) => launchInstance(index, env, children);
