@@ -16,7 +16,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { loadConfig } from '../src/config.js';
+import { loadConfig, RATE_LIMITS_OFF } from '../src/config.js';
 import { startPostgresServer } from '../src/db/embedded.js';
 import { seed } from './seed.js';
 import { createApp } from '../src/http/app.js';
@@ -31,9 +31,16 @@ async function main(): Promise<void> {
   const { url, stop } = await database();
   let failed = false;
   const queries: string[] = [];
-  const config = loadConfig({ NODE_ENV: 'test', DATABASE_URL: url, JWT_SECRET: 'bench-secret-bench-secret-bench-secret', LOG_LEVEL: 'silent' });
+  const config = loadConfig({
+    NODE_ENV: 'test',
+    DATABASE_URL: url,
+    JWT_SECRET: 'bench-secret-bench-secret-bench-secret',
+    LOG_LEVEL: 'silent',
+    // The bench sends 40 turns per user as fast as it can: per-user limits off.
+    ...RATE_LIMITS_OFF,
+  });
   const app = await createApp(config, { log: createLogger('silent'), onQuery: (sql) => queries.push(sql) });
-  const server = createServer(app.express);
+  const server = createServer(app.serverOptions, app.express);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}/graphql`;
   const db = new pg.Client({ connectionString: url });

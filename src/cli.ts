@@ -14,10 +14,12 @@ import { migrate, openOrm } from './db/orm.js';
 import { printSdl, createSchema } from './graphql/schema.js';
 import { createAuthenticator } from './http/auth.js';
 import { createLogger } from './log.js';
+import { requireSupportedNode } from './node-version.js';
 
 const USAGE = 'usage: cli <migrate | migrate:create [name] | token <userId> | schema>';
 
 async function run(command: string | undefined, args: string[]): Promise<void> {
+  requireSupportedNode();
   const config = loadConfig();
   const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
   switch (command) {
@@ -34,7 +36,8 @@ async function run(command: string | undefined, args: string[]): Promise<void> {
       return;
     case 'migrate':
     case 'migrate:create': {
-      const database = await openDatabase(config, log);
+      // A server running on this DATA_DIR keeps its embedded PostgreSQL: the command uses it.
+      const database = await openDatabase(config, log, { as: command, share: true });
       const orm = await openOrm({ clientUrl: database.url, log });
       try {
         if (command === 'migrate') {

@@ -7,6 +7,8 @@
 import { z } from 'zod';
 
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
+/** A limit where 0 turns it off. */
+const limit = (fallback: number) => z.coerce.number().int().min(0).default(fallback);
 const optionalString = z
   .string()
   .optional()
@@ -40,7 +42,24 @@ const schema = z.object({
   TURN_LEASE: positiveInt(60_000).describe('milliseconds a turn holds its conversation'),
   ENQUEUE_TIMEOUT: positiveInt(30_000).describe('milliseconds an ENQUEUE send waits for the running turn'),
   SHUTDOWN_GRACE: positiveInt(25_000).describe('milliseconds running turns get to finish on SIGTERM/SIGINT'),
+  RATE_TURNS_PER_MINUTE: limit(30),
+  RATE_CONVERSATIONS_PER_HOUR: limit(60),
+  RATE_MCP_CALLS_PER_MINUTE: limit(120),
+  QUOTA_TOKENS_PER_DAY: limit(1_000_000),
+  QUOTA_TASKS: limit(1_000),
+  MCP_BATCH_MAX: limit(10),
   INTROSPECTION: z.enum(['true', 'false']).optional(),
+  JWT_REQUIRE_EXP: z.enum(['true', 'false']).default('true'),
+  JWT_CLOCK_TOLERANCE: z.coerce.number().int().min(0).max(300).default(30),
+  GRAPHQL_MAX_TOKENS: positiveInt(2_000),
+  GRAPHQL_MAX_DEPTH: positiveInt(10),
+  GRAPHQL_MAX_ALIASES: z.coerce.number().int().min(0).default(30),
+  GRAPHQL_MAX_DIRECTIVES: z.coerce.number().int().min(0).default(20),
+  GRAPHQL_MAX_COST: positiveInt(50_000),
+  METADATA_MAX_BYTES: positiveInt(8 * 1024),
+  CORS_ORIGINS: optionalString,
+  HEADERS_TIMEOUT: positiveInt(10_000),
+  REQUEST_TIMEOUT: positiveInt(30_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -51,7 +70,16 @@ export type Config = {
   /** Unset: an embedded PostgreSQL under `dataDir/postgres`. */
   databaseUrl?: string;
   dataDir: string;
-  jwt: { secret?: string; jwksUrl?: string; issuer?: string; audience?: string };
+  jwt: {
+    secret?: string;
+    jwksUrl?: string;
+    issuer?: string;
+    audience?: string;
+    /** Refuse tokens without `exp` (default true). */
+    requireExp: boolean;
+    /** Seconds of clock skew allowed for `exp`, `nbf` and `iat`. */
+    clockToleranceS: number;
+  };
   openai: { apiKey?: string; baseUrl?: string; model: string; maxRetries: number };
   /** Replaces the default system prompt: the text itself, or a file to read it from. */
   systemPrompt: { text?: string; file?: string };
@@ -68,9 +96,35 @@ export type Config = {
   enqueueTimeoutMs: number;
   /** On SIGTERM/SIGINT, how long running requests get to finish before they are cut. */
   shutdownGraceMs: number;
+  /** Limits every GraphQL document must keep, checked before validation and execution. */
+  graphql: { maxTokens: number; maxDepth: number; maxAliases: number; maxDirectives: number; maxCost: number };
+  /** Largest `metadata` object accepted, in bytes of its JSON. */
+  metadataMaxBytes: number;
+  /** Origins browsers may call from (CORS): none by default, a list, or `*` (not in production). */
+  corsOrigins: string[] | '*';
+  /** HTTP server timeouts: all headers, and the whole request body, must arrive within these. */
+  http: { headersTimeoutMs: number; requestTimeoutMs: number };
+  /** Per-user rate limits and quotas, counted in PostgreSQL so they hold across instances; 0 turns one off. */
+  rateLimits: RateLimits;
+  /** JSON-RPC messages accepted in one `/mcp` POST (a batch); 0: no cap. */
+  mcpBatchMax: number;
   /** Introspection and the Sandbox landing page; on outside production unless set. */
   introspection: boolean;
   logLevel: string;
+};
+
+/** Per-user limits (0 = off). Windows start at a user's first counted action and last their stated length. */
+export type RateLimits = {
+  /** Turns begun (replays and busy answers are not counted) per minute. */
+  turnsPerMinute: number;
+  /** Conversations created per hour. */
+  conversationsPerHour: number;
+  /** `tools/call` requests through `/mcp` per minute (the agent's own tool calls are bounded by the turn limit). */
+  mcpCallsPerMinute: number;
+  /** Model tokens per day: a turn is refused once the day's count has reached it. */
+  tokensPerDay: number;
+  /** Tasks a user may have at once. */
+  tasks: number;
 };
 
 /** Parses the environment (default: `process.env`) into a `Config`, or throws naming every bad variable. */
@@ -83,13 +137,22 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new Error(`Invalid configuration:\n${problems}`);
   }
   const e = parsed.data;
+  const problems = productionProblems(e);
+  if (problems.length > 0) throw new Error(`Invalid configuration:\n${problems.map((p) => `  ${p}`).join('\n')}`);
   return {
     env: e.NODE_ENV,
     port: e.PORT,
     host: e.HOST,
     databaseUrl: e.DATABASE_URL,
     dataDir: e.DATA_DIR,
-    jwt: { secret: e.JWT_SECRET, jwksUrl: e.JWT_JWKS_URL, issuer: e.JWT_ISSUER, audience: e.JWT_AUDIENCE },
+    jwt: {
+      secret: e.JWT_SECRET,
+      jwksUrl: e.JWT_JWKS_URL,
+      issuer: e.JWT_ISSUER,
+      audience: e.JWT_AUDIENCE,
+      requireExp: e.JWT_REQUIRE_EXP === 'true',
+      clockToleranceS: e.JWT_CLOCK_TOLERANCE,
+    },
     openai: { apiKey: e.OPENAI_API_KEY, baseUrl: e.OPENAI_BASE_URL, model: e.OPENAI_MODEL, maxRetries: e.OPENAI_MAX_RETRIES },
     systemPrompt: { text: e.SYSTEM_PROMPT, file: e.SYSTEM_PROMPT_FILE },
     contextTokens: e.CONTEXT_TOKENS,
@@ -106,7 +169,70 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     turnLeaseMs: e.TURN_LEASE,
     enqueueTimeoutMs: e.ENQUEUE_TIMEOUT,
     shutdownGraceMs: e.SHUTDOWN_GRACE,
+    graphql: {
+      maxTokens: e.GRAPHQL_MAX_TOKENS,
+      maxDepth: e.GRAPHQL_MAX_DEPTH,
+      maxAliases: e.GRAPHQL_MAX_ALIASES,
+      maxDirectives: e.GRAPHQL_MAX_DIRECTIVES,
+      maxCost: e.GRAPHQL_MAX_COST,
+    },
+    metadataMaxBytes: e.METADATA_MAX_BYTES,
+    corsOrigins: parseOrigins(e.CORS_ORIGINS),
+    http: { headersTimeoutMs: e.HEADERS_TIMEOUT, requestTimeoutMs: e.REQUEST_TIMEOUT },
+    rateLimits: {
+      turnsPerMinute: e.RATE_TURNS_PER_MINUTE,
+      conversationsPerHour: e.RATE_CONVERSATIONS_PER_HOUR,
+      mcpCallsPerMinute: e.RATE_MCP_CALLS_PER_MINUTE,
+      tokensPerDay: e.QUOTA_TOKENS_PER_DAY,
+      tasks: e.QUOTA_TASKS,
+    },
+    mcpBatchMax: e.MCP_BATCH_MAX,
     introspection: e.INTROSPECTION ? e.INTROSPECTION === 'true' : e.NODE_ENV !== 'production',
     logLevel: e.LOG_LEVEL,
   };
 }
+
+/** The smallest HS256 secret production accepts: 256 bits, the size of the hash (RFC 7518 3.2). */
+export const JWT_SECRET_MIN_BYTES = 32;
+
+// Private: settings that are fine for a developer but unsafe on the internet.
+function productionProblems(e: z.infer<typeof schema>): string[] {
+  if (e.NODE_ENV !== 'production') return [];
+  const problems: string[] = [];
+  if (e.JWT_SECRET !== undefined && Buffer.byteLength(e.JWT_SECRET) < JWT_SECRET_MIN_BYTES) {
+    problems.push(
+      `JWT_SECRET: in production it must be at least ${JWT_SECRET_MIN_BYTES} bytes (got ${Buffer.byteLength(e.JWT_SECRET)}); make one with \`openssl rand -base64 32\``,
+    );
+  }
+  if (e.CORS_ORIGINS?.trim() === '*') problems.push('CORS_ORIGINS: `*` is refused in production; list the origins (comma-separated)');
+  return problems;
+}
+
+// Private: `CORS_ORIGINS` as a list of origins (`https://app.example.com,http://localhost:5173`) or `*`.
+function parseOrigins(value: string | undefined): string[] | '*' {
+  if (value === undefined) return [];
+  if (value.trim() === '*') return '*';
+  const origins = value.split(',').map((origin) => origin.trim()).filter(Boolean);
+  for (const origin of origins) {
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(origin);
+    } catch {
+      parsed = undefined;
+    }
+    if (!parsed || parsed.origin !== origin) {
+      throw new Error(`Invalid configuration:\n  CORS_ORIGINS: each entry must be an origin such as https://app.example.com (scheme, host, port; no path), got ${JSON.stringify(origin)}`);
+    }
+  }
+  return origins;
+}
+
+/** The environment that turns every per-user rate limit and quota off (benchmarks, fault runs, tests). */
+export const RATE_LIMITS_OFF: Readonly<Record<string, string>> = {
+  RATE_TURNS_PER_MINUTE: '0',
+  RATE_CONVERSATIONS_PER_HOUR: '0',
+  RATE_MCP_CALLS_PER_MINUTE: '0',
+  QUOTA_TOKENS_PER_DAY: '0',
+  QUOTA_TASKS: '0',
+  MCP_BATCH_MAX: '0',
+};

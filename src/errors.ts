@@ -13,6 +13,7 @@ export type ErrorCode =
   | 'CONVERSATION_BUSY'
   | 'IDEMPOTENCY_KEY_REUSED'
   | 'CONVERSATION_CLOSED'
+  | 'RATE_LIMITED'
   | 'UPSTREAM_ERROR'
   | 'INTERNAL_SERVER_ERROR';
 
@@ -24,6 +25,7 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   CONVERSATION_BUSY: 409,
   IDEMPOTENCY_KEY_REUSED: 422,
   CONVERSATION_CLOSED: 409,
+  RATE_LIMITED: 429,
   UPSTREAM_ERROR: 502,
   INTERNAL_SERVER_ERROR: 500,
 };
@@ -49,3 +51,7 @@ export const badInput = (message: string, field?: string) =>
 export const notFound = (what: string) => new AppError('NOT_FOUND', `${what} not found`);
 
 export const unauthenticated = (message = 'A valid bearer token is required') => new AppError('UNAUTHENTICATED', message);
+
+/** RATE_LIMITED: a per-user limit is reached; `retryAfterMs` is the time until its window rolls over. */
+export const rateLimited = (message: string, retryAfterMs: number) =>
+  new AppError('RATE_LIMITED', message, { extensions: { retryAfterMs: Math.max(1, Math.ceil(retryAfterMs)) } });

@@ -1,19 +1,29 @@
 /**
- * Starts the server: config -> database -> app -> listen. On SIGINT/SIGTERM it stops taking
- * connections, lets requests in flight (running turns) finish within SHUTDOWN_GRACE, releases
- * the leases of turns still running after it, closes the pool and stops an embedded database.
+ * Starts the server: config -> database -> app -> listen. A failure on the way (a bad setting, a
+ * busy port) stops whatever had started and is told in one line on stderr, with exit code 1. On
+ * SIGINT/SIGTERM it stops taking connections, lets requests in flight (running turns) finish
+ * within SHUTDOWN_GRACE, releases the leases of turns still running after it, closes the pool and
+ * stops an embedded database.
  */
-import { createServer } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import { loadConfig } from './config.js';
 import { createApp } from './http/app.js';
 import { createLogger } from './log.js';
+import { requireSupportedNode } from './node-version.js';
 
 async function main(): Promise<void> {
+  requireSupportedNode();
   const config = loadConfig();
   const log = createLogger(config.logLevel);
   const app = await createApp(config, { log });
-  const server = createServer(app.express);
-  await new Promise<void>((resolve) => server.listen(config.port, config.host, resolve));
+  const server = createServer(app.serverOptions, app.express);
+  try {
+    await listen(server, config.port, config.host);
+  } catch (error) {
+    // Nothing started may outlive a failed start: the pool, the MCP servers, an embedded PostgreSQL.
+    await app.close().catch((failure: unknown) => log.error({ err: failure }, 'could not stop what had started'));
+    throw new Error(listenFailure(error, config.port, config.host), { cause: error });
+  }
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}/graphql`;
@@ -45,6 +55,31 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGTERM', () => void stop('SIGTERM'));
+}
+
+function listen(server: Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+// Private: why the server could not listen, as one line that says which setting to change.
+function listenFailure(error: unknown, port: number, host: string): string {
+  const code = (error as NodeJS.ErrnoException).code;
+  switch (code) {
+    case 'EADDRINUSE':
+      return `port ${port} on ${host} is in use (EADDRINUSE); set PORT to another port`;
+    case 'EACCES':
+      return `port ${port} on ${host} needs privileges this process lacks (EACCES); set PORT to 1024 or above`;
+    case 'EADDRNOTAVAIL':
+      return `${host} is not an address of this machine (EADDRNOTAVAIL); set HOST to one of its addresses, such as 127.0.0.1 or 0.0.0.0`;
+    default:
+      return `cannot listen on port ${port} of ${host}: ${error instanceof Error ? error.message : String(error)}`;
+  }
 }
 
 main().catch((error: unknown) => {

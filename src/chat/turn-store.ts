@@ -4,16 +4,19 @@
  *
  * Step 4 locks the conversation row, decides (replay, resume, run, busy), stores the user
  * message together with its reply in progress at the next two `seq`s, and takes the lease.
- * Step 7 completes (or fails) that reply and frees the lease. Both may be tried again after a
+ * Step 7 completes (or fails) that reply and frees the lease; a turn that cannot get there (an
+ * error in between, a shutdown) is ended by `failTurn` the same way. All may be tried again after a
  * transient error: ids are made before the first try, so a try finds out whether an earlier one
  * committed by looking rows up, never by inserting twice.
  */
 import { LockMode } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { AgentReply, ToolCallRecord } from '../agent/types.js';
+import { storableJson, storableText } from '../text.js';
 import { Conversation, ConversationStatus, Message, MessageRole, MessageStatus, ToolCall, TurnWaiter } from '../entities/index.js';
 import { TURN_ENDED_CHANNEL } from '../db/signals.js';
 import { AppError, notFound } from '../errors.js';
+import { addTokensSql, countTurn, type TurnLimits } from './rate-limits.js';
 
 const TITLE_CHARS = 80;
 /** How long a waiter stays in the queue without showing it is alive. */
@@ -43,6 +46,8 @@ export type BeginInput = {
   /** This request's place in the queue, once it waits (`ifBusy: ENQUEUE`). */
   ticket: string | null;
   leaseMs: number;
+  /** The user's limits a turn that begins is counted against. */
+  limits: TurnLimits;
   /** An earlier try may have committed before its connection broke. */
   retrying: boolean;
 };
@@ -51,7 +56,7 @@ export type Started =
   | { kind: 'replay'; conversation: Conversation; userMessage: Message; reply: Message; toolCalls: ToolCall[] }
   | { kind: 'run'; conversation: Conversation; userMessage: Message; reply: Message };
 
-/** Step 4: see the module header. Throws NOT_FOUND, IDEMPOTENCY_KEY_REUSED, CONVERSATION_CLOSED, `ConversationBusy`. */
+/** Step 4: see the module header. Throws NOT_FOUND, IDEMPOTENCY_KEY_REUSED, CONVERSATION_CLOSED, `ConversationBusy`, RATE_LIMITED. */
 export async function beginTurn(em: EntityManager, ids: TurnIds, input: BeginInput): Promise<Started> {
   const { userId } = input;
   const now = new Date();
@@ -92,6 +97,9 @@ export async function beginTurn(em: EntityManager, ids: TurnIds, input: BeginInp
       throw new ConversationBusy(conversation.id, conversation.leaseExpiresAt!.getTime() - now.getTime());
     }
     if (conversationId && !ours) await takeTurnFromQueue(em, conversation.id, input.ticket, now);
+    // A turn that really begins is counted (one statement); refused, it rolls back with the rest.
+    // When it is `ours`, an earlier try of this request committed and was counted then.
+    if (!ours) await countTurn(em, userId, input.limits, !conversationId);
 
     // A turn that died without finishing left its (expired) lease and its reply in progress:
     // close that reply as failed, unless this very request is its retry.
@@ -139,7 +147,7 @@ export async function beginTurn(em: EntityManager, ids: TurnIds, input: BeginInp
 /** Step 7: the reply completed (or failed when `reply` is null), the usage counted, the lease freed. */
 export async function finishTurn(
   em: EntityManager,
-  input: { conversationId: string; userId: string; replyId: string; turnId: string; reply: AgentReply | null },
+  input: { conversationId: string; userId: string; replyId: string; turnId: string; reply: AgentReply | null; limits: TurnLimits },
 ): Promise<{ conversation: Conversation; assistantMessage: Message; toolCalls: ToolCall[] }> {
   const now = new Date();
   return em.transactional(async (em) => {
@@ -158,7 +166,8 @@ export async function finishTurn(
 
     const { reply } = input;
     assistant.status = reply ? MessageStatus.COMPLETE : MessageStatus.FAILED;
-    assistant.content = reply ? reply.content : 'The agent failed to answer.';
+    // The model's text is not refused like a client's: what PostgreSQL cannot hold is replaced, visibly.
+    assistant.content = reply ? storableText(reply.content) : 'The agent failed to answer.';
     assistant.model = reply?.model ?? null;
     assistant.promptTokens = reply?.usage?.promptTokens ?? null;
     assistant.completionTokens = reply?.usage?.completionTokens ?? null;
@@ -174,8 +183,13 @@ export async function finishTurn(
     if (ours) {
       conversation.turnId = null;
       conversation.leaseExpiresAt = null;
-      // Delivered on commit: requests waiting for this conversation, on any instance, look again.
-      await em.execute('select pg_notify(?, ?)', [TURN_ENDED_CHANNEL, conversation.id]);
+    }
+    // One statement for two things: when the lease was ours, the notice (delivered on commit) that
+    // wakes requests waiting for this conversation on any instance; when the quota is on, the
+    // turn's model tokens added to the user's day.
+    const tokens = addTokensSql(input.userId, reply?.usage?.totalTokens ?? 0, input.limits);
+    if (ours || tokens) {
+      await em.execute(`${tokens?.sql ?? ''}select pg_notify(?, ?) where ?`, [...(tokens?.params ?? []), TURN_ENDED_CHANNEL, conversation.id, ours]);
     }
     return { conversation, assistantMessage: assistant, toolCalls };
   });
@@ -193,6 +207,11 @@ export async function storeToolCall(
   if (retrying && (await em.findOne(ToolCall, { id: row.id }))) return;
   const stored = new ToolCall({
     ...row.call,
+    // Made by the model and by tool servers: NUL and lone surrogates are replaced, not refused.
+    callId: storableText(row.call.callId),
+    name: storableText(row.call.name),
+    arguments: storableJson(row.call.arguments),
+    result: storableJson(row.call.result),
     message: em.getReference(Message, row.replyId, { wrapped: true }),
     conversation: em.getReference(Conversation, row.conversationId, { wrapped: true }),
     userId: row.userId,
@@ -220,24 +239,39 @@ export async function leaveQueue(em: EntityManager, ticket: string): Promise<voi
   await em.nativeDelete(TurnWaiter, { id: ticket });
 }
 
+/** The turn a failure path ends: the conversation it holds, its user, its reply in progress. */
+export type TurnToEnd = { conversationId: string; userId: string; replyId: string; turnId: string };
+
+/**
+ * Ends a turn that will not reach step 7 (an error between the two transactions, or a shutdown):
+ * its reply is marked failed and the conversation freed at once, instead of being held until the
+ * lease runs out. Only while the turn still holds the conversation: a turn whose lease was taken
+ * over leaves both alone (a retry elsewhere may be resuming that very reply). One short
+ * transaction; returns whether the turn was still ours.
+ */
+export async function failTurn(em: EntityManager, turn: TurnToEnd, content = 'The turn failed before the assistant answered.'): Promise<boolean> {
+  return em.transactional(async (em) => {
+    const released = await em.nativeUpdate(
+      Conversation,
+      { id: turn.conversationId, userId: turn.userId, turnId: turn.turnId },
+      { turnId: null, leaseExpiresAt: null },
+    );
+    if (released === 0) return false;
+    await em.nativeUpdate(Message, { id: turn.replyId, userId: turn.userId, status: MessageStatus.IN_PROGRESS }, { status: MessageStatus.FAILED, content });
+    // Delivered on commit: requests waiting for this conversation, on any instance, look again.
+    await em.execute('select pg_notify(?, ?)', [TURN_ENDED_CHANNEL, turn.conversationId]);
+    return true;
+  });
+}
+
 /**
  * Frees the leases of turns this process will not finish (it is shutting down) and marks their
  * replies failed, so that a retry on another instance can run at once instead of waiting.
  */
-export async function abandonTurns(em: EntityManager, turns: Iterable<{ conversationId: string; turnId: string; replyId: string }>): Promise<number> {
+export async function abandonTurns(em: EntityManager, turns: Iterable<TurnToEnd>): Promise<number> {
   let abandoned = 0;
   for (const turn of turns) {
-    await em.transactional(async (em) => {
-      const released = await em.nativeUpdate(Conversation, { id: turn.conversationId, turnId: turn.turnId }, { turnId: null, leaseExpiresAt: null });
-      if (released === 0) return;
-      await em.execute('select pg_notify(?, ?)', [TURN_ENDED_CHANNEL, turn.conversationId]);
-      await em.nativeUpdate(
-        Message,
-        { id: turn.replyId, status: MessageStatus.IN_PROGRESS },
-        { status: MessageStatus.FAILED, content: 'The turn was interrupted: the server shut down before the assistant answered.' },
-      );
-      abandoned += 1;
-    });
+    if (await failTurn(em, turn, 'The turn was interrupted: the server shut down before the assistant answered.')) abandoned += 1;
   }
   return abandoned;
 }

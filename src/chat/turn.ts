@@ -19,8 +19,23 @@ import { Conversation, type Message, type ToolCall } from '../entities/index.js'
 import { isUuid, newId } from '../entities/ids.js';
 import { AppError, badInput } from '../errors.js';
 import type { Logger } from '../log.js';
+import { textProblem } from '../text.js';
 import { loadContext } from './history.js';
-import { beginTurn, ConversationBusy, finishTurn, joinQueue, leaveQueue, stillWaiting, storeToolCall, type Started, type TurnIds } from './turn-store.js';
+import { checkMetadata } from './metadata.js';
+import type { TurnLimits } from './rate-limits.js';
+import {
+  beginTurn,
+  ConversationBusy,
+  failTurn,
+  finishTurn,
+  joinQueue,
+  leaveQueue,
+  stillWaiting,
+  storeToolCall,
+  type Started,
+  type TurnIds,
+  type TurnToEnd,
+} from './turn-store.js';
 
 export type Viewer = { userId: string };
 
@@ -48,10 +63,14 @@ export type TurnSettings = {
   enqueueTimeoutMs: number;
   /** The agent's whole run, tools included, must end within this. */
   turnDeadlineMs: number;
+  /** Largest metadata object accepted, in bytes of JSON. */
+  metadataMaxBytes: number;
+  /** Per-user limits on turns, new conversations and model tokens (0 = off). */
+  rateLimits: TurnLimits;
 };
 
 /** A turn this process is running: what shutdown releases if it cannot wait for it. */
-export type RunningTurn = { conversationId: string; turnId: string; replyId: string };
+export type RunningTurn = TurnToEnd;
 
 /** What a turn needs from the outside; all of it is made per request or is immutable. */
 export type TurnDeps = {
@@ -77,17 +96,21 @@ export async function sendMessage(deps: TurnDeps, viewer: Viewer, input: SendMes
   // Step 2: `deps.em` is this request's own unit of work.
   const content = validate(input, deps.settings);
 
-  // Steps 3 and 4: one short transaction that locks the conversation, stores the user message
-  // with its reply in progress and takes the lease (or replays, or waits its turn).
+  // Steps 3 and 4: one short transaction that locks the conversation, counts the turn against the
+  // user's rate limits, stores the user message with its reply in progress and takes the lease
+  // (or replays, or waits its turn, or is refused with RATE_LIMITED and stores nothing).
   const ids: TurnIds = { userMessage: newId(), reply: newId(), turn: newId() };
   const start = await beginInOrder(deps, viewer, input, content, ids);
   if (start.kind === 'replay') {
     return { conversation: start.conversation, userMessage: start.userMessage, assistantMessage: start.reply, toolCalls: start.toolCalls, replayed: true };
   }
   const { conversation, userMessage, reply } = start;
-  const running: RunningTurn = { conversationId: conversation.id, turnId: ids.turn, replyId: reply.id };
+  const running: RunningTurn = { conversationId: conversation.id, userId: viewer.userId, turnId: ids.turn, replyId: reply.id };
   deps.running?.add(running);
   const renewal = renewLease(deps, conversation.id, ids.turn);
+  // Set once step 7 has stored the reply (completed, or failed by the agent): from then on the
+  // conversation is free and nothing is left to undo.
+  let settled = false;
   try {
     // Step 5: the context, by keyset on (conversation_id, seq): never the whole history. It ends
     // with the reply in progress, which holds the tool calls a resumed turn already made.
@@ -103,9 +126,18 @@ export async function sendMessage(deps: TurnDeps, viewer: Viewer, input: SendMes
 
     // Step 7: one short transaction that completes the reply and frees the lease.
     const finished = await retryTransient(
-      () => finishTurn(deps.em, { conversationId: conversation.id, userId: viewer.userId, replyId: reply.id, turnId: ids.turn, reply: outcome.reply }),
+      () =>
+        finishTurn(deps.em, {
+          conversationId: conversation.id,
+          userId: viewer.userId,
+          replyId: reply.id,
+          turnId: ids.turn,
+          reply: outcome.reply,
+          limits: deps.settings.rateLimits,
+        }),
       { log: deps.log, what: 'finish turn' },
     );
+    settled = true;
     if (!outcome.reply) {
       deps.log.error({ err: outcome.failure, conversationId: conversation.id }, 'agent failed');
       throw new AppError('UPSTREAM_ERROR', 'The agent failed to answer; the message is stored and can be retried with the same clientMessageId', {
@@ -113,9 +145,27 @@ export async function sendMessage(deps: TurnDeps, viewer: Viewer, input: SendMes
       });
     }
     return { ...finished, userMessage, replayed: false };
+  } catch (error) {
+    // Anything unexpected between the two transactions (the context or the reply could not be
+    // read or stored after their retries, a bug): end the turn now, or its conversation stays
+    // busy for the whole lease. The error itself goes on to the transport, which masks it.
+    if (!settled) await endFailedTurn(deps, running);
+    throw error;
   } finally {
     renewal.stop();
     deps.running?.delete(running);
+  }
+}
+
+// Private: marks the reply of a turn that failed unexpectedly as failed and frees its
+// conversation, in a fresh unit of work (the request's may hold what the failed transaction
+// changed). If even that fails (the database is gone), the lease runs out as before.
+async function endFailedTurn(deps: TurnDeps, turn: RunningTurn): Promise<void> {
+  try {
+    const ended = await retryTransient(() => failTurn(deps.em.fork(), turn), { log: deps.log, what: 'fail turn', tries: 3 });
+    if (ended) deps.log.warn({ conversationId: turn.conversationId, replyId: turn.replyId }, 'turn failed: its reply is marked failed and the conversation freed');
+  } catch (error) {
+    deps.log.error({ err: error, conversationId: turn.conversationId }, 'could not end the failed turn; its conversation stays busy until the lease runs out');
   }
 }
 
@@ -140,6 +190,7 @@ async function beginInOrder(deps: TurnDeps, viewer: Viewer, input: SendMessageIn
               metadata: input.metadata,
               ticket,
               leaseMs: deps.settings.turnLeaseMs,
+              limits: deps.settings.rateLimits,
               retrying: attempt > 0 || races > 0,
             }),
           { log: deps.log, what: 'begin turn' },
@@ -215,8 +266,15 @@ function renewLease(deps: TurnDeps, conversationId: string, turnId: string): { s
   return { stop: () => clearInterval(timer) };
 }
 
-// Private: bad input is refused before any SQL runs.
+// Private: bad input is refused before any SQL runs. Text is checked here too, not only at the
+// GraphQL edge: every transport (REST, tools) reaches the turn through this function.
 function validate(input: SendMessageInput, settings: TurnSettings): string {
+  for (const field of ['message', 'clientMessageId', 'conversationId'] as const) {
+    const value = input[field];
+    const problem = typeof value === 'string' ? textProblem(value) : null;
+    if (problem) throw badInput(`${field} ${problem}`, field);
+  }
+  if (input.metadata != null) checkMetadata(input.metadata, 'metadata', settings.metadataMaxBytes);
   const content = input.message.trim();
   if (content.length === 0) throw badInput('message must not be empty', 'message');
   if (input.message.length > settings.maxMessageChars) {

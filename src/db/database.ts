@@ -1,12 +1,16 @@
 /** Where the database is: `DATABASE_URL`, or the embedded PostgreSQL under `DATA_DIR`. */
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
-import { startEmbeddedPostgres } from './embedded.js';
+import { startEmbeddedPostgres, type EmbeddedUse } from './embedded.js';
 
 export type Database = { url: string; embedded: boolean; stop(): Promise<void> };
 
-export async function openDatabase(config: Config, log: Logger): Promise<Database> {
+/**
+ * Opens the configured database. `use` says who asks for an embedded one (default: a server,
+ * which refuses a DATA_DIR whose PostgreSQL another live process runs; a command shares it).
+ */
+export async function openDatabase(config: Config, log: Logger, use?: EmbeddedUse): Promise<Database> {
   if (config.databaseUrl) return { url: config.databaseUrl, embedded: false, stop: async () => {} };
-  const embedded = await startEmbeddedPostgres(config.dataDir, log);
+  const embedded = await startEmbeddedPostgres(config.dataDir, log, use);
   return { ...embedded, embedded: true };
 }

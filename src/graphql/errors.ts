@@ -7,11 +7,11 @@ import { unwrapResolverError } from '@apollo/server/errors';
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import type { Logger } from '../log.js';
 
-export function formatError(log: Logger) {
+export function formatError(log: Logger, options: { hideSuggestions: boolean }) {
   return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
     const original = unwrapResolverError(error);
     // Our own errors, and GraphQL's parse, validation and variable errors, are meant for clients.
-    if (original instanceof GraphQLError) return formatted;
+    if (original instanceof GraphQLError) return clientError(formatted, options.hideSuggestions);
     log.error({ err: original, path: formatted.path }, 'internal error in a GraphQL request');
     return {
       message: 'Internal server error',
@@ -21,3 +21,19 @@ export function formatError(log: Logger) {
     };
   };
 }
+
+// Private: a client's error as it is, but for two touches: the token limit named like the other
+// limits (the parser says it in its message only), and, in production, no "Did you mean" hints
+// that would map the schema for someone without introspection.
+function clientError(formatted: GraphQLFormattedError, hideSuggestions: boolean): GraphQLFormattedError {
+  let result = formatted;
+  if (result.extensions?.code === 'GRAPHQL_PARSE_FAILED' && TOKEN_LIMIT.test(result.message)) {
+    // graphql-js 16 says "more that N tokens"; say it right.
+    result = { ...result, message: result.message.replace('more that', 'more than'), extensions: { ...result.extensions, limit: 'tokens' } };
+  }
+  if (hideSuggestions && SUGGESTION.test(result.message)) result = { ...result, message: result.message.replace(SUGGESTION, '') };
+  return result;
+}
+
+const TOKEN_LIMIT = /Document contains more tha[nt] \d+ tokens/;
+const SUGGESTION = /\s*Did you mean .+\?$/s;

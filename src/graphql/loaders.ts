@@ -10,6 +10,8 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import DataLoader from 'dataloader';
 import type { Viewer } from '../chat/turn.js';
 import { Conversation, Message, ToolCall } from '../entities/index.js';
+import { badInput } from '../errors.js';
+import { parseId } from './resolvers/ids.js';
 import { decodeCursor, encodeCursor, parsePage, toConnection, type Connection, type Page, type PageArgs } from './pagination.js';
 
 export type Loaders = ReturnType<typeof createLoaders>;
@@ -20,8 +22,14 @@ type PageKey<A> = { parentId: string; args: A };
 
 export const messageCursor = (message: Message) => encodeCursor('message', [message.seq]);
 export const toolCallCursor = (call: ToolCall) => encodeCursor('toolCall', [call.id]);
-const decodeMessageCursor = (cursor: string, argument: string) => decodeCursor('message', ['n'], cursor, argument)[0] as number;
-const decodeToolCallCursor = (cursor: string, argument: string) => decodeCursor('toolCall', ['s'], cursor, argument)[0] as string;
+const decodeMessageCursor = (cursor: string, argument: string) => {
+  const seq = decodeCursor('message', ['n'], cursor, argument)[0] as number;
+  // `seq` is a PostgreSQL integer: a key outside its range is no cursor this server made.
+  if (seq < 0 || seq > INT_MAX) throw badInput(`${argument} is not a valid cursor for this connection`, argument);
+  return seq;
+};
+const decodeToolCallCursor = (cursor: string, argument: string) => parseId(decodeCursor('toolCall', ['s'], cursor, argument)[0] as string, argument);
+const INT_MAX = 2 ** 31 - 1;
 
 /** Creates the loaders of one request of `viewer`, reading through the request's `em`. */
 export function createLoaders(em: EntityManager, viewer: Viewer) {

@@ -7,7 +7,10 @@ import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import { expressMiddleware } from '@as-integrations/express5';
-import express, { type ErrorRequestHandler, type Express } from 'express';
+import cors from 'cors';
+import express, { type ErrorRequestHandler, type Express, type RequestHandler } from 'express';
+import type { GraphQLError } from 'graphql';
+import type { ServerOptions } from 'node:http';
 import { OfflineAgent } from '../agent/offline.js';
 import { loadSystemPrompt, OpenAiAgent } from '../agent/openai.js';
 import { connectMcpServers, loadMcpConfig, type McpHub } from '../agent/mcp-hub.js';
@@ -22,6 +25,7 @@ import { migrate, openOrm, type Orm } from '../db/orm.js';
 import { AppError } from '../errors.js';
 import { createContext, type Context, type Services } from '../graphql/context.js';
 import { formatError } from '../graphql/errors.js';
+import { createShapeCheck, queryLimits } from '../graphql/limits.js';
 import { createSchema } from '../graphql/schema.js';
 import type { Logger } from '../log.js';
 import { createAuthenticator, type Authenticator } from './auth.js';
@@ -44,8 +48,13 @@ export type App = {
   auth: Authenticator;
   /** The external MCP servers of `MCP_CONFIG`, connected once and shared by every turn. */
   mcp: McpHub;
-  /** A token for user `demo`, when this server signs its own tokens outside production. */
+  /**
+   * A token for user `demo`: only outside production, when this server made its own dev secret
+   * (no JWT settings) and listens on loopback, so that nobody else can reach a page holding it.
+   */
   devToken?: string;
+  /** Options for `http.createServer`: timeouts that bound slow headers and bodies. */
+  serverOptions: ServerOptions;
   /** Stops Apollo, closes the external MCP servers and the pool, and stops an embedded database. */
   close(): Promise<void>;
 };
@@ -59,7 +68,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
   // Read before the database starts: a malformed MCP_CONFIG stops the server at once.
   const mcpConfig = config.mcpConfigPath ? await loadMcpConfig(config.mcpConfigPath) : { servers: {} };
   const schema = await createSchema();
-  const devToken = config.env !== 'production' && auth.sign ? await auth.sign('demo') : undefined;
+  const devToken = config.env !== 'production' && auth.devSecret && auth.sign && isLoopback(config.host) ? await auth.sign('demo') : undefined;
   const database = await openDatabase(config, log);
   let orm: Orm | undefined;
   let mcp: McpHub | undefined;
@@ -77,8 +86,13 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
       includeStacktraceInErrorResponses: false,
       // main.ts owns shutdown (drain, then close pool and database); Apollo's own signal handling races it.
       stopOnTerminationSignals: false,
-      formatError: formatError(log),
-      plugins: [landingPage(config, devToken)],
+      formatError: formatError(log, { hideSuggestions: config.env === 'production' }),
+      // The parser stops at the token limit; the other limits run before validation and execution.
+      parseOptions: { maxTokens: config.graphql.maxTokens },
+      // A browser cannot send a cross-site simple request with an Authorization header: a request
+      // carrying one was preflighted (or made by a non-browser client), so it is no CSRF.
+      csrfPrevention: { requestHeaders: ['x-apollo-operation-name', 'apollo-require-preflight', 'authorization'] },
+      plugins: [queryLimits(schema, config.graphql), landingPage(config, devToken)],
     });
     await apollo.start();
   } catch (error) {
@@ -96,7 +110,14 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
   const services: Services = {
     agent,
     openTools: (em, userId, onCall) =>
-      openTurnTools(em, userId, { timeoutMs: config.limits.toolTimeoutMs, maxResultBytes: config.limits.toolResultMaxBytes }, hub.servers(), onCall),
+      openTurnTools(
+        em,
+        userId,
+        { timeoutMs: config.limits.toolTimeoutMs, maxResultBytes: config.limits.toolResultMaxBytes },
+        hub.servers(),
+        onCall,
+        { maxTasks: config.rateLimits.tasks, log },
+      ),
     running,
     signals,
     settings: {
@@ -105,6 +126,8 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
       turnLeaseMs: config.turnLeaseMs,
       enqueueTimeoutMs: config.enqueueTimeoutMs,
       turnDeadlineMs: config.limits.turnDeadlineMs,
+      metadataMaxBytes: config.metadataMaxBytes,
+      rateLimits: config.rateLimits,
     },
     log,
   };
@@ -112,6 +135,11 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
   const app = express();
   app.disable('x-powered-by');
   app.use(requestIds(log));
+  app.use(corsFor(config));
+  // A preflight the CORS middleware let through (its origin is not listed) ends here, without CORS headers.
+  app.options(/.*/, (_req, res) => {
+    res.sendStatus(204);
+  });
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
@@ -127,6 +155,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
   app.use(
     '/graphql',
     express.json({ limit: BODY_LIMIT }),
+    shapeLimits(createShapeCheck(schema, config.graphql)),
     expressMiddleware(apollo, {
       context: async ({ req }) => {
         const viewer = await auth.authenticate(req.headers.authorization).catch((error: unknown) => {
@@ -138,7 +167,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
     }),
   );
   app.use('/api', restRouter({ orm, auth, services, bodyLimit: BODY_LIMIT }));
-  app.use('/mcp', mcpRouter({ orm, auth, bodyLimit: BODY_LIMIT }));
+  app.use('/mcp', mcpRouter({ orm, auth, bodyLimit: BODY_LIMIT, limits: { ...config.rateLimits, batchMax: config.mcpBatchMax } }));
   app.use((_req, res) => {
     res.status(404).json({ error: { code: 'NOT_FOUND', message: 'No such route' } });
   });
@@ -151,6 +180,12 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
     auth,
     mcp,
     devToken,
+    serverOptions: {
+      headersTimeout: config.http.headersTimeoutMs,
+      requestTimeout: config.http.requestTimeoutMs,
+      // How often those timeouts are checked (Node's default, 30 s, would let them run far over).
+      connectionsCheckingInterval: Math.min(config.http.headersTimeoutMs, config.http.requestTimeoutMs, 5_000) / 2,
+    },
     async close() {
       // Turns still running now will not finish here: free their conversations for a retry elsewhere.
       const abandoned = await abandonTurns(orm.em.fork(), running).catch((error: unknown) => {
@@ -158,11 +193,13 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
         return 0;
       });
       if (abandoned > 0) log.warn({ abandoned }, 'released the leases of turns cut short by shutdown');
-      await apollo.stop();
-      await signals.close();
-      await mcp.close();
-      await orm.close();
-      await database.stop();
+      // Each step bounded: a connection never given back, or a child that does not exit, must not
+      // keep the process from stopping (it would wait forever; the rest still gets closed).
+      await bounded('Apollo', () => apollo.stop(), log);
+      await bounded('turn listener', () => signals.close(), log);
+      await bounded('MCP servers', () => mcp.close(), log);
+      await bounded('database pool', () => orm.close(), log);
+      await bounded('embedded PostgreSQL', () => database.stop(), log, EMBEDDED_STOP_MS);
     },
   };
 }
@@ -182,6 +219,58 @@ function createAgent(config: Config, log: Logger): Agent {
     systemPrompt: loadSystemPrompt(config),
     log,
   });
+}
+
+/** How long one step of `close()` may take before it is given up on (and logged). */
+const CLOSE_STEP_MS = 10_000;
+const EMBEDDED_STOP_MS = 20_000;
+
+// Private: runs one step of closing, giving up on it after `ms` with a warning naming it.
+async function bounded(what: string, step: () => Promise<unknown>, log: Logger, ms = CLOSE_STEP_MS): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), ms);
+    timer.unref();
+  });
+  try {
+    const outcome = await Promise.race([step().then(() => 'done' as const), timeout]);
+    if (outcome === 'timeout') log.warn({ step: what, ms }, `closing the ${what} took longer than ${ms} ms; going on without it`);
+  } catch (error) {
+    log.error({ err: error, step: what }, `closing the ${what} failed`);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** True when `host` is a loopback address: only this machine can connect. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+// Private: CORS for the origins of `CORS_ORIGINS` (none by default: browsers on other origins get
+// no CORS headers, and their preflights are answered without them). Preflights end here with 204.
+function corsFor(config: Config) {
+  const origins = config.corsOrigins;
+  return cors({
+    // A function, so that preflights from unlisted origins are still answered (204, no CORS headers).
+    origin: origins === '*' ? '*' : (origin, allow) => allow(null, origin !== undefined && origins.includes(origin)),
+    methods: ['GET', 'POST', 'OPTIONS'],
+    allowedHeaders: ['Authorization', 'Content-Type', 'Idempotency-Key', 'Apollo-Require-Preflight', 'X-Apollo-Operation-Name', 'X-Request-Id', 'Mcp-Protocol-Version', 'Accept'],
+    exposedHeaders: ['Retry-After', 'X-Request-Id', 'WWW-Authenticate'],
+    maxAge: 600,
+  });
+}
+
+// Private: refuses a document over a limit before Apollo parses and validates it (a 400 in the
+// shape of a GraphQL response). Batches are refused by Apollo itself.
+function shapeLimits(check: (source: string) => GraphQLError | null): RequestHandler {
+  return (req, res, next) => {
+    const source = req.method === 'GET' ? req.query.query : (req.body as { query?: unknown } | undefined)?.query;
+    const error = typeof source === 'string' ? check(source) : null;
+    if (!error) return next();
+    const { http: _http, ...extensions } = error.extensions;
+    res.status(400).json({ errors: [{ message: error.message, extensions }] });
+  };
 }
 
 // Private: Sandbox outside production with the dev token already in the Authorization header.

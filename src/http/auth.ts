@@ -6,16 +6,19 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { createRemoteJWKSet, jwtVerify, SignJWT, type JWTVerifyGetKey } from 'jose';
+import { createRemoteJWKSet, jwtVerify, SignJWT, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { Viewer } from '../chat/turn.js';
 import type { Config } from '../config.js';
 import { unauthenticated } from '../errors.js';
+import { hasControl, textProblem } from '../text.js';
 
 export type Authenticator = {
   /** The viewer of a request from its `Authorization` header; throws UNAUTHENTICATED. */
   authenticate(header: string | undefined): Promise<Viewer>;
   /** Signs a token for `userId` when this server holds the secret (not with JWKS). */
   sign?(userId: string, expiresIn?: string): Promise<string>;
+  /** True when the secret is the dev secret this server generated itself (no JWT settings). */
+  devSecret: boolean;
 };
 
 const DEV_SECRET_FILE = 'jwt-secret';
@@ -49,22 +52,27 @@ export async function createAuthenticator(config: Config): Promise<Authenticator
     issuer: config.jwt.issuer,
     audience: config.jwt.audience,
     algorithms: secret ? ['HS256'] : undefined,
+    requiredClaims: config.jwt.requireExp ? ['exp'] : [],
+    clockTolerance: config.jwt.clockToleranceS,
   };
 
   return {
     async authenticate(header) {
       const match = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
       if (!match) throw unauthenticated('Missing bearer token: send "Authorization: Bearer <token>"');
-      let sub: string | undefined;
+      let payload: JWTPayload;
       try {
-        const { payload } = await jwtVerify(match[1]!, key as Uint8Array, options);
-        sub = payload.sub;
+        ({ payload } = await jwtVerify(match[1]!, key as Uint8Array, options));
       } catch (error) {
         throw unauthenticated(`Invalid bearer token: ${(error as Error).message}`);
       }
-      if (!sub || sub.length > USER_ID_MAX) throw unauthenticated('Invalid bearer token: no usable "sub" claim');
-      return { userId: sub };
+      // jose checks `nbf` against the clock but lets an `iat` from the future pass.
+      if (typeof payload.iat === 'number' && payload.iat > Date.now() / 1000 + config.jwt.clockToleranceS) {
+        throw unauthenticated('Invalid bearer token: "iat" claim is in the future');
+      }
+      return { userId: userIdOf(payload.sub) };
     },
+    devSecret: secret !== undefined && !config.jwt.secret,
     sign: secret
       ? (userId, expiresIn = '30d') => {
           const jwt = new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(userId).setIssuedAt().setExpirationTime(expiresIn);
@@ -74,4 +82,17 @@ export async function createAuthenticator(config: Config): Promise<Authenticator
         }
       : undefined,
   };
+}
+
+/**
+ * The user id a token's `sub` names: a non-blank string of at most 255 characters, well-formed
+ * Unicode, without control characters. Anything else (an object, an array, `true`) is refused: a
+ * claim is never used as a query value it was not checked to be.
+ */
+export function userIdOf(sub: unknown): string {
+  if (typeof sub !== 'string' || sub.trim() === '') throw unauthenticated('Invalid bearer token: "sub" must be a non-empty string');
+  if (sub.length > USER_ID_MAX) throw unauthenticated(`Invalid bearer token: "sub" is ${sub.length} characters; at most ${USER_ID_MAX} are accepted`);
+  const problem = textProblem(sub) ?? (hasControl(sub) ? 'holds a control character' : null);
+  if (problem) throw unauthenticated(`Invalid bearer token: "sub" ${problem}`);
+  return sub;
 }

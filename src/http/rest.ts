@@ -2,7 +2,8 @@
  * The REST route of the original sketch, kept for compatibility:
  * `POST /api/{user_id}/chat` with `{ "conversation_id"?, "message" }` ->
  * `{ "conversation_id", "response", "tool_calls" }`. The bearer token's subject must be `{user_id}`.
- * Errors are JSON `{ "error": { "code", "message" } }` with the status of their code.
+ * Errors are JSON `{ "error": { "code", "message" } }` with the status of their code; a 429
+ * (RATE_LIMITED) also has `retryAfterMs` and a `Retry-After` header.
  */
 import express, { Router, type Response } from 'express';
 import { z } from 'zod';
@@ -57,6 +58,9 @@ export function restRouter(deps: { orm: Orm; auth: Authenticator; services: Serv
 
 function sendError(res: Response, error: unknown, log: { error(obj: object, msg: string): void }): void {
   if (error instanceof AppError) {
+    // RATE_LIMITED (429) says when to try again: in the body in ms, and as HTTP's Retry-After in whole seconds.
+    const { retryAfterMs } = error.extensions;
+    if (error.code === 'RATE_LIMITED' && typeof retryAfterMs === 'number') res.setHeader('Retry-After', String(Math.ceil(retryAfterMs / 1000)));
     res.status(error.httpStatus).json({ error: { code: error.code, message: error.message, ...extra(error) } });
     return;
   }

@@ -4,6 +4,9 @@
  * The acting user is bound when the server is made (from the request's verified viewer); no tool
  * takes a user id, and a task of another user is reported exactly like a task that does not
  * exist. Each call works in its own fork of the given entity manager, so parallel calls are safe.
+ * A user has at most `maxTasks` tasks (race-safe: adds of one user take turns on a lock). A tool
+ * that fails unexpectedly (the database, a bug) answers a generic tool error and logs the cause:
+ * no SQL or driver text ever reaches the client or the model.
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
@@ -11,15 +14,19 @@ import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import { Task } from '../entities/index.js';
 import { isUuid } from '../entities/ids.js';
+import { isText } from '../text.js';
+import type { Logger } from '../log.js';
 
 export const TODO_SERVER_NAME = 'todo';
 
 const TITLE_MAX = 500;
 const DESCRIPTION_MAX = 4_000;
 
-const taskId = z.string().describe('The task_id of the task, as add_task or list_tasks returned it.');
-const title = z.string().trim().min(1).max(TITLE_MAX);
-const description = z.string().max(DESCRIPTION_MAX);
+// Tool arguments come from clients and models alike: text is checked like any client string.
+const text = () => z.string().refine(isText, { message: 'must be well-formed Unicode without NUL characters' });
+const taskId = text().describe('The task_id of the task, as add_task or list_tasks returned it.');
+const title = text().trim().min(1).max(TITLE_MAX);
+const description = text().max(DESCRIPTION_MAX);
 
 const changeResult = {
   task_id: z.string(),
@@ -34,9 +41,21 @@ const taskView = z.object({
   created_at: z.string(),
 });
 
+// The key space of the advisory lock that one user's adds take turns on (with a hash of the user id).
+const TASK_QUOTA_LOCK = 0x7461736b; // 'task'
+
+export type TodoOptions = {
+  /** Tasks a user may have; `add_task` refuses past it. Default 0: no limit. */
+  maxTasks?: number;
+  /** Where unexpected tool failures are logged. Default: nowhere (they are still masked). */
+  log?: Pick<Logger, 'error'>;
+};
+
 /** Creates a todo MCP server acting for `userId`, storing through `em`. */
-export function createTodoServer(em: EntityManager, userId: string): McpServer {
+export function createTodoServer(em: EntityManager, userId: string, options: TodoOptions = {}): McpServer {
   const server = new McpServer({ name: TODO_SERVER_NAME, version: '1.0.0' });
+  const { maxTasks = 0 } = options;
+  const guarded = guard(options.log, userId);
 
   server.registerTool(
     'add_task',
@@ -45,12 +64,22 @@ export function createTodoServer(em: EntityManager, userId: string): McpServer {
       inputSchema: { title: title.describe('Short title of the task.'), description: description.optional() },
       outputSchema: changeResult,
     },
-    async (args) => {
-      const fork = em.fork();
+    guarded('add_task', async (args) => {
       const task = new Task(userId, args.title, args.description?.trim() || null);
-      await fork.persist(task).flush();
-      return changed(task, 'created');
-    },
+      if (maxTasks === 0) {
+        await em.fork().persist(task).flush();
+        return changed(task, 'created');
+      }
+      // Count and insert under a per-user lock, held to the commit: concurrent adds at the limit
+      // take turns, so none sees a count that another is about to make stale.
+      const added = await em.fork().transactional(async (em) => {
+        await em.execute('select pg_advisory_xact_lock(?, hashtext(?))', [TASK_QUOTA_LOCK, userId]);
+        if ((await em.count(Task, { userId })) >= maxTasks) return false;
+        await em.insert(task);
+        return true;
+      });
+      return added ? changed(task, 'created') : failure(`Task limit reached: ${maxTasks} tasks; delete some first.`);
+    }),
   );
 
   server.registerTool(
@@ -60,39 +89,39 @@ export function createTodoServer(em: EntityManager, userId: string): McpServer {
       inputSchema: { status: z.enum(['all', 'pending', 'completed']).optional() },
       outputSchema: { tasks: z.array(taskView) },
     },
-    async (args) => {
+    guarded('list_tasks', async (args) => {
       const status = args.status ?? 'all';
       const where = status === 'all' ? { userId } : { userId, completed: status === 'completed' };
       const tasks = await em.fork().find(Task, where, { orderBy: { id: 'asc' } });
       const structured = { tasks: tasks.map(view) };
       const text = tasks.length === 0 ? 'No tasks.' : tasks.map((t) => `${t.completed ? '[x]' : '[ ]'} ${t.title} (task_id ${t.id})`).join('\n');
       return { content: [{ type: 'text', text }], structuredContent: structured };
-    },
+    }),
   );
 
   server.registerTool(
     'complete_task',
     { description: 'Mark a task as completed.', inputSchema: { task_id: taskId }, outputSchema: changeResult },
-    async (args) => {
+    guarded('complete_task', async (args) => {
       const fork = em.fork();
       const task = await findTask(fork, userId, args.task_id);
       if (!task) return notFound(args.task_id);
       task.completed = true;
       await fork.flush();
       return changed(task, 'completed');
-    },
+    }),
   );
 
   server.registerTool(
     'delete_task',
     { description: 'Delete a task.', inputSchema: { task_id: taskId }, outputSchema: changeResult },
-    async (args) => {
+    guarded('delete_task', async (args) => {
       const fork = em.fork();
       const task = await findTask(fork, userId, args.task_id);
       if (!task) return notFound(args.task_id);
       await fork.remove(task).flush();
       return changed(task, 'deleted');
-    },
+    }),
   );
 
   server.registerTool(
@@ -102,7 +131,7 @@ export function createTodoServer(em: EntityManager, userId: string): McpServer {
       inputSchema: { task_id: taskId, title: title.optional(), description: description.optional() },
       outputSchema: changeResult,
     },
-    async (args) => {
+    guarded('update_task', async (args) => {
       if (args.title === undefined && args.description === undefined) {
         return failure('Nothing to update: give a new title or a new description.');
       }
@@ -113,7 +142,7 @@ export function createTodoServer(em: EntityManager, userId: string): McpServer {
       if (args.description !== undefined) task.description = args.description.trim() || null;
       await fork.flush();
       return changed(task, 'updated');
-    },
+    }),
   );
 
   return server;
@@ -142,6 +171,23 @@ function changed(task: Task, status: 'created' | 'completed' | 'deleted' | 'upda
 
 function notFound(id: string): CallToolResult {
   return failure(`Task ${id} not found.`);
+}
+
+/**
+ * Private: wraps a tool's handler so that an unexpected failure becomes a generic tool error
+ * (`isError`), logged with its cause, instead of the SDK's error result with the raw message
+ * (which, from the database, can be SQL and driver text).
+ */
+function guard(log: TodoOptions['log'], userId: string) {
+  return <A>(tool: string, handler: (args: A) => Promise<CallToolResult>) =>
+    async (args: A): Promise<CallToolResult> => {
+      try {
+        return await handler(args);
+      } catch (error) {
+        log?.error({ err: error, tool, userId }, 'todo tool failed');
+        return failure(`Internal error: ${tool} could not be completed. Try again later.`);
+      }
+    };
 }
 
 function failure(text: string): CallToolResult {

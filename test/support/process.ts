@@ -37,8 +37,9 @@ export type ServerProcess = {
 
 export type Finished = Exit & { stdout: string; stderr: string };
 
-const MAIN = path.resolve('dist/src/main.js');
-const CLI = path.resolve('dist/src/cli.js');
+/** The server and the CLI of the build of the project in `projectDir` (default: this one). */
+const main = (projectDir = process.cwd()) => path.resolve(projectDir, 'dist/src/main.js');
+const cli = (projectDir = process.cwd()) => path.resolve(projectDir, 'dist/src/cli.js');
 const LISTENING = 'stateless-chat listening';
 const DEV_TOKEN_HEADING = /^Dev token for user "demo"/;
 
@@ -57,9 +58,12 @@ export function serverEnv(settings: Record<string, string> = {}): NodeJS.Process
   };
 }
 
-/** Starts `node dist/src/main.js` with `env` and resolves once it logs that it listens (default deadline 30 s). */
-export async function startServer(env: NodeJS.ProcessEnv, ms = 30_000): Promise<ServerProcess> {
-  const child = launch(MAIN, [], env);
+/**
+ * Starts `node dist/src/main.js` with `env` and resolves once it logs that it listens (default
+ * deadline 30 s); `projectDir`: run the build of a copy of the project instead.
+ */
+export async function startServer(env: NodeJS.ProcessEnv, ms = 30_000, projectDir?: string): Promise<ServerProcess> {
+  const child = launch(main(projectDir), [], env, projectDir);
   const listening = await child
     .waitForLine((line) => parseLog(line)?.msg === LISTENING, `the "${LISTENING}" log line`, ms)
     .catch(async (error: unknown) => {
@@ -88,12 +92,12 @@ export async function startServer(env: NodeJS.ProcessEnv, ms = 30_000): Promise<
 
 /** Runs `node dist/src/main.js` expecting it to exit by itself (default deadline 30 s). */
 export function runServer(env: NodeJS.ProcessEnv, ms = 30_000): Promise<Finished> {
-  return launch(MAIN, [], env).finish(ms);
+  return launch(main(), [], env).finish(ms);
 }
 
-/** Runs `node dist/src/cli.js ...args` to completion (default deadline 30 s). */
-export function runCli(args: string[], env: NodeJS.ProcessEnv, ms = 30_000): Promise<Finished> {
-  return launch(CLI, args, env).finish(ms);
+/** Runs `node dist/src/cli.js ...args` to completion (default deadline 30 s), of a copy of the project in `projectDir` when given. */
+export function runCli(args: string[], env: NodeJS.ProcessEnv, ms = 30_000, projectDir?: string): Promise<Finished> {
+  return launch(cli(projectDir), args, env, projectDir).finish(ms);
 }
 
 /** Kills every child still running, with its process group (an embedded PostgreSQL included). */
@@ -109,11 +113,11 @@ process.once('exit', () => {
 
 type Launched = ReturnType<typeof launch>;
 
-// Private: spawns `node script ...args`, collects its output and watches for lines and the exit.
-function launch(script: string, args: string[], env: NodeJS.ProcessEnv) {
+// Private: spawns `node script ...args` in `cwd`, collects its output and watches for lines and the exit.
+function launch(script: string, args: string[], env: NodeJS.ProcessEnv, cwd = process.cwd()) {
   const started = Date.now();
   const child = spawn(process.execPath, [script, ...args], {
-    cwd: process.cwd(),
+    cwd,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,

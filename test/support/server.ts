@@ -1,6 +1,8 @@
 /**
  * An app on a fresh database, listening on a free loopback port, with a real GraphQL client.
  * `createApp` is the same factory `main.ts` uses; the test only chooses the database and the agent.
+ * Given another server's `database`, it is a second instance on that same database (as behind a
+ * load balancer), which leaves the database to its owner.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -31,8 +33,11 @@ export type TestServer = {
   close(): Promise<void>;
 };
 
-export async function startTestServer(options: { agent?: Agent; env?: Record<string, string> } = {}): Promise<TestServer> {
-  const database = await createTestDatabase();
+export async function startTestServer(
+  options: { agent?: Agent; env?: Record<string, string>; database?: TestDatabase } = {},
+): Promise<TestServer> {
+  const owned = options.database === undefined;
+  const database = options.database ?? (await createTestDatabase());
   const config = loadConfig({
     NODE_ENV: 'test',
     DATABASE_URL: database.url,
@@ -42,7 +47,7 @@ export async function startTestServer(options: { agent?: Agent; env?: Record<str
   });
   const queries: string[] = [];
   const app = await createApp(config, { log: createLogger(config.logLevel), agent: options.agent, onQuery: (sql) => queries.push(sql) });
-  const server: Server = createServer(app.express);
+  const server: Server = createServer(app.serverOptions, app.express);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const token = (userId: string) => app.auth.sign!(userId);
@@ -68,7 +73,7 @@ export async function startTestServer(options: { agent?: Agent; env?: Record<str
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await app.close();
-      await database.drop();
+      if (owned) await database.drop();
     },
   };
 }

@@ -21,8 +21,14 @@ const conversationCursor = (c: Conversation) => encodeCursor('conversation', [c.
 function decodeConversationCursor(cursor: string, argument: string): ConversationKey {
   const [at, id] = decodeCursor('conversation', ['s', 's'], cursor, argument) as [string, string];
   const lastMessageAt = new Date(at);
-  if (Number.isNaN(lastMessageAt.getTime())) throw badInput(`${argument} is not a valid cursor for this connection`, argument);
+  if (!storableDate(lastMessageAt)) throw badInput(`${argument} is not a valid cursor for this connection`, argument);
   return { lastMessageAt, id: parseId(id, argument) };
+}
+
+// Private: a valid date PostgreSQL can compare with (JavaScript's range is wider than its own).
+function storableDate(date: Date): boolean {
+  const year = date.getUTCFullYear();
+  return !Number.isNaN(date.getTime()) && year >= 1 && year <= 9999;
 }
 
 @Resolver(() => ConversationType)
@@ -44,6 +50,10 @@ export class ConversationResolver {
   ) {
     const { viewer } = authed(ctx);
     const page = parsePage({ first, after, last, before }, decodeConversationCursor);
+    for (const bound of ['updatedAfter', 'updatedBefore'] as const) {
+      const value = filter?.[bound];
+      if (value != null && !storableDate(value)) throw badInput(`filter.${bound} must be a date between the years 1 and 9999`, `filter.${bound}`);
+    }
     const rows = await listConversations(ctx.em, viewer.userId, page, filter ?? {});
     return toConnection(rows, page, conversationCursor);
   }
