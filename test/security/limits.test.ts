@@ -135,6 +135,10 @@ describe('limits, checked before any resolver runs', () => {
     ['a field', '{ viewer { id id id id id id id id id id } }'],
     ['an alias', '{ viewer { x: id x: id x: id x: id x: id x: id x: id x: id x: id x: id } }'],
     ['inline fragments', `{ viewer { ${'... on Viewer { id } '.repeat(10)}} }`],
+    [
+      'named fragments',
+      `{ viewer { ${Array.from({ length: 10 }, (_, i) => `...F${i}`).join(' ')} } } ${Array.from({ length: 10 }, (_, i) => `fragment F${i} on Viewer { id }`).join(' ')}`,
+    ],
   ])('refuses one response name repeated 10 times in one selection set (%s)', async (_how, query) => {
     expectRefused(await send(query), 'GRAPHQL_VALIDATION_FAILED', 'repeatedFields');
   });
