@@ -28,9 +28,11 @@ async function main(): Promise<void> {
   const port = typeof address === 'object' && address ? address.port : config.port;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}/graphql`;
   log.info({ url, database: app.database.embedded ? 'embedded' : 'external', agent: config.agent }, 'stateless-chat listening');
-  if (app.devToken) {
-    // Printed plainly so that a newcomer can copy it; Sandbox at the URL above already has it.
-    process.stdout.write(`\nGraphQL: ${url}\nDev token for user "demo" (Authorization: Bearer <token>):\n${app.devToken}\n\n`);
+  if (config.env !== 'production') {
+    // Printed plainly, whatever LOG_LEVEL, so that a newcomer can copy them; Sandbox at the URL
+    // already has the dev token (made only for a loopback server signing with its own dev secret).
+    const token = app.devToken ? `Dev token for user "demo" (Authorization: Bearer <token>):\n${app.devToken}\n` : '';
+    process.stdout.write(`\nGraphQL: ${url}\n${token}\n`);
   }
 
   let stopping = false;
