@@ -79,7 +79,7 @@ export async function beginTurn(em: EntityManager, ids: TurnIds, input: BeginInp
       if (!found) throw notFound('Conversation');
       conversation = found;
     } else {
-      conversation = new Conversation(userId, input.content.slice(0, TITLE_CHARS), input.metadata ?? null);
+      conversation = new Conversation(userId, titleFrom(input.content), input.metadata ?? null);
       em.persist(conversation);
     }
 
@@ -305,4 +305,10 @@ function newReply(em: EntityManager, conversation: Conversation, seq: number, id
 function markFailed(message: Message, content: string): void {
   message.status = MessageStatus.FAILED;
   message.content = content;
+}
+
+/** The first `TITLE_CHARS` UTF-16 units of a first message, never cutting a surrogate pair in two. */
+export function titleFrom(content: string): string {
+  const cut = content.slice(0, TITLE_CHARS);
+  return /[\ud800-\udbff]$/.test(cut) && content.length > TITLE_CHARS ? cut.slice(0, -1) : cut;
 }

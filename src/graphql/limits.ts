@@ -6,9 +6,9 @@
  * In the order a request meets them:
  * 1. tokens: the parser stops at `maxTokens` (GRAPHQL_PARSE_FAILED, here and in Apollo);
  * 2. shape, at the HTTP edge before Apollo (`createShapeCheck`; Apollo's hooks cannot refuse a
- *    request before its validation): depth, aliases and directives (GraphQL Armor's rules), a
- *    response name repeated in one selection set, at most one `sendMessage`, literal strings
- *    that are text;
+ *    request before its validation): fields once fragments are written out (fragment bombs),
+ *    depth, aliases and directives (GraphQL Armor's rules), a response name repeated in one
+ *    selection set, at most one `sendMessage`, literal strings that are text;
  * 3. per request, in Apollo before execution (`queryLimits`): operation types the schema has,
  *    variables that are text and not absurdly nested, and the cost of the operation with these
  *    variables (graphql-query-complexity): a connection's `first`/`last` multiplies the cost of
@@ -32,6 +32,7 @@ import {
   validate,
   visit,
   type DocumentNode,
+  type FieldNode,
   type FragmentDefinitionNode,
   type OperationDefinitionNode,
   type TypeNode,
@@ -46,10 +47,12 @@ import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from './pagination.js';
 
 export type QueryLimits = Config['graphql'];
 
-export type LimitName = 'tokens' | 'depth' | 'aliases' | 'directives' | 'repeatedFields' | 'sendMessage' | 'cost' | 'operationType';
+export type LimitName = 'tokens' | 'depth' | 'aliases' | 'directives' | 'repeatedFields' | 'fields' | 'sendMessage' | 'cost' | 'operationType';
 
 /** How often one response name may appear in one selection set (inline fragments included). */
 export const REPEATED_FIELD_MAX = 5;
+/** Fields an operation may select once its fragments are written out in place. */
+export const EXPANDED_FIELDS_MAX = 10_000;
 /** What a list without paging arguments is assumed to hold, for the cost. */
 export const LIST_COST_SIZE = 10;
 /** Variables nested deeper than this are refused outright (metadata has its own, lower limit). */
@@ -134,14 +137,23 @@ function checkShape(schema: GraphQLSchema, document: DocumentNode, rules: ((cont
   for (const definition of document.definitions) {
     if (definition.kind === Kind.FRAGMENT_DEFINITION) fragments.set(definition.name.value, definition);
   }
+  checkExpansion(document, fragments);
   for (const definition of document.definitions) {
-    if (definition.kind === Kind.OPERATION_DEFINITION && definition.operation === 'mutation') checkOncePerRequest(definition.selectionSet, fragments);
+    if (definition.kind !== Kind.OPERATION_DEFINITION || definition.operation !== 'mutation') continue;
+    for (const name of ONCE_PER_REQUEST) {
+      const count = fieldCounts(definition.selectionSet, fragments, (field) => field.name.value).get(name) ?? 0;
+      if (count > 1) throw limitError('sendMessage', `A request may run ${name} once; this one asks ${count} times`);
+    }
   }
   const errors = validate(schema, document, rules as Parameters<typeof validate>[2]);
   if (errors.length > 0) throw errors[0]!;
   visit(document, {
     SelectionSet(node) {
-      checkRepeats(node);
+      for (const [name, count] of fieldCounts(node, fragments, (field) => (field.alias ?? field.name).value)) {
+        if (count > REPEATED_FIELD_MAX) {
+          throw limitError('repeatedFields', `The field "${name}" is selected ${count} times in one selection set; at most ${REPEATED_FIELD_MAX} are accepted`);
+        }
+      }
     },
     StringValue(node) {
       const problem = textProblem(node.value);
@@ -150,44 +162,61 @@ function checkShape(schema: GraphQLSchema, document: DocumentNode, rules: ((cont
   });
 }
 
-// Private: the root fields of a mutation, through fragments, counted by name.
-function checkOncePerRequest(root: SelectionSetNode, fragments: Map<string, FragmentDefinitionNode>): void {
+/**
+ * The fields one selection set asks for once its fragments are merged into it, counted by `keyOf`:
+ * inline fragments and named fragments (each name once, as graphql-js merges them) flattened.
+ */
+function fieldCounts(set: SelectionSetNode, fragments: Map<string, FragmentDefinitionNode>, keyOf: (field: FieldNode) => string): Map<string, number> {
   const counts = new Map<string, number>();
-  const seen = new Set<string>();
-  const walk = (set: SelectionSetNode) => {
-    for (const selection of set.selections) {
-      if (selection.kind === Kind.FIELD) counts.set(selection.name.value, (counts.get(selection.name.value) ?? 0) + 1);
+  const spread = new Set<string>();
+  const walk = (inner: SelectionSetNode) => {
+    for (const selection of inner.selections) {
+      if (selection.kind === Kind.FIELD) counts.set(keyOf(selection), (counts.get(keyOf(selection)) ?? 0) + 1);
       else if (selection.kind === Kind.INLINE_FRAGMENT) walk(selection.selectionSet);
-      else if (!seen.has(selection.name.value)) {
-        seen.add(selection.name.value);
+      else if (!spread.has(selection.name.value)) {
+        spread.add(selection.name.value);
         const fragment = fragments.get(selection.name.value);
         if (fragment) walk(fragment.selectionSet);
       }
     }
   };
-  walk(root);
-  for (const name of ONCE_PER_REQUEST) {
-    const count = counts.get(name) ?? 0;
-    if (count > 1) throw limitError('sendMessage', `A request may run ${name} once; this one asks ${count} times`);
-  }
+  walk(set);
+  return counts;
 }
 
-// Private: a response name repeated in one selection set (inline fragments flattened into it).
-function checkRepeats(set: SelectionSetNode): void {
-  const counts = new Map<string, number>();
-  const walk = (inner: SelectionSetNode) => {
-    for (const selection of inner.selections) {
-      if (selection.kind === Kind.INLINE_FRAGMENT) walk(selection.selectionSet);
-      if (selection.kind !== Kind.FIELD) continue;
-      const name = (selection.alias ?? selection.name).value;
-      const count = (counts.get(name) ?? 0) + 1;
-      if (count > REPEATED_FIELD_MAX) {
-        throw limitError('repeatedFields', `The field "${name}" is selected more than ${REPEATED_FIELD_MAX} times in one selection set`);
-      }
-      counts.set(name, count);
+/**
+ * Refuses a document that, with its fragments written out in place, selects more than
+ * `EXPANDED_FIELDS_MAX` fields: a "fragment bomb" (`fragment F2 { ...F1 ...F1 }`, level after
+ * level) stays a few hundred tokens long while it stands for billions of fields. Counted with one
+ * sum per fragment; a fragment cycle counts nothing here (graphql-js refuses it).
+ */
+function checkExpansion(document: DocumentNode, fragments: Map<string, FragmentDefinitionNode>): void {
+  const sizes = new Map<string, number>();
+  const sizeOf = (set: SelectionSetNode): number => {
+    let size = 0;
+    for (const selection of set.selections) {
+      if (selection.kind === Kind.FIELD) size += 1 + (selection.selectionSet ? sizeOf(selection.selectionSet) : 0);
+      else if (selection.kind === Kind.INLINE_FRAGMENT) size += sizeOf(selection.selectionSet);
+      else size += fragmentSize(selection.name.value);
     }
+    return size;
   };
-  walk(set);
+  const fragmentSize = (name: string): number => {
+    const known = sizes.get(name);
+    if (known !== undefined) return known;
+    sizes.set(name, 0);
+    const fragment = fragments.get(name);
+    const size = fragment ? sizeOf(fragment.selectionSet) : 0;
+    sizes.set(name, size);
+    return size;
+  };
+  for (const definition of document.definitions) {
+    if (definition.kind !== Kind.OPERATION_DEFINITION) continue;
+    const size = sizeOf(definition.selectionSet);
+    if (size > EXPANDED_FIELDS_MAX) {
+      throw limitError('fields', `The operation selects ${size > 1e9 ? 'over a billion' : size} fields once its fragments are written out; at most ${EXPANDED_FIELDS_MAX} are accepted`);
+    }
+  }
 }
 
 function checkVariables(variables: Record<string, unknown> | undefined): void {

@@ -31,7 +31,7 @@ export function restRouter(deps: { orm: Orm; auth: Authenticator; services: Serv
         const issue = parsed.error.issues[0]!;
         throw new AppError('BAD_USER_INPUT', `Invalid body: ${issue.path.join('.') || 'body'}: ${issue.message}`);
       }
-      const idempotencyKey = req.header('Idempotency-Key');
+      const idempotencyKey = headerText(req.header('Idempotency-Key'), 'Idempotency-Key');
       const turn = await sendMessage({ ...deps.services, em: deps.orm.em.fork(), log: req.log }, viewer, {
         conversationId: parsed.data.conversation_id,
         message: parsed.data.message,
@@ -71,4 +71,18 @@ function sendError(res: Response, error: unknown, log: { error(obj: object, msg:
 function extra(error: AppError): Record<string, unknown> {
   const { code: _code, ...rest } = error.extensions;
   return rest;
+}
+
+/**
+ * A header's value as the UTF-8 text the client sent. Node hands headers over as latin1 (one
+ * character per byte), so `é` sent as UTF-8 would arrive as "Ã©", and the bytes of a lone
+ * surrogate would pass as three odd letters: decode strictly, refuse what is not UTF-8.
+ */
+function headerText(value: string | undefined, name: string): string | undefined {
+  if (value === undefined || /^[\x20-\x7e]*$/.test(value)) return value;
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(Buffer.from(value, 'latin1'));
+  } catch {
+    throw new AppError('BAD_USER_INPUT', `${name} is not UTF-8 text`, { extensions: { field: name } });
+  }
 }
