@@ -82,6 +82,10 @@ describe('queries that once took the server down', () => {
     expect(answer.status).toBe(400);
     expect(answer.errors?.[0]?.message).toMatch(/more than 2000 tokens/);
     expect((await health).status).toBe(200);
+    // Without a token too: the limits come before authentication.
+    const anonymous = await fetch(`${server.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query }) });
+    expect(anonymous.status).toBe(400);
+    expect(((await anonymous.json()) as Omit<Answer, 'status'>).errors?.[0]?.extensions).toMatchObject({ code: 'GRAPHQL_PARSE_FAILED', limit: 'tokens' });
     // Under the token limit, a field repeated in one selection set (quadratic to validate) is refused too.
     expect(await expectRefused(`{ viewer { ${'id '.repeat(1_000)}} }`, 'repeatedFields')).toMatch(/"id" is selected 1000 times in one selection set; at most 5 are accepted/);
     expect(await expectRefused(`{ viewer { ${'... on Viewer { id } '.repeat(6)}} }`, 'repeatedFields')).toBeTruthy();
