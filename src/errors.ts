@@ -1,9 +1,10 @@
 /**
- * The errors clients see. Each carries a stable `extensions.code` (GraphQL) and the HTTP status
- * the REST route answers with; anything else that escapes is masked as INTERNAL_SERVER_ERROR
- * in one place (`graphql/errors.ts` `formatError`, `http/rest.ts`) and logged with its cause.
+ * The errors clients see, as the domain throws them: plain `Error`s with a stable code, the few
+ * details a client may act on (`retryAfterMs`, `field`) and the `cause` they came from. They know
+ * no transport: each one maps them once, GraphQL to `extensions.code` (`graphql/errors.ts`
+ * `formatError`), HTTP to a status and JSON body (`http/errors.ts`), and masks anything else as
+ * INTERNAL_SERVER_ERROR in that same place, logging it with its cause. No `graphql` import here.
  */
-import { GraphQLError } from 'graphql';
 
 export type ErrorCode =
   | 'UNAUTHENTICATED'
@@ -17,41 +18,41 @@ export type ErrorCode =
   | 'UPSTREAM_ERROR'
   | 'INTERNAL_SERVER_ERROR';
 
-const HTTP_STATUS: Record<ErrorCode, number> = {
-  UNAUTHENTICATED: 401,
-  FORBIDDEN: 403,
-  BAD_USER_INPUT: 400,
-  NOT_FOUND: 404,
-  CONVERSATION_BUSY: 409,
-  IDEMPOTENCY_KEY_REUSED: 422,
-  CONVERSATION_CLOSED: 409,
-  RATE_LIMITED: 429,
-  UPSTREAM_ERROR: 502,
-  INTERNAL_SERVER_ERROR: 500,
+/** What a client is told beside the code and message. */
+export type ErrorDetails = {
+  /** CONVERSATION_BUSY, RATE_LIMITED: how long to wait before trying again, in ms (at least 1). */
+  retryAfterMs?: number;
+  /** BAD_USER_INPUT: the argument or header at fault. */
+  field?: string;
 };
 
-/** An error meant for the client: its message and extensions are shown as they are. */
-export class AppError extends GraphQLError {
+/** An error meant for the client: its code, message and details are shown as they are; its cause is kept for the logs. */
+export class AppError extends Error {
   readonly code: ErrorCode;
+  readonly details: ErrorDetails;
 
-  constructor(code: ErrorCode, message: string, options: { extensions?: Record<string, unknown>; cause?: unknown } = {}) {
-    super(message, { extensions: { ...options.extensions, code }, originalError: options.cause instanceof Error ? options.cause : undefined });
+  constructor(code: ErrorCode, message: string, options: { details?: ErrorDetails; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'AppError';
     this.code = code;
+    this.details = options.details ?? {};
   }
 
-  get httpStatus(): number {
-    return HTTP_STATUS[this.code];
+  /** The code with the details: what both transports show beside the message (GraphQL calls it `extensions`). */
+  get extensions(): { code: ErrorCode } & ErrorDetails {
+    return { code: this.code, ...this.details };
   }
 }
 
 export const badInput = (message: string, field?: string) =>
-  new AppError('BAD_USER_INPUT', message, field ? { extensions: { field } } : {});
+  new AppError('BAD_USER_INPUT', message, field ? { details: { field } } : {});
 
 export const notFound = (what: string) => new AppError('NOT_FOUND', `${what} not found`);
 
 export const unauthenticated = (message = 'A valid bearer token is required') => new AppError('UNAUTHENTICATED', message);
 
+export const forbidden = (message: string) => new AppError('FORBIDDEN', message);
+
 /** RATE_LIMITED: a per-user limit is reached; `retryAfterMs` is the time until its window rolls over. */
 export const rateLimited = (message: string, retryAfterMs: number) =>
-  new AppError('RATE_LIMITED', message, { extensions: { retryAfterMs: Math.max(1, Math.ceil(retryAfterMs)) } });
+  new AppError('RATE_LIMITED', message, { details: { retryAfterMs: Math.max(1, Math.ceil(retryAfterMs)) } });

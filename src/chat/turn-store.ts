@@ -30,7 +30,7 @@ export class ConversationBusy extends AppError {
     readonly conversationId: string,
     retryAfterMs: number,
   ) {
-    super('CONVERSATION_BUSY', 'Another turn is running in this conversation', { extensions: { retryAfterMs: Math.max(1, retryAfterMs) } });
+    super('CONVERSATION_BUSY', 'Another turn is running in this conversation', { details: { retryAfterMs: Math.max(1, retryAfterMs) } });
   }
 }
 

@@ -1,16 +1,21 @@
 /**
- * The one place where errors are shaped for GraphQL clients: `AppError`s (a `GraphQLError`) and
- * GraphQL's own request errors pass as they are; anything else is logged with its cause and masked as
- * INTERNAL_SERVER_ERROR, without stack or SQL.
+ * The one place where errors are shaped for GraphQL clients: a domain `AppError` becomes
+ * `{ message, extensions: { code, ...details } }`; GraphQL's own request errors (parse, validation,
+ * variables, and the limits of `limits.ts`) pass as they are; anything else is logged with its
+ * cause and stack and masked as INTERNAL_SERVER_ERROR, without stack or SQL.
  */
 import { unwrapResolverError } from '@apollo/server/errors';
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
+import { AppError } from '../errors.js';
 import type { Logger } from '../log.js';
 
 export function formatError(log: Logger, options: { hideSuggestions: boolean }) {
   return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
     const original = unwrapResolverError(error);
-    // Our own errors, and GraphQL's parse, validation and variable errors, are meant for clients.
+    if (original instanceof AppError) {
+      return { message: original.message, locations: formatted.locations, path: formatted.path, extensions: { code: original.code, ...original.details } };
+    }
+    // GraphQL's parse, validation and variable errors, and the limits' refusals, are meant for clients.
     if (original instanceof GraphQLError) return clientError(formatted, options.hideSuggestions);
     log.error({ err: original, path: formatted.path }, 'internal error in a GraphQL request');
     return {

@@ -29,6 +29,7 @@ import { createShapeCheck, queryLimits } from '../graphql/limits.js';
 import { createSchema } from '../graphql/schema.js';
 import type { Logger } from '../log.js';
 import { createAuthenticator, type Authenticator } from './auth.js';
+import { httpFailure, middlewareFailure, sendError, sendFailure } from './errors.js';
 import { mcpRouter } from './mcp.js';
 import { requestIds } from './request-id.js';
 import { restRouter } from './rest.js';
@@ -168,8 +169,8 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
   );
   app.use('/api', restRouter({ orm, auth, services, bodyLimit: BODY_LIMIT }));
   app.use('/mcp', mcpRouter({ orm, auth, bodyLimit: BODY_LIMIT, limits: { ...config.rateLimits, batchMax: config.mcpBatchMax } }));
-  app.use((_req, res) => {
-    res.status(404).json({ error: { code: 'NOT_FOUND', message: 'No such route' } });
+  app.use((req, res) => {
+    sendError(res, new AppError('NOT_FOUND', 'No such route'), req.log);
   });
   app.use(lastResort(log));
 
@@ -286,9 +287,6 @@ function landingPage(config: Config, devToken: string | undefined): ApolloServer
 // Private: anything thrown past the routes (bad JSON body, body too large, bugs) as a JSON error.
 function lastResort(log: Logger): ErrorRequestHandler {
   return (error, req, res, _next) => {
-    const status = typeof error?.status === 'number' && error.status >= 400 && error.status < 500 ? error.status : 500;
-    if (status === 500) (req.log ?? log).error({ err: error }, 'unhandled error');
-    const message = status === 500 ? 'Internal server error' : String(error.message ?? 'Bad request');
-    res.status(status).json({ error: { code: status === 500 ? 'INTERNAL_SERVER_ERROR' : 'BAD_REQUEST', message } });
+    sendFailure(res, middlewareFailure(error) ?? httpFailure(error, req.log ?? log, 'unhandled error'));
   };
 }

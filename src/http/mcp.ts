@@ -19,6 +19,7 @@ import type { Orm } from '../db/orm.js';
 import { AppError } from '../errors.js';
 import { createTodoServer } from '../mcp/todo-server.js';
 import type { Authenticator } from './auth.js';
+import { httpFailure, middlewareFailure, setFailureHeaders, type HttpFailure } from './errors.js';
 
 // JSON-RPC error codes: the standard ones, and the implementation-defined range the SDK uses too.
 const PARSE_ERROR = -32700;
@@ -26,6 +27,8 @@ const INVALID_REQUEST = -32600;
 const INTERNAL_ERROR = -32603;
 const SERVER_ERROR = -32000;
 const UNAUTHORIZED = -32001;
+/** What an unexpected failure of `/mcp` is logged as. */
+const FAILED = 'MCP request failed';
 
 /** The limits of `/mcp` (0 = off): calls per minute, tasks per user, JSON-RPC messages per POST. */
 export type McpLimits = Pick<RateLimits, 'mcpCallsPerMinute' | 'tasks'> & { batchMax: number };
@@ -48,14 +51,8 @@ export function mcpRouter(deps: { orm: Orm; auth: Authenticator; bodyLimit: stri
     try {
       await countMcpCalls(em, viewer.userId, messages.filter(isToolCall).length, limits.mcpCallsPerMinute);
     } catch (error) {
-      if (!(error instanceof AppError) || error.code !== 'RATE_LIMITED') {
-        req.log.error({ err: error }, 'MCP request failed');
-        sendRpcError(res, 500, INTERNAL_ERROR, 'Internal server error');
-        return;
-      }
-      const retryAfterMs = error.extensions.retryAfterMs as number;
-      res.setHeader('Retry-After', String(Math.ceil(retryAfterMs / 1000)));
-      sendRpcError(res, 429, SERVER_ERROR, error.message, { code: error.code, retryAfterMs });
+      // RATE_LIMITED: 429 with `Retry-After`; anything else is logged and masked.
+      sendRpcFailure(res, httpFailure(error, req.log, FAILED));
       return;
     }
     const server = createTodoServer(em, viewer.userId, { maxTasks: limits.tasks, log: req.log });
@@ -69,8 +66,8 @@ export function mcpRouter(deps: { orm: Orm; auth: Authenticator; bodyLimit: stri
       await server.connect(transport);
       await transport.handleRequest(req, res, req.body);
     } catch (error) {
-      req.log.error({ err: error }, 'MCP request failed');
-      if (!res.headersSent) sendRpcError(res, 500, INTERNAL_ERROR, 'Internal server error');
+      const failure = httpFailure(error, req.log, FAILED);
+      if (!res.headersSent) sendRpcFailure(res, failure);
     }
   });
 
@@ -93,7 +90,7 @@ function authenticate(auth: Authenticator): RequestHandler {
       if (!(error instanceof AppError) || error.code !== 'UNAUTHENTICATED') throw error;
       const tokenSent = /^Bearer\s+\S/i.test(req.headers.authorization ?? '');
       res.setHeader('WWW-Authenticate', tokenSent ? 'Bearer realm="mcp", error="invalid_token"' : 'Bearer realm="mcp"');
-      sendRpcError(res, 401, UNAUTHORIZED, error.message, { code: error.code });
+      sendRpcFailure(res, httpFailure(error, req.log, FAILED));
       return;
     }
     next();
@@ -107,15 +104,21 @@ const routeErrors: ErrorRequestHandler = (error, req, res, next) => {
   if (error?.type === 'entity.parse.failed') return sendRpcError(res, 400, PARSE_ERROR, `Parse error: ${error.message}`);
   if (error?.type === 'entity.too.large') return sendRpcError(res, 413, INVALID_REQUEST, `Request body larger than ${error.limit} bytes`);
   // The body parser's other refusals (an unsupported charset or encoding: 415) are the client's.
-  if (typeof error?.status === 'number' && error.status >= 400 && error.status < 500) {
-    return sendRpcError(res, error.status, INVALID_REQUEST, String(error.message ?? 'Bad request'));
-  }
-  req.log.error({ err: error }, 'MCP request failed');
-  sendRpcError(res, 500, INTERNAL_ERROR, 'Internal server error');
+  sendRpcFailure(res, middlewareFailure(error) ?? httpFailure(error, req.log, FAILED));
 };
 
 function isToolCall(message: unknown): boolean {
   return typeof message === 'object' && message !== null && (message as { method?: unknown }).method === 'tools/call';
+}
+
+// Private: an HTTP failure (`./errors.ts`) as a JSON-RPC error with the same status and headers: an
+// `AppError`'s code and details go in `data`, a refused request is INVALID_REQUEST, a masked one INTERNAL_ERROR.
+function sendRpcFailure(res: Response, failure: HttpFailure): void {
+  setFailureHeaders(res, failure);
+  if (failure.code === 'INTERNAL_SERVER_ERROR') return sendRpcError(res, failure.status, INTERNAL_ERROR, failure.message);
+  if (failure.code === 'BAD_REQUEST') return sendRpcError(res, failure.status, INVALID_REQUEST, failure.message);
+  const code = failure.code === 'UNAUTHENTICATED' ? UNAUTHORIZED : SERVER_ERROR;
+  sendRpcError(res, failure.status, code, failure.message, { code: failure.code, ...failure.details });
 }
 
 function sendRpcError(res: Response, status: number, code: number, message: string, data?: unknown): void {

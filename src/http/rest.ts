@@ -2,16 +2,17 @@
  * The REST route of the original sketch, kept for compatibility:
  * `POST /api/{user_id}/chat` with `{ "conversation_id"?, "message" }` ->
  * `{ "conversation_id", "response", "tool_calls" }`. The bearer token's subject must be `{user_id}`.
- * Errors are JSON `{ "error": { "code", "message" } }` with the status of their code; a 429
- * (RATE_LIMITED) also has `retryAfterMs` and a `Retry-After` header.
+ * Errors are JSON `{ "error": { "code", "message" } }` with the status of their code (`./errors.ts`);
+ * a 429 (RATE_LIMITED) also has `retryAfterMs` and a `Retry-After` header.
  */
-import express, { Router, type Response } from 'express';
+import express, { Router } from 'express';
 import { z } from 'zod';
 import { sendMessage } from '../chat/turn.js';
 import type { Orm } from '../db/orm.js';
-import { AppError } from '../errors.js';
+import { badInput, forbidden } from '../errors.js';
 import type { Services } from '../graphql/context.js';
 import type { Authenticator } from './auth.js';
+import { sendError } from './errors.js';
 
 const body = z.object({
   conversation_id: z.string().nullish(),
@@ -24,12 +25,12 @@ export function restRouter(deps: { orm: Orm; auth: Authenticator; services: Serv
     try {
       const viewer = await deps.auth.authenticate(req.headers.authorization);
       if (viewer.userId !== req.params.userId) {
-        throw new AppError('FORBIDDEN', 'The bearer token belongs to another user than the one in the path');
+        throw forbidden('The bearer token belongs to another user than the one in the path');
       }
       const parsed = body.safeParse(req.body);
       if (!parsed.success) {
         const issue = parsed.error.issues[0]!;
-        throw new AppError('BAD_USER_INPUT', `Invalid body: ${issue.path.join('.') || 'body'}: ${issue.message}`);
+        throw badInput(`Invalid body: ${issue.path.join('.') || 'body'}: ${issue.message}`);
       }
       const idempotencyKey = headerText(req.header('Idempotency-Key'), 'Idempotency-Key');
       const turn = await sendMessage({ ...deps.services, em: deps.orm.em.fork(), log: req.log }, viewer, {
@@ -50,27 +51,10 @@ export function restRouter(deps: { orm: Orm; auth: Authenticator; services: Serv
         })),
       });
     } catch (error) {
-      sendError(res, error, req.log);
+      sendError(res, error, req.log, 'internal error in a REST request');
     }
   });
   return router;
-}
-
-function sendError(res: Response, error: unknown, log: { error(obj: object, msg: string): void }): void {
-  if (error instanceof AppError) {
-    // RATE_LIMITED (429) says when to try again: in the body in ms, and as HTTP's Retry-After in whole seconds.
-    const { retryAfterMs } = error.extensions;
-    if (error.code === 'RATE_LIMITED' && typeof retryAfterMs === 'number') res.setHeader('Retry-After', String(Math.ceil(retryAfterMs / 1000)));
-    res.status(error.httpStatus).json({ error: { code: error.code, message: error.message, ...extra(error) } });
-    return;
-  }
-  log.error({ err: error }, 'internal error in a REST request');
-  res.status(500).json({ error: { code: 'INTERNAL_SERVER_ERROR', message: 'Internal server error' } });
-}
-
-function extra(error: AppError): Record<string, unknown> {
-  const { code: _code, ...rest } = error.extensions;
-  return rest;
 }
 
 /**
@@ -83,6 +67,6 @@ function headerText(value: string | undefined, name: string): string | undefined
   try {
     return new TextDecoder('utf-8', { fatal: true }).decode(Buffer.from(value, 'latin1'));
   } catch {
-    throw new AppError('BAD_USER_INPUT', `${name} is not UTF-8 text`, { extensions: { field: name } });
+    throw badInput(`${name} is not UTF-8 text`, name);
   }
 }
