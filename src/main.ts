@@ -1,11 +1,13 @@
 /**
  * Starts the server: config -> database -> app -> listen. A failure on the way (a bad setting, a
- * busy port) stops whatever had started and is told in one line on stderr, with exit code 1. On
+ * busy port) stops whatever had started and is told in one line on stderr, with exit code 1; one
+ * that line does not explain (a driver's error, a bug) is followed by its stack and cause. On
  * SIGINT/SIGTERM it stops taking connections, lets requests in flight (running turns) finish
  * within SHUTDOWN_GRACE, releases the leases of turns still running after it, closes the pool and
  * stops an embedded database.
  */
 import { createServer, type Server } from 'node:http';
+import { inspect } from 'node:util';
 import { loadConfig } from './config.js';
 import { createApp } from './http/app.js';
 import { createLogger } from './log.js';
@@ -69,6 +71,9 @@ function listen(server: Server, port: number, host: string): Promise<void> {
   });
 }
 
+/** The listen errors `listenFailure` explains in full: which setting to change. */
+const EXPLAINED_LISTEN_CODES = new Set(['EADDRINUSE', 'EACCES', 'EADDRNOTAVAIL']);
+
 // Private: why the server could not listen, as one line that says which setting to change.
 function listenFailure(error: unknown, port: number, host: string): string {
   const code = (error as NodeJS.ErrnoException).code;
@@ -84,7 +89,19 @@ function listenFailure(error: unknown, port: number, host: string): string {
   }
 }
 
+// Private: true for a start error whose one line says it all. This program's own start checks
+// (settings, the Node.js version, DATA_DIR, JWT settings, MCP_CONFIG) throw plain `Error`s whose
+// message names the setting and the value, and a listen failure of a known code names the setting
+// to change. A library's or the system's error (a subclass, or one with a `code`), a bug, or a
+// plain error wrapping some other cause needs its stack and cause to be understood.
+function explained(error: unknown): boolean {
+  if (!(error instanceof Error) || error.constructor !== Error || 'code' in error) return false;
+  const causeCode = (error.cause as NodeJS.ErrnoException | undefined)?.code;
+  return error.cause === undefined || (causeCode !== undefined && EXPLAINED_LISTEN_CODES.has(causeCode));
+}
+
 main().catch((error: unknown) => {
   process.stderr.write(`stateless-chat failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
+  if (!explained(error)) process.stderr.write(`${inspect(error, { depth: 4 })}\n`);
   process.exit(1);
 });
