@@ -2,7 +2,7 @@
  * The one place where errors are shaped for GraphQL clients: a domain `AppError` becomes
  * `{ message, extensions: { code, ...details } }`; GraphQL's own request errors (parse, validation,
  * variables, and the limits of `limits.ts`) pass as they are; anything else is logged with its
- * cause and stack and masked as INTERNAL_SERVER_ERROR, without stack or SQL.
+ * cause and stack and masked as INTERNAL_SERVER_ERROR: no stack or SQL reaches the client.
  */
 import { unwrapResolverError } from '@apollo/server/errors';
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
