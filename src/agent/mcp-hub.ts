@@ -27,7 +27,7 @@ import type { Tool as McpTool } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import type { Logger } from '../log.js';
 import { TODO_SERVER_NAME } from '../mcp/todo-server.js';
-import type { ToolServer } from './toolbox.js';
+import type { ToolServer } from '../mcp/toolbox.js';
 
 /** A server started as a child process and spoken to over its stdin/stdout. */
 export type StdioServerConfig = {

@@ -14,7 +14,7 @@ import type { ServerOptions } from 'node:http';
 import { OfflineAgent } from '../agent/offline.js';
 import { loadSystemPrompt, OpenAiAgent } from '../agent/openai.js';
 import { connectMcpServers, loadMcpConfig, type McpHub } from '../agent/mcp-hub.js';
-import { openTurnTools } from '../agent/tools.js';
+import { openTurnTools } from '../mcp/turn-tools.js';
 import type { RunningTurn } from '../chat/turn.js';
 import { abandonTurns } from '../chat/turn-store.js';
 import type { Agent } from '../agent/types.js';
