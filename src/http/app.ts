@@ -12,7 +12,7 @@ import express, { type ErrorRequestHandler, type Express, type RequestHandler } 
 import type { GraphQLError } from 'graphql';
 import type { ServerOptions } from 'node:http';
 import { OfflineAgent } from '../agent/offline.js';
-import { OpenAiAgent } from '../agent/openai.js';
+import { OpenAiAgent } from '../agent/openai-agent.js';
 import { loadSystemPrompt } from '../agent/system-prompt.js';
 import { loadMcpConfig } from '../mcp/config.js';
 import { connectMcpServers, type McpHub } from '../mcp/hub.js';
