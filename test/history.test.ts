@@ -1,6 +1,6 @@
 /** Unit tests: how stored messages and tool calls become the agent's context, and how results are cut. */
 import { describe, expect, it } from 'vitest';
-import { truncate } from '../src/agent/toolbox.js';
+import { truncate } from '../src/mcp/toolbox.js';
 import { toAgentMessages } from '../src/chat/history.js';
 import { MessageRole, MessageStatus } from '../src/entities/index.js';
 

@@ -14,9 +14,10 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import type { Tool as McpTool } from '@modelcontextprotocol/sdk/types.js';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectMcpServers, loadMcpConfig, parseMcpConfig, type McpHub, type McpHubEvents } from '../src/agent/mcp-hub.js';
-import { DEFAULT_TOOL_LIMITS, type ToolServer, createToolBox } from '../src/agent/toolbox.js';
-import { openTurnTools } from '../src/agent/tools.js';
+import { loadMcpConfig, parseMcpConfig } from '../src/mcp/config.js';
+import { connectMcpServers, type McpHub, type McpHubEvents } from '../src/mcp/hub.js';
+import { DEFAULT_TOOL_LIMITS, type ToolServer, createToolBox } from '../src/mcp/toolbox.js';
+import { openTurnTools } from '../src/mcp/turn-tools.js';
 import { loadConfig } from '../src/config.js';
 import { createApp } from '../src/http/app.js';
 import { createLogger } from '../src/log.js';

@@ -5,7 +5,8 @@
  * and database are exercised end to end elsewhere.
  */
 import { describe, it, expect } from 'vitest';
-import { OfflineAgent, parseIntent, type Intent } from '../src/agent/offline.js';
+import { OfflineAgent } from '../src/agent/offline.js';
+import { parseIntent, type Intent } from '../src/agent/offline-intent.js';
 import type { ToolBox, ToolCallRecord, ToolInfo, ToolOutcome } from '../src/agent/types.js';
 
 describe('parseIntent', () => {

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { DEFAULT_SYSTEM_PROMPT, loadSystemPrompt } from '../src/agent/openai.js';
+import { DEFAULT_SYSTEM_PROMPT, loadSystemPrompt } from '../src/agent/system-prompt.js';
 import { delayed, httpError, reply, startFakeOpenAi, toolCalls, usage, type FakeOpenAi } from './support/fake-openai.js';
 import { gqlError, send, SEND } from './support/graphql.js';
 import { startTestServer, type TestServer } from './support/server.js';

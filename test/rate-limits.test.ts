@@ -8,7 +8,7 @@ import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RATE_LIMITS_OFF } from '../src/config.js';
-import { connectInMemory } from '../src/agent/toolbox.js';
+import { connectInMemory } from '../src/mcp/toolbox.js';
 import { createTodoServer } from '../src/mcp/todo-server.js';
 import { reply, startFakeOpenAi, type FakeOpenAi } from './support/fake-openai.js';
 import { gqlError, send, SEND } from './support/graphql.js';

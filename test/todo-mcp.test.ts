@@ -4,7 +4,7 @@
  */
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectInMemory } from '../src/agent/toolbox.js';
+import { connectInMemory } from '../src/mcp/toolbox.js';
 import { createTodoServer } from '../src/mcp/todo-server.js';
 import { startTestServer, type TestServer } from './support/server.js';
 

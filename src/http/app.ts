@@ -12,9 +12,11 @@ import express, { type ErrorRequestHandler, type Express, type RequestHandler } 
 import type { GraphQLError } from 'graphql';
 import type { ServerOptions } from 'node:http';
 import { OfflineAgent } from '../agent/offline.js';
-import { loadSystemPrompt, OpenAiAgent } from '../agent/openai.js';
-import { connectMcpServers, loadMcpConfig, type McpHub } from '../agent/mcp-hub.js';
-import { openTurnTools } from '../agent/tools.js';
+import { OpenAiAgent } from '../agent/openai-agent.js';
+import { loadSystemPrompt } from '../agent/system-prompt.js';
+import { loadMcpConfig } from '../mcp/config.js';
+import { connectMcpServers, type McpHub } from '../mcp/hub.js';
+import { openTurnTools } from '../mcp/turn-tools.js';
 import type { RunningTurn } from '../chat/turn.js';
 import { abandonTurns } from '../chat/turn-store.js';
 import type { Agent } from '../agent/types.js';

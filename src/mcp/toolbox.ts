@@ -11,7 +11,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import type { Tool as McpTool } from '@modelcontextprotocol/sdk/types.js';
-import type { ToolBox, ToolCallRecord, ToolInfo, ToolOutcome } from './types.js';
+import type { ToolBox, ToolCallRecord, ToolInfo, ToolOutcome } from '../agent/types.js';
 
 type Route = { info: ToolInfo; client: Client; remoteName: string };
 

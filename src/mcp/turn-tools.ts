@@ -1,11 +1,14 @@
 /**
  * The tools of one turn: the built-in todo MCP server, bound to the turn's user, and the shared
  * external servers of `MCP_CONFIG`, all reached over MCP.
+ *
+ * This is where the request's entity manager meets the tools, beside the todo server that needs
+ * it, so that the agent is handed a finished `ToolBox` and knows nothing of the ORM.
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { createTodoServer, TODO_SERVER_NAME, type TodoOptions } from '../mcp/todo-server.js';
+import { createTodoServer, TODO_SERVER_NAME, type TodoOptions } from './todo-server.js';
 import { connectInMemory, createToolBox, type ToolLimits, type ToolServer } from './toolbox.js';
-import type { ToolBox, ToolCallRecord } from './types.js';
+import type { ToolBox, ToolCallRecord } from '../agent/types.js';
 
 /**
  * Opens a tool box for `userId`: the todo server over an in-memory MCP transport pair made for

@@ -1,0 +1,89 @@
+/**
+ * The tool loop: an `Agent` on any `ModelProvider`. One `run` is the loop of one turn: fit the
+ * context to the token budget, send it with the tool box's tools, run the tool calls the model
+ * asks for (the calls of one step concurrently), send their results back, and repeat until the
+ * model answers with text or `maxToolRounds` is spent.
+ *
+ * It speaks only the neutral `AgentMessage`; what a model's API looks like is its provider's.
+ * Tool failures are data the model reads (the tool box makes them so); a failure of the model
+ * call itself is thrown, ending the turn.
+ */
+import type { Logger } from '../log.js';
+import { countToolTokens, fitContext } from './context.js';
+import type { ModelProvider } from './provider.js';
+import type { Agent, AgentInput, AgentMessage, AgentReply, TokenUsage } from './types.js';
+
+export type ToolLoopOptions = {
+  provider: ModelProvider;
+  /** Model calls per turn that may ask for tools; past them the turn ends with an explanation (default 8). */
+  maxToolRounds?: number;
+  /** Token budget of the context sent (default 32,000); see `fitContext`. */
+  contextTokens?: number;
+  /** Sent first in every model call. */
+  systemPrompt: string;
+  log: Logger;
+};
+
+/** An `Agent` that runs the tool loop on `provider`; see the module header. */
+export class ToolLoopAgent implements Agent {
+  readonly name: string;
+  private readonly provider: ModelProvider;
+  private readonly maxToolRounds: number;
+  private readonly contextTokens: number;
+  private readonly systemPrompt: string;
+  private readonly log: Logger;
+
+  constructor(options: ToolLoopOptions) {
+    this.name = options.provider.model;
+    this.provider = options.provider;
+    this.maxToolRounds = options.maxToolRounds ?? 8;
+    this.contextTokens = options.contextTokens ?? 32_000;
+    this.systemPrompt = options.systemPrompt;
+    this.log = options.log;
+  }
+
+  async run({ messages, tools, signal }: AgentInput): Promise<AgentReply> {
+    const offered = tools.list();
+    const context = fitContext([{ role: 'system', content: this.systemPrompt }, ...messages], {
+      maxTokens: this.contextTokens,
+      reservedTokens: countToolTokens(offered),
+    });
+    if (context.dropped > 0) this.log.debug({ dropped: context.dropped, tokens: context.tokens }, 'context trimmed to CONTEXT_TOKENS');
+
+    const sent: AgentMessage[] = context.messages;
+    let usage: TokenUsage | null = null;
+    let model = this.provider.model;
+    for (let round = 1; round <= this.maxToolRounds; round++) {
+      signal?.throwIfAborted();
+      const step = await this.provider.generate({ messages: sent, tools: offered, signal });
+      usage = addUsage(usage, step.usage);
+      model = step.model;
+      const { message } = step;
+      this.log.debug({ round, finishReason: step.finishReason, toolCalls: message.toolCalls?.length ?? 0, usage: step.usage }, 'model step');
+      if (!message.toolCalls) return { content: message.content, model, usage };
+
+      sent.push(message);
+      const outcomes = await Promise.all(message.toolCalls.map((call) => tools.call(call.name, call.arguments, call.id)));
+      message.toolCalls.forEach((call, index) => sent.push({ role: 'tool', callId: call.id, content: outcomes[index]!.content }));
+    }
+    this.log.warn({ maxToolRounds: this.maxToolRounds }, 'turn ended at the tool round limit');
+    return { content: roundsExhausted(this.maxToolRounds), model, usage };
+  }
+}
+
+// Private: the turn's usage is the sum over its model calls; servers that report none leave it null.
+function addUsage(total: TokenUsage | null, usage: TokenUsage | null): TokenUsage | null {
+  if (!usage) return total;
+  return {
+    promptTokens: (total?.promptTokens ?? 0) + usage.promptTokens,
+    completionTokens: (total?.completionTokens ?? 0) + usage.completionTokens,
+    totalTokens: (total?.totalTokens ?? 0) + usage.totalTokens,
+  };
+}
+
+function roundsExhausted(maxToolRounds: number): string {
+  return (
+    `I stopped before finishing: this request needed more than ${maxToolRounds} rounds of tool calls, the limit for one message. ` +
+    'The tool calls made so far were carried out and recorded. Ask me to continue, or split the request into smaller steps.'
+  );
+}

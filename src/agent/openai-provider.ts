@@ -1,0 +1,144 @@
+/**
+ * The OpenAI provider: any server that speaks OpenAI's Chat Completions with function tools
+ * (OpenAI itself, Ollama, vLLM, llama.cpp, LM Studio), through the official `openai` SDK.
+ *
+ * The pure mappers between our neutral messages and tools and the Chat Completions shapes are the
+ * whole of what this file knows about the API; `OpenAiProvider` makes one call with them. A failed
+ * call (HTTP error, connection, the turn's deadline) is thrown after the SDK's own retries, the
+ * only ones there are.
+ */
+import OpenAI from 'openai';
+import type { Logger } from '../log.js';
+import type { ModelProvider, ModelRequest, ModelStep } from './provider.js';
+import type { AgentMessage, AgentToolCall, TokenUsage, ToolInfo } from './types.js';
+
+export type OpenAiProviderOptions = {
+  /** Sent as the bearer token; servers that check none (Ollama) accept any non-empty value. */
+  apiKey: string;
+  /** The API's base URL, `/v1` included (default: OpenAI's, `https://api.openai.com/v1`). */
+  baseURL?: string;
+  /** The model asked for in every request. */
+  model: string;
+  /** Retries of one failed model call (429, 5xx, connection errors), done by the SDK (default 2). */
+  maxRetries?: number;
+  /** Where the SDK's own log lines go, at this logger's level. */
+  log: Logger;
+};
+
+/** A `ModelProvider` on any OpenAI-compatible Chat Completions endpoint; see the module header. */
+export class OpenAiProvider implements ModelProvider {
+  readonly model: string;
+  private readonly client: OpenAI;
+
+  constructor(options: OpenAiProviderOptions) {
+    if (!options.apiKey) throw new Error('OpenAiProvider needs an apiKey (any non-empty value for servers that check none), but got an empty one');
+    this.model = options.model;
+    // Every setting is given explicitly (null rather than undefined): the SDK would otherwise
+    // fill the gaps from process.env, and config.ts is the one reader of the environment.
+    this.client = new OpenAI({
+      apiKey: options.apiKey,
+      baseURL: options.baseURL ?? null,
+      organization: null,
+      project: null,
+      adminAPIKey: null,
+      webhookSecret: null,
+      maxRetries: options.maxRetries ?? 2,
+      logger: sdkLogger(options.log),
+      logLevel: sdkLogLevel(options.log.level),
+    });
+  }
+
+  async generate({ messages, tools, signal }: ModelRequest): Promise<ModelStep> {
+    const completion = await this.client.chat.completions.create(toOpenAiRequest(this.model, messages, tools), { signal });
+    return fromOpenAiCompletion(completion, this.model);
+  }
+}
+
+/** A request for `model` with `messages` and the function `tools`, as Chat Completions takes it. */
+export function toOpenAiRequest(model: string, messages: AgentMessage[], tools: ToolInfo[]): OpenAI.ChatCompletionCreateParamsNonStreaming {
+  return {
+    model,
+    messages: messages.map(toOpenAiMessage),
+    // An empty `tools` array is refused by some servers; no tools means no field.
+    ...(tools.length > 0 ? { tools: tools.map(toOpenAiTool) } : {}),
+  };
+}
+
+/**
+ * The model's step in a completion: its first choice's message, the model that answered (`model`
+ * when the server names none) and the call's usage. Throws when there is no choice to read.
+ */
+export function fromOpenAiCompletion(completion: OpenAI.ChatCompletion, model: string): ModelStep {
+  const choice = completion.choices[0];
+  if (!choice) throw new Error(`The model returned no choices (completion ${completion.id})`);
+  return {
+    message: fromOpenAiMessage(choice.message),
+    model: completion.model || model,
+    usage: fromOpenAiUsage(completion.usage),
+    finishReason: choice.finish_reason,
+  };
+}
+
+/** A neutral message as Chat Completions takes it. */
+export function toOpenAiMessage(message: AgentMessage): OpenAI.ChatCompletionMessageParam {
+  switch (message.role) {
+    case 'system':
+    case 'user':
+      return { role: message.role, content: message.content };
+    case 'tool':
+      return { role: 'tool', tool_call_id: message.callId, content: message.content };
+    case 'assistant':
+      if (!message.toolCalls?.length) return { role: 'assistant', content: message.content };
+      return {
+        role: 'assistant',
+        // Null, not "", beside tool calls: the shape the API itself returns.
+        content: message.content === '' ? null : message.content,
+        tool_calls: message.toolCalls.map((call) => ({ id: call.id, type: 'function', function: { name: call.name, arguments: call.arguments } })),
+      };
+  }
+}
+
+/**
+ * The model's message as a neutral assistant message: its text (or its refusal), and its tool
+ * calls when it asked for any. A call without an id (some local servers omit it) gets one, since
+ * its result must name it.
+ */
+export function fromOpenAiMessage(message: OpenAI.ChatCompletionMessage): Extract<AgentMessage, { role: 'assistant' }> {
+  const content = message.content ?? message.refusal ?? '';
+  const calls = message.tool_calls ?? [];
+  if (calls.length === 0) return { role: 'assistant', content };
+  return { role: 'assistant', content, toolCalls: calls.map(fromOpenAiToolCall) };
+}
+
+/** A tool of the tool box as a Chat Completions function tool. */
+export function toOpenAiTool(tool: ToolInfo): OpenAI.ChatCompletionFunctionTool {
+  return { type: 'function', function: { name: tool.name, description: tool.description, parameters: tool.inputSchema } };
+}
+
+/** A call's token usage; null when the server reports none. */
+export function fromOpenAiUsage(usage: OpenAI.CompletionUsage | undefined): TokenUsage | null {
+  if (!usage) return null;
+  return { promptTokens: usage.prompt_tokens ?? 0, completionTokens: usage.completion_tokens ?? 0, totalTokens: usage.total_tokens ?? 0 };
+}
+
+function fromOpenAiToolCall(call: OpenAI.ChatCompletionMessageToolCall): AgentToolCall {
+  const id = call.id || `call_${crypto.randomUUID()}`;
+  // Only function tools are offered; a custom call is passed on for the tool box to refuse as data.
+  if (call.type === 'custom') return { id, name: call.custom.name, arguments: call.custom.input };
+  return { id, name: call.function.name, arguments: call.function.arguments ?? '' };
+}
+
+// Private: the SDK logs `(message, ...details)`; pino wants the details as an object first.
+function sdkLogger(log: Logger): NonNullable<ConstructorParameters<typeof OpenAI>[0]>['logger'] {
+  const at = (level: 'error' | 'warn' | 'info' | 'debug') => (message: string, ...details: unknown[]) =>
+    log[level](details.length > 0 ? { details } : {}, message);
+  return { error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug') };
+}
+
+// Private: the SDK logs at the process's level (and, given a level, does not read OPENAI_LOG).
+function sdkLogLevel(level: string): 'off' | 'error' | 'warn' | 'info' | 'debug' {
+  if (level === 'trace' || level === 'debug') return 'debug';
+  if (level === 'info' || level === 'warn') return level;
+  if (level === 'error' || level === 'fatal') return 'error';
+  return 'off';
+}
