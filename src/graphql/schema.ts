@@ -1,6 +1,7 @@
 /** Builds the executable schema from the resolvers (code first) and prints it as SDL. */
 import { lexicographicSortSchema, printSchema, type GraphQLSchema } from 'graphql';
 import { buildSchema } from 'type-graphql';
+import { requestContainer } from './container.js';
 import { ChatResolver } from './resolvers/chat.js';
 import { ConversationResolver } from './resolvers/conversation.js';
 import { MessageResolver, ToolCallResolver } from './resolvers/message.js';
@@ -10,6 +11,8 @@ export function createSchema(): Promise<GraphQLSchema> {
   return buildSchema({
     resolvers: [ViewerResolver, ConversationResolver, MessageResolver, ToolCallResolver, ChatResolver],
     validate: false,
+    // Each request gets its own resolver instances, made with its unit of work, viewer and loaders.
+    container: requestContainer,
   });
 }
 

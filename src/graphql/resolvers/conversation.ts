@@ -1,9 +1,9 @@
 /** Conversations: the viewer's list, one by id, and their nested fields through the loaders. */
-import { Arg, Ctx, FieldResolver, ID, Int, Query, Resolver, Root } from 'type-graphql';
+import { Arg, FieldResolver, ID, Int, Query, Resolver, Root } from 'type-graphql';
 import { findConversation, listConversations, type ConversationKey } from '../../chat/queries.js';
 import type { Conversation, Message } from '../../entities/index.js';
 import { badInput } from '../../errors.js';
-import { authed, type Context } from '../context.js';
+import { RequestScope } from '../context.js';
 import { decodeCursor, encodeCursor, parsePage, toConnection } from '../pagination.js';
 import {
   ConversationConnection,
@@ -33,59 +33,58 @@ function storableDate(date: Date): boolean {
 
 @Resolver(() => ConversationType)
 export class ConversationResolver {
+  constructor(private readonly scope: RequestScope) {}
+
   @Query(() => ConversationType, { nullable: true, description: 'A conversation of the viewer; null for an unknown id or another user’s.' })
-  async conversation(@Arg('id', () => ID) id: string, @Ctx() ctx: Context): Promise<Conversation | null> {
-    const { viewer } = authed(ctx);
-    return findConversation(ctx.em, viewer.userId, parseId(id, 'id'));
+  async conversation(@Arg('id', () => ID) id: string): Promise<Conversation | null> {
+    const { viewer } = this.scope;
+    return findConversation(this.scope.em, viewer.userId, parseId(id, 'id'));
   }
 
   @Query(() => ConversationConnection, { description: 'The viewer’s conversations, newest activity first.' })
   async conversations(
-    @Ctx() ctx: Context,
     @Arg('first', () => Int, { nullable: true }) first?: number,
     @Arg('after', () => String, { nullable: true }) after?: string,
     @Arg('last', () => Int, { nullable: true }) last?: number,
     @Arg('before', () => String, { nullable: true }) before?: string,
     @Arg('filter', () => ConversationFilter, { nullable: true }) filter?: ConversationFilter,
   ) {
-    const { viewer } = authed(ctx);
+    const { viewer } = this.scope;
     const page = parsePage({ first, after, last, before }, decodeConversationCursor);
     for (const bound of ['updatedAfter', 'updatedBefore'] as const) {
       const value = filter?.[bound];
       if (value != null && !storableDate(value)) throw badInput(`filter.${bound} must be a date between the years 1 and 9999`, `filter.${bound}`);
     }
-    const rows = await listConversations(ctx.em, viewer.userId, page, filter ?? {});
+    const rows = await listConversations(this.scope.em, viewer.userId, page, filter ?? {});
     return toConnection(rows, page, conversationCursor);
   }
 
   @FieldResolver(() => MessageConnection, { description: 'Messages by seq: first/after forward, last/before backward.' })
   async messages(
     @Root() conversation: Conversation,
-    @Ctx() ctx: Context,
     @Arg('first', () => Int, { nullable: true }) first?: number,
     @Arg('after', () => String, { nullable: true }) after?: string,
     @Arg('last', () => Int, { nullable: true }) last?: number,
     @Arg('before', () => String, { nullable: true }) before?: string,
   ) {
-    return authed(ctx).loaders.messages.load({ parentId: conversation.id, args: { first, after, last, before } });
+    return this.scope.loaders.messages.load({ parentId: conversation.id, args: { first, after, last, before } });
   }
 
   @FieldResolver(() => MessageType, { nullable: true })
-  async lastMessage(@Root() conversation: Conversation, @Ctx() ctx: Context): Promise<Message | null> {
-    const page = await authed(ctx).loaders.messages.load({ parentId: conversation.id, args: { last: 1 } });
+  async lastMessage(@Root() conversation: Conversation): Promise<Message | null> {
+    const page = await this.scope.loaders.messages.load({ parentId: conversation.id, args: { last: 1 } });
     return page.edges[0]?.node ?? null;
   }
 
   @FieldResolver(() => ToolCallConnection, { description: 'The tool calls of the conversation, oldest first.' })
   async toolCalls(
     @Root() conversation: Conversation,
-    @Ctx() ctx: Context,
     @Arg('first', () => Int, { nullable: true }) first?: number,
     @Arg('after', () => String, { nullable: true }) after?: string,
     @Arg('name', () => String, { nullable: true, description: 'Only calls of this tool.' }) name?: string,
     @Arg('isError', () => Boolean, { nullable: true, description: 'Only failed (true) or successful (false) calls.' }) isError?: boolean,
   ) {
-    return authed(ctx).loaders.toolCalls.load({ parentId: conversation.id, args: { first, after, name, isError } });
+    return this.scope.loaders.toolCalls.load({ parentId: conversation.id, args: { first, after, name, isError } });
   }
 
   @FieldResolver(() => Usage, { description: 'Token totals of every turn of the conversation.' })

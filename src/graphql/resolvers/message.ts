@@ -1,27 +1,29 @@
 /** Messages and tool calls: one message by id, and their nested fields through the loaders. */
-import { Arg, Ctx, FieldResolver, ID, Query, Resolver, Root } from 'type-graphql';
+import { Arg, FieldResolver, ID, Query, Resolver, Root } from 'type-graphql';
 import { findMessage } from '../../chat/queries.js';
 import type { Conversation, Message, ToolCall } from '../../entities/index.js';
-import { authed, type Context } from '../context.js';
+import { RequestScope } from '../context.js';
 import { ConversationType, MessageType, ToolCallType, Usage } from '../types.js';
 import { parseId } from './ids.js';
 
 @Resolver(() => MessageType)
 export class MessageResolver {
+  constructor(private readonly scope: RequestScope) {}
+
   @Query(() => MessageType, { nullable: true, description: 'A message of the viewer; null for an unknown id or another user’s.' })
-  async message(@Arg('id', () => ID) id: string, @Ctx() ctx: Context): Promise<Message | null> {
-    const { viewer } = authed(ctx);
-    return findMessage(ctx.em, viewer.userId, parseId(id, 'id'));
+  async message(@Arg('id', () => ID) id: string): Promise<Message | null> {
+    const { viewer } = this.scope;
+    return findMessage(this.scope.em, viewer.userId, parseId(id, 'id'));
   }
 
   @FieldResolver(() => ConversationType)
-  async conversation(@Root() message: Message, @Ctx() ctx: Context): Promise<Conversation | null> {
-    return authed(ctx).loaders.conversation.load(message.conversation.id);
+  async conversation(@Root() message: Message): Promise<Conversation | null> {
+    return this.scope.loaders.conversation.load(message.conversation.id);
   }
 
   @FieldResolver(() => [ToolCallType], { description: 'The tool calls the assistant made for this message, in order.' })
-  async toolCalls(@Root() message: Message, @Ctx() ctx: Context): Promise<ToolCall[]> {
-    return authed(ctx).loaders.toolCallsOfMessage.load(message.id);
+  async toolCalls(@Root() message: Message): Promise<ToolCall[]> {
+    return this.scope.loaders.toolCallsOfMessage.load(message.id);
   }
 
   @FieldResolver(() => Usage, { nullable: true, description: 'Token counts of the model call that wrote this message.' })
@@ -33,8 +35,10 @@ export class MessageResolver {
 
 @Resolver(() => ToolCallType)
 export class ToolCallResolver {
+  constructor(private readonly scope: RequestScope) {}
+
   @FieldResolver(() => MessageType)
-  async message(@Root() call: ToolCall, @Ctx() ctx: Context): Promise<Message | null> {
-    return authed(ctx).loaders.message.load(call.message.id);
+  async message(@Root() call: ToolCall): Promise<Message | null> {
+    return this.scope.loaders.message.load(call.message.id);
   }
 }

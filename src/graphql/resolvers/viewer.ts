@@ -1,7 +1,7 @@
 /** The viewer, their tasks and the tools the agent is offered. */
-import { Arg, Ctx, Int, Query, Resolver } from 'type-graphql';
+import { Arg, Int, Query, Resolver } from 'type-graphql';
 import { listTasks } from '../../chat/queries.js';
-import { authed, type Context } from '../context.js';
+import { RequestScope } from '../context.js';
 import { decodeCursor, encodeCursor, parsePage, toConnection } from '../pagination.js';
 import { TaskConnection, Tool, Viewer } from '../types.js';
 import { parseId } from './ids.js';
@@ -12,27 +12,28 @@ const decodeTaskCursor = (cursor: string, argument: string) =>
 
 @Resolver()
 export class ViewerResolver {
+  constructor(private readonly scope: RequestScope) {}
+
   @Query(() => Viewer, { description: 'The user of the bearer token.' })
-  viewer(@Ctx() ctx: Context): Viewer {
-    return { id: authed(ctx).viewer.userId };
+  viewer(): Viewer {
+    return { id: this.scope.viewer.userId };
   }
 
   @Query(() => TaskConnection, { description: 'The viewer’s todo tasks, oldest first.' })
   async tasks(
-    @Ctx() ctx: Context,
     @Arg('first', () => Int, { nullable: true }) first?: number,
     @Arg('after', () => String, { nullable: true }) after?: string,
     @Arg('completed', () => Boolean, { nullable: true }) completed?: boolean,
   ) {
-    const { viewer } = authed(ctx);
+    const { viewer } = this.scope;
     const page = parsePage({ first, after }, decodeTaskCursor);
-    return toConnection(await listTasks(ctx.em, viewer.userId, page, completed), page, taskCursor);
+    return toConnection(await listTasks(this.scope.em, viewer.userId, page, completed), page, taskCursor);
   }
 
   @Query(() => [Tool], { description: 'Every tool the agent is offered in a turn of the viewer.' })
-  async tools(@Ctx() ctx: Context): Promise<Tool[]> {
-    const { viewer } = authed(ctx);
-    const tools = await ctx.services.openTools(ctx.em, viewer.userId);
+  async tools(): Promise<Tool[]> {
+    const { viewer } = this.scope;
+    const tools = await this.scope.services.openTools(this.scope.em, viewer.userId);
     try {
       return tools.list();
     } finally {
