@@ -47,7 +47,9 @@ async function main(): Promise<void> {
   await db.connect();
 
   try {
-    console.log(`stateless-chat bench: node ${process.version}, ${(await db.query('show server_version')).rows[0].server_version} PostgreSQL\n`);
+    console.log(
+      `stateless-chat bench: node ${process.version}, ${(await db.query('show server_version')).rows[0].server_version} PostgreSQL\n`,
+    );
 
     console.log('Turn (sendMessage, offline agent, "show my tasks") by history length');
     console.log('history    statements/turn   median ms   p95 ms');
@@ -68,7 +70,9 @@ async function main(): Promise<void> {
       }
       const { median, p95 } = percentiles(times);
       turnStats.push({ length, statements, median });
-      console.log(`${String(length).padStart(7)}    ${[...statements].join('/').padStart(15)}   ${median.toFixed(2).padStart(9)}   ${p95.toFixed(2).padStart(6)}`);
+      console.log(
+        `${String(length).padStart(7)}    ${[...statements].join('/').padStart(15)}   ${median.toFixed(2).padStart(9)}   ${p95.toFixed(2).padStart(6)}`,
+      );
     }
     const turnCounts = new Set(turnStats.flatMap((s) => [...s.statements]));
     if (turnCounts.size !== 1) {
@@ -101,7 +105,9 @@ async function main(): Promise<void> {
         browseCounts.add(queries.length);
       }
       const { median, p95 } = percentiles(times);
-      console.log(`${String(n).padStart(3)}    ${[...statements].join('/').padStart(10)}   ${median.toFixed(2).padStart(9)}   ${p95.toFixed(2).padStart(6)}`);
+      console.log(
+        `${String(n).padStart(3)}    ${[...statements].join('/').padStart(10)}   ${median.toFixed(2).padStart(9)}   ${p95.toFixed(2).padStart(6)}`,
+      );
     }
     if (browseCounts.size !== 1) {
       failed = true;

@@ -47,24 +47,28 @@ async function run(label: string, user: string, conversationId: string | undefin
   const conversations = await cluster.sql<{ n: number }>('select count(*)::int as n from conversation where user_id = $1', [user]);
   const expectedConversations = 1;
 
-  printTable(`scenario ${label}: ${WAVE} concurrent sends of one clientMessageId ${conversationId ? 'in an existing conversation' : 'as the first message (no conversationId)'}, then ${WAVE} more`, result.table, [
-    `model calls for the message: ${modelCalls} (expected 1); turns run (replayed: false): ${originals.length} (expected 1)`,
-    `first wave: ${JSON.stringify(countBy(first, kindOf))}; second wave: ${JSON.stringify(countBy(second, kindOf))}`,
-    `conversations of the user: ${conversations[0]!.n} (expected ${expectedConversations})`,
-    ...others.slice(0, 5).map((o) => `unexpected answer from instance ${o.instance}: ${outcomeText(o)}`),
-    ...result.lostDetails.map((line) => `lost: ${line}`),
-    ...result.duplicateDetails.map((line) => `duplicated: ${line}`),
-  ]);
+  printTable(
+    `scenario ${label}: ${WAVE} concurrent sends of one clientMessageId ${conversationId ? 'in an existing conversation' : 'as the first message (no conversationId)'}, then ${WAVE} more`,
+    result.table,
+    [
+      `model calls for the message: ${modelCalls} (expected 1); turns run (replayed: false): ${originals.length} (expected 1)`,
+      `first wave: ${JSON.stringify(countBy(first, kindOf))}; second wave: ${JSON.stringify(countBy(second, kindOf))}`,
+      `conversations of the user: ${conversations[0]!.n} (expected ${expectedConversations})`,
+      ...others.slice(0, 5).map((o) => `unexpected answer from instance ${o.instance}: ${outcomeText(o)}`),
+      ...result.lostDetails.map((line) => `lost: ${line}`),
+      ...result.duplicateDetails.map((line) => `duplicated: ${line}`),
+    ],
+  );
 
   expect(result.table.lost, 'lost').toBe(0);
   expect(result.table.duplicated, 'duplicated').toBe(0);
   expect(modelCalls, 'model calls for the one key').toBe(1);
   expect(originals.length, 'requests that ran the turn').toBe(1);
+  expect(others.map(outcomeText), 'every other request is a replay or CONVERSATION_BUSY').toEqual([]);
   expect(
-    others.map(outcomeText),
-    'every other request is a replay or CONVERSATION_BUSY',
-  ).toEqual([]);
-  expect(busy.every((o) => o.kind === 'error' && typeof o.extensions.retryAfterMs === 'number'), 'CONVERSATION_BUSY carries retryAfterMs').toBe(true);
+    busy.every((o) => o.kind === 'error' && typeof o.extensions.retryAfterMs === 'number'),
+    'CONVERSATION_BUSY carries retryAfterMs',
+  ).toBe(true);
   expect(secondNotReplayed.map(outcomeText), 'after the turn finished, every send is a replay').toEqual([]);
   expect(replays.length + busy.length + originals.length).toBe(2 * WAVE);
   expect(conversations[0]!.n, 'conversations of the user').toBe(expectedConversations);

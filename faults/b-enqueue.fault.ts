@@ -44,7 +44,9 @@ describe('b. 20 clients × 25 messages into one conversation with ifBusy: ENQUEU
           const record: Sent = { key: `b-${client}-${m}`, message, outcomes: [] };
           sent.push(record);
           const instance = cluster.instances[(client + m) % 3]!;
-          record.outcomes.push(await sendMessage(instance, token, { conversationId, message, clientMessageId: record.key, ifBusy: 'ENQUEUE' }, 150_000));
+          record.outcomes.push(
+            await sendMessage(instance, token, { conversationId, message, clientMessageId: record.key, ifBusy: 'ENQUEUE' }, 150_000),
+          );
         }
       }),
     );
@@ -80,17 +82,24 @@ describe('b. 20 clients × 25 messages into one conversation with ifBusy: ENQUEU
     const waits = acked.map((entry) => entry.outcome.ms).sort((a, b) => a - b);
     const outcomes = sent.flatMap((record) => record.outcomes);
 
-    printTable(`scenario b: ${CLIENTS} clients × ${MESSAGES} messages, one conversation, ifBusy ENQUEUE, model ${MODEL_MS} ms`, result.table, [
-      `answers: ${JSON.stringify(countBy(outcomes, (o) => (o.kind === 'error' ? o.code : o.kind)))}; ${elapsed} ms in all`,
-      `messages in the conversation: ${messages.length} (expected ${2 + 2 * CLIENTS * MESSAGES}); order violations: ${order.length}; clients out of their own order: ${clientOrder.length}`,
-      `pairs served against arrival order (sent > ${ORDER_SLACK_MS} ms apart): ${inversions}${inversions ? `, the worst sent ${worstInversionMs} ms earlier yet served later` : ''}`,
-      `request time (ms): median ${waits[Math.floor(waits.length / 2)] ?? '-'}, p99 ${waits[Math.floor(waits.length * 0.99)] ?? '-'}, max ${waits.at(-1) ?? '-'}`,
-      ...outcomes.filter((o) => o.kind !== 'ack').slice(0, 5).map((o) => `not acknowledged (instance ${o.instance}): ${outcomeText(o)}`),
-      ...order.slice(0, 10).map((line) => `order: ${line}`),
-      ...clientOrder.slice(0, 5).map((line) => `client order: ${line}`),
-      ...result.lostDetails.slice(0, 10).map((line) => `lost: ${line}`),
-      ...result.duplicateDetails.slice(0, 10).map((line) => `duplicated: ${line}`),
-    ]);
+    printTable(
+      `scenario b: ${CLIENTS} clients × ${MESSAGES} messages, one conversation, ifBusy ENQUEUE, model ${MODEL_MS} ms`,
+      result.table,
+      [
+        `answers: ${JSON.stringify(countBy(outcomes, (o) => (o.kind === 'error' ? o.code : o.kind)))}; ${elapsed} ms in all`,
+        `messages in the conversation: ${messages.length} (expected ${2 + 2 * CLIENTS * MESSAGES}); order violations: ${order.length}; clients out of their own order: ${clientOrder.length}`,
+        `pairs served against arrival order (sent > ${ORDER_SLACK_MS} ms apart): ${inversions}${inversions ? `, the worst sent ${worstInversionMs} ms earlier yet served later` : ''}`,
+        `request time (ms): median ${waits[Math.floor(waits.length / 2)] ?? '-'}, p99 ${waits[Math.floor(waits.length * 0.99)] ?? '-'}, max ${waits.at(-1) ?? '-'}`,
+        ...outcomes
+          .filter((o) => o.kind !== 'ack')
+          .slice(0, 5)
+          .map((o) => `not acknowledged (instance ${o.instance}): ${outcomeText(o)}`),
+        ...order.slice(0, 10).map((line) => `order: ${line}`),
+        ...clientOrder.slice(0, 5).map((line) => `client order: ${line}`),
+        ...result.lostDetails.slice(0, 10).map((line) => `lost: ${line}`),
+        ...result.duplicateDetails.slice(0, 10).map((line) => `duplicated: ${line}`),
+      ],
+    );
 
     expect(result.table.lost, 'lost').toBe(0);
     expect(result.table.duplicated, 'duplicated').toBe(0);

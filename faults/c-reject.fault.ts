@@ -30,9 +30,11 @@ describe('c. REJECT: a second message during a slow turn', () => {
     const conversationId = await startConversation(cluster.instances[0]!, token, { message: 'c: hello', clientMessageId: 'c-setup' });
 
     const slow: Sent = { key: 'c-slow', message: `c: a slow turn #delay:${SLOW_MS}`, outcomes: [] };
-    const slowDone = sendMessage(cluster.instances[0]!, token, { conversationId, message: slow.message, clientMessageId: slow.key }).then((o) => {
-      slow.outcomes.push(o);
-    });
+    const slowDone = sendMessage(cluster.instances[0]!, token, { conversationId, message: slow.message, clientMessageId: slow.key }).then(
+      (o) => {
+        slow.outcomes.push(o);
+      },
+    );
     // The slow turn holds the conversation once its model call has begun.
     await cluster.model.waitFor((request) => request.message === slow.message, 10_000);
 
@@ -45,7 +47,9 @@ describe('c. REJECT: a second message during a slow turn', () => {
 
     const second: Sent = { key: 'c-second', message: 'c: the second message', outcomes: [] };
     for (const instance of cluster.instances) {
-      second.outcomes.push(await sendMessage(instance, token, { conversationId, message: second.message, clientMessageId: second.key, ifBusy: 'REJECT' }));
+      second.outcomes.push(
+        await sendMessage(instance, token, { conversationId, message: second.message, clientMessageId: second.key, ifBusy: 'REJECT' }),
+      );
     }
     const rejectedWhileRunning = slow.outcomes.length === 0;
     const rowsWhileRunning = await cluster.sql<{ n: number }>(
@@ -56,7 +60,9 @@ describe('c. REJECT: a second message during a slow turn', () => {
     await slowDone;
 
     // The key was not taken: the same message now runs as a new turn.
-    second.outcomes.push(await sendMessage(cluster.instances[1]!, token, { conversationId, message: second.message, clientMessageId: second.key }));
+    second.outcomes.push(
+      await sendMessage(cluster.instances[1]!, token, { conversationId, message: second.message, clientMessageId: second.key }),
+    );
 
     const result = await audit(cluster, [USER], [slow, second]);
     const messages = result.conversations.get(conversationId) ?? [];
@@ -77,7 +83,11 @@ describe('c. REJECT: a second message during a slow turn', () => {
     expect(result.table.lost, 'lost').toBe(0);
     expect(result.table.duplicated, 'duplicated').toBe(0);
     expect(rejectedWhileRunning, 'the rejections came while the slow turn ran').toBe(true);
-    expect(rejected.map((o) => (o.kind === 'error' ? o.code : outcomeText(o)))).toEqual(['CONVERSATION_BUSY', 'CONVERSATION_BUSY', 'CONVERSATION_BUSY']);
+    expect(rejected.map((o) => (o.kind === 'error' ? o.code : outcomeText(o)))).toEqual([
+      'CONVERSATION_BUSY',
+      'CONVERSATION_BUSY',
+      'CONVERSATION_BUSY',
+    ]);
     for (const ms of retryAfter) {
       expect(ms, 'retryAfterMs').toBeTypeOf('number');
       expect(ms as number).toBeGreaterThan(0);
@@ -88,6 +98,13 @@ describe('c. REJECT: a second message during a slow turn', () => {
     expect(slow.outcomes[0]?.kind, outcomeText(slow.outcomes[0]!)).toBe('ack');
     expect(after.kind === 'ack' && !after.payload.replayed && after.payload.userMessage.seq === 5, outcomeText(after)).toBe(true);
     expect(orderViolations(messages)).toEqual([]);
-    expect(messages.map((row) => row.content)).toEqual(['c: hello', replyTo('c: hello'), slow.message, replyTo(slow.message), second.message, replyTo(second.message)]);
+    expect(messages.map((row) => row.content)).toEqual([
+      'c: hello',
+      replyTo('c: hello'),
+      slow.message,
+      replyTo(slow.message),
+      second.message,
+      replyTo(second.message),
+    ]);
   });
 });

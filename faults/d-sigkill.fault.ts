@@ -71,22 +71,30 @@ describe('d. SIGKILL of the instance serving a slow turn', () => {
     const tasks = await countTasks();
     const toolCalls = await countToolCalls(conversationId);
 
-    printTable('scenario d: SIGKILL of the instance during the slow second model step, then a retry with the same key elsewhere', result.table, [
-      `the killed request: ${outcomeText(turn.outcomes[0]!)}; tasks "${TASK}" before the kill: ${tasksBeforeKill}, add_task calls stored before the kill: ${toolCallsBeforeKill}`,
-      `retries on instance ${b.index}: ${retries.length} (${retries.map((o) => (o.kind === 'error' ? o.code : o.kind)).join(', ')}); the last: ${last ? outcomeText(last) : '-'}, ${completedAfterMs} ms after the kill`,
-      `model steps for the message: ${toolSteps.length} asking for add_task (expected 1), ${textSteps.length} answering; the retry's first model request: ${retryFirstStep ? `${retryFirstStep.step} step, tool result in its context: ${retryFirstStep.sawToolResult}` : 'none'}`,
-      `tasks "${TASK}": ${tasks} (expected 1); add_task calls stored in the conversation: ${toolCalls} (expected 1)`,
-      `conversation: ${messages.map((row) => `${row.seq}:${row.role}/${row.status}`).join(' ')}`,
-      ...result.lostDetails.map((line) => `lost: ${line}`),
-      ...result.duplicateDetails.map((line) => `duplicated: ${line}`),
-    ]);
+    printTable(
+      'scenario d: SIGKILL of the instance during the slow second model step, then a retry with the same key elsewhere',
+      result.table,
+      [
+        `the killed request: ${outcomeText(turn.outcomes[0]!)}; tasks "${TASK}" before the kill: ${tasksBeforeKill}, add_task calls stored before the kill: ${toolCallsBeforeKill}`,
+        `retries on instance ${b.index}: ${retries.length} (${retries.map((o) => (o.kind === 'error' ? o.code : o.kind)).join(', ')}); the last: ${last ? outcomeText(last) : '-'}, ${completedAfterMs} ms after the kill`,
+        `model steps for the message: ${toolSteps.length} asking for add_task (expected 1), ${textSteps.length} answering; the retry's first model request: ${retryFirstStep ? `${retryFirstStep.step} step, tool result in its context: ${retryFirstStep.sawToolResult}` : 'none'}`,
+        `tasks "${TASK}": ${tasks} (expected 1); add_task calls stored in the conversation: ${toolCalls} (expected 1)`,
+        `conversation: ${messages.map((row) => `${row.seq}:${row.role}/${row.status}`).join(' ')}`,
+        ...result.lostDetails.map((line) => `lost: ${line}`),
+        ...result.duplicateDetails.map((line) => `duplicated: ${line}`),
+      ],
+    );
 
     expect(turn.outcomes[0]!.kind, 'the request to the killed instance has no answer').toBe('unknown');
     expect(tasksBeforeKill, 'add_task ran before the kill').toBe(1);
-    expect(retries[0]?.kind === 'error' && retries[0].code, 'the dead instance still holds the conversation until its lease expires').toBe('CONVERSATION_BUSY');
+    expect(retries[0]?.kind === 'error' && retries[0].code, 'the dead instance still holds the conversation until its lease expires').toBe(
+      'CONVERSATION_BUSY',
+    );
     expect(result.table.lost, 'lost').toBe(0);
     expect(result.table.duplicated, 'duplicated').toBe(0);
-    expect(last?.kind === 'ack' && !last.payload.replayed, `the retry completes the turn: ${last ? outcomeText(last) : 'no retry'}`).toBe(true);
+    expect(last?.kind === 'ack' && !last.payload.replayed, `the retry completes the turn: ${last ? outcomeText(last) : 'no retry'}`).toBe(
+      true,
+    );
     if (last?.kind === 'ack') {
       expect(last.payload.userMessage.seq, 'the retry resumes the stored user message').toBe(3);
       expect(last.payload.assistantMessage.seq, 'the reply takes the reserved seq').toBe(4);

@@ -89,8 +89,18 @@ describe('e. PostgreSQL restarted under load', () => {
     const recovery: Outcome[] = [];
     const ready: (number | string)[] = [];
     for (const instance of cluster.instances) {
-      recovery.push(await sendMessage(instance, await tokenFor(`e-check-${instance.index}`), { message: `e: check instance ${instance.index}`, clientMessageId: `e-check-${instance.index}` }));
-      ready.push(await fetch(`${instance.origin}/readyz`, { signal: AbortSignal.timeout(5_000) }).then((response) => response.status, (error: Error) => `no answer (${error.message})`));
+      recovery.push(
+        await sendMessage(instance, await tokenFor(`e-check-${instance.index}`), {
+          message: `e: check instance ${instance.index}`,
+          clientMessageId: `e-check-${instance.index}`,
+        }),
+      );
+      ready.push(
+        await fetch(`${instance.origin}/readyz`, { signal: AbortSignal.timeout(5_000) }).then(
+          (response) => response.status,
+          (error: Error) => `no answer (${error.message})`,
+        ),
+      );
     }
     const exits = await Promise.all(cluster.instances.map((instance) => Promise.race([instance.exited, sleep(10).then(() => undefined)])));
     const alive = exits.map((exit) => exit === undefined);
@@ -112,7 +122,9 @@ describe('e. PostgreSQL restarted under load', () => {
       'select user_id, count(*)::int as n from conversation where user_id = any($1) group by user_id having count(*) > 1',
       [users],
     );
-    const order = [...result.conversations.entries()].flatMap(([id, rows]) => orderViolations(rows, true).map((line) => `${id.slice(0, 8)}: ${line}`));
+    const order = [...result.conversations.entries()].flatMap(([id, rows]) =>
+      orderViolations(rows, true).map((line) => `${id.slice(0, 8)}: ${line}`),
+    );
     const outcomes = sent.flatMap((record) => record.outcomes);
     // When the requests without a payload ended, in ms from the moment PostgreSQL was told to stop.
     const failureEnds = outcomes.filter((o) => o.kind !== 'ack').map((o) => o.sentAt + o.ms - restartedAt);
@@ -124,26 +136,42 @@ describe('e. PostgreSQL restarted under load', () => {
       return firstAck > 0 && ack?.kind === 'ack' && ack.payload.replayed;
     });
 
-    printTable(`scenario e: PostgreSQL stopped ${DOWN_MS} ms and restarted under load (${CLIENTS} clients, retries with the same key)`, result.table, [
-      'failed' in restart
-        ? `restart FAILED: ${restart.failed}`
-        : `restart: stop took ${restart.stoppedMs} ms, down ${restart.downMs} ms, start took ${restart.startedMs} ms, at ${restartedAt - started} ms into the run; load ran ${loadMs} ms`,
-      `messages: ${sent.length}, acknowledged ${acked.length}, abandoned at the deadline ${abandoned.length}, key reused ${reused.length}`,
-      `messages whose request failed although the turn was stored whole (the retry got replayed: true): ${errorThenReplay.length}${errorThenReplay.length ? ` (${errorThenReplay.slice(0, 3).map((record) => record.key).join(', ')})` : ''}`,
-      `answers: ${JSON.stringify(countBy(outcomes, (o) => (o.kind === 'ack' ? (o.payload.replayed ? 'ack replayed' : 'ack') : o.kind === 'error' ? o.code : `unknown ${o.reason}`)))}`,
-      `PostgreSQL was stopped at 0 ms and accepted connections again at ${upAt - restartedAt} ms; the requests without a payload ended between ${failureEnds.length ? `${Math.min(...failureEnds)} and ${Math.max(...failureEnds)} ms` : '- and -'}`,
-      `recovery: ${recovery.map((o) => `instance ${o.instance}: ${outcomeText(o)}`).join('; ')}; /readyz ${ready.join(', ')}; processes alive ${alive.join(', ')}`,
-      `users with more than one conversation: ${conversationsPerUser.length}; order violations: ${order.length}`,
-      ...deaths,
-      ...Object.entries(countBy(cluster.instances.flatMap((instance) => instance.problems().filter((line) => !line.startsWith('stderr: '))), (line) => line))
-        .slice(0, 16)
-        .map(([line, n]) => `logged ${n}×: ${line}`),
-      ...abandoned.slice(0, 5).map((line) => `abandoned: ${line}`),
-      ...reused.slice(0, 5).map((line) => `key reused: ${line}`),
-      ...order.slice(0, 10).map((line) => `order: ${line}`),
-      ...result.lostDetails.slice(0, 10).map((line) => `lost: ${line}`),
-      ...result.duplicateDetails.slice(0, 10).map((line) => `duplicated: ${line}`),
-    ]);
+    printTable(
+      `scenario e: PostgreSQL stopped ${DOWN_MS} ms and restarted under load (${CLIENTS} clients, retries with the same key)`,
+      result.table,
+      [
+        'failed' in restart
+          ? `restart FAILED: ${restart.failed}`
+          : `restart: stop took ${restart.stoppedMs} ms, down ${restart.downMs} ms, start took ${restart.startedMs} ms, at ${restartedAt - started} ms into the run; load ran ${loadMs} ms`,
+        `messages: ${sent.length}, acknowledged ${acked.length}, abandoned at the deadline ${abandoned.length}, key reused ${reused.length}`,
+        `messages whose request failed although the turn was stored whole (the retry got replayed: true): ${errorThenReplay.length}${
+          errorThenReplay.length
+            ? ` (${errorThenReplay
+                .slice(0, 3)
+                .map((record) => record.key)
+                .join(', ')})`
+            : ''
+        }`,
+        `answers: ${JSON.stringify(countBy(outcomes, (o) => (o.kind === 'ack' ? (o.payload.replayed ? 'ack replayed' : 'ack') : o.kind === 'error' ? o.code : `unknown ${o.reason}`)))}`,
+        `PostgreSQL was stopped at 0 ms and accepted connections again at ${upAt - restartedAt} ms; the requests without a payload ended between ${failureEnds.length ? `${Math.min(...failureEnds)} and ${Math.max(...failureEnds)} ms` : '- and -'}`,
+        `recovery: ${recovery.map((o) => `instance ${o.instance}: ${outcomeText(o)}`).join('; ')}; /readyz ${ready.join(', ')}; processes alive ${alive.join(', ')}`,
+        `users with more than one conversation: ${conversationsPerUser.length}; order violations: ${order.length}`,
+        ...deaths,
+        ...Object.entries(
+          countBy(
+            cluster.instances.flatMap((instance) => instance.problems().filter((line) => !line.startsWith('stderr: '))),
+            (line) => line,
+          ),
+        )
+          .slice(0, 16)
+          .map(([line, n]) => `logged ${n}×: ${line}`),
+        ...abandoned.slice(0, 5).map((line) => `abandoned: ${line}`),
+        ...reused.slice(0, 5).map((line) => `key reused: ${line}`),
+        ...order.slice(0, 10).map((line) => `order: ${line}`),
+        ...result.lostDetails.slice(0, 10).map((line) => `lost: ${line}`),
+        ...result.duplicateDetails.slice(0, 10).map((line) => `duplicated: ${line}`),
+      ],
+    );
 
     expect('failed' in restart ? restart.failed : 'restarted', 'PostgreSQL restart').toBe('restarted');
     expect(result.table.lost, 'lost').toBe(0);
@@ -152,11 +180,10 @@ describe('e. PostgreSQL restarted under load', () => {
     expect(reused, 'a retry with the same key and text is never IDEMPOTENCY_KEY_REUSED').toEqual([]);
     expect(abandoned, 'every message is acknowledged before the deadline').toEqual([]);
     expect(alive, 'no instance died').toEqual([true, true, true]);
-    expect(recovery.map((o) => `instance ${o.instance}: ${o.kind === 'ack' ? 'ack' : outcomeText(o)}`), 'each instance answers at the first try after the restart').toEqual([
-      'instance 0: ack',
-      'instance 1: ack',
-      'instance 2: ack',
-    ]);
+    expect(
+      recovery.map((o) => `instance ${o.instance}: ${o.kind === 'ack' ? 'ack' : outcomeText(o)}`),
+      'each instance answers at the first try after the restart',
+    ).toEqual(['instance 0: ack', 'instance 1: ack', 'instance 2: ack']);
     expect(ready, '/readyz').toEqual([200, 200, 200]);
     expect(order, 'seq gapless, each user message followed by its reply').toEqual([]);
   });

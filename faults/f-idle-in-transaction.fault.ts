@@ -95,21 +95,30 @@ describe('f. idle in transaction while the model is slow', () => {
     const describeSample = (sample: Sample | undefined, ms: number | null | undefined) =>
       sample ? `${Math.round(ms ?? 0)} ms (pid ${sample.pid}, ${sample.state}, ${JSON.stringify(sample.query)})` : 'none seen';
 
-    printTable(`scenario f: ${CONVERSATIONS * TURNS_EACH} turns with a ${MODEL_MS} ms model, ${CONVERSATIONS} conversations at once, pg_stat_activity every ${SAMPLE_EVERY_MS} ms`, result.table, [
-      `answers: ${JSON.stringify(countBy(outcomes, (o) => (o.kind === 'error' ? o.code : o.kind)))}; ${elapsed} ms in all; ${samples} samples, ${sessions.size} sessions seen`,
-      `longest idle in transaction: ${describeSample(worstIdle, worstIdle?.state_ms)} (limit ${IDLE_IN_TRANSACTION_LIMIT_MS} ms)`,
-      `longest open transaction: ${describeSample(worstTransaction, worstTransaction?.xact_ms)}`,
-      ...outcomes.filter((o) => o.kind !== 'ack').slice(0, 5).map((o) => `not acknowledged (instance ${o.instance}): ${outcomeText(o)}`),
-      ...order.slice(0, 5).map((line) => `order: ${line}`),
-      ...result.lostDetails.slice(0, 5).map((line) => `lost: ${line}`),
-      ...result.duplicateDetails.slice(0, 5).map((line) => `duplicated: ${line}`),
-    ]);
+    printTable(
+      `scenario f: ${CONVERSATIONS * TURNS_EACH} turns with a ${MODEL_MS} ms model, ${CONVERSATIONS} conversations at once, pg_stat_activity every ${SAMPLE_EVERY_MS} ms`,
+      result.table,
+      [
+        `answers: ${JSON.stringify(countBy(outcomes, (o) => (o.kind === 'error' ? o.code : o.kind)))}; ${elapsed} ms in all; ${samples} samples, ${sessions.size} sessions seen`,
+        `longest idle in transaction: ${describeSample(worstIdle, worstIdle?.state_ms)} (limit ${IDLE_IN_TRANSACTION_LIMIT_MS} ms)`,
+        `longest open transaction: ${describeSample(worstTransaction, worstTransaction?.xact_ms)}`,
+        ...outcomes
+          .filter((o) => o.kind !== 'ack')
+          .slice(0, 5)
+          .map((o) => `not acknowledged (instance ${o.instance}): ${outcomeText(o)}`),
+        ...order.slice(0, 5).map((line) => `order: ${line}`),
+        ...result.lostDetails.slice(0, 5).map((line) => `lost: ${line}`),
+        ...result.duplicateDetails.slice(0, 5).map((line) => `duplicated: ${line}`),
+      ],
+    );
 
     expect(result.table.lost, 'lost').toBe(0);
     expect(result.table.duplicated, 'duplicated').toBe(0);
     expect(result.table.acknowledged, 'every turn acknowledged').toBe(CONVERSATIONS * TURNS_EACH);
     expect(samples, 'pg_stat_activity samples taken').toBeGreaterThan(10);
-    expect(worstIdle?.state_ms ?? 0, `longest idle in transaction: ${describeSample(worstIdle, worstIdle?.state_ms)}`).toBeLessThan(IDLE_IN_TRANSACTION_LIMIT_MS);
+    expect(worstIdle?.state_ms ?? 0, `longest idle in transaction: ${describeSample(worstIdle, worstIdle?.state_ms)}`).toBeLessThan(
+      IDLE_IN_TRANSACTION_LIMIT_MS,
+    );
     expect(order).toEqual([]);
   });
 });

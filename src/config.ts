@@ -212,7 +212,10 @@ function productionProblems(e: z.infer<typeof schema>): string[] {
 function parseOrigins(value: string | undefined): string[] | '*' {
   if (value === undefined) return [];
   if (value.trim() === '*') return '*';
-  const origins = value.split(',').map((origin) => origin.trim()).filter(Boolean);
+  const origins = value
+    .split(',')
+    .map((origin) => origin.trim())
+    .filter(Boolean);
   for (const origin of origins) {
     let parsed: URL | undefined;
     try {
@@ -221,7 +224,9 @@ function parseOrigins(value: string | undefined): string[] | '*' {
       parsed = undefined;
     }
     if (!parsed || parsed.origin !== origin) {
-      throw new Error(`Invalid configuration:\n  CORS_ORIGINS: each entry must be an origin such as https://app.example.com (scheme, host, port; no path), got ${JSON.stringify(origin)}`);
+      throw new Error(
+        `Invalid configuration:\n  CORS_ORIGINS: each entry must be an origin such as https://app.example.com (scheme, host, port; no path), got ${JSON.stringify(origin)}`,
+      );
     }
   }
   return origins;

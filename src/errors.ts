@@ -44,8 +44,7 @@ export class AppError extends Error {
   }
 }
 
-export const badInput = (message: string, field?: string) =>
-  new AppError('BAD_USER_INPUT', message, field ? { details: { field } } : {});
+export const badInput = (message: string, field?: string) => new AppError('BAD_USER_INPUT', message, field ? { details: { field } } : {});
 
 export const notFound = (what: string) => new AppError('NOT_FOUND', `${what} not found`);
 

@@ -6,7 +6,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
+import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { reply, startFakeOpenAi, toolCalls, usage, type FakeOpenAi } from './support/fake-openai.js';
 import { send } from './support/graphql.js';
@@ -46,7 +46,13 @@ describe('a model calling an external MCP server from MCP_CONFIG', () => {
 
     expect(turn.response).toBe('19 + 23 = 42.');
     expect(turn.toolCalls).toEqual([
-      expect.objectContaining({ callId: 'call_sum_1', server: 'everything', name: 'everything__get-sum', arguments: { a: 19, b: 23 }, isError: false }),
+      expect.objectContaining({
+        callId: 'call_sum_1',
+        server: 'everything',
+        name: 'everything__get-sum',
+        arguments: { a: 19, b: 23 },
+        isError: false,
+      }),
     ]);
     expect(JSON.stringify(turn.toolCalls[0]!.result)).toContain('42');
 
@@ -57,18 +63,35 @@ describe('a model calling an external MCP server from MCP_CONFIG', () => {
     expect(toolMessage).toMatchObject({ role: 'tool', tool_call_id: 'call_sum_1' });
     expect(String(toolMessage?.content)).toContain('42');
 
-    const stored = await db.query('select message_id, call_id, server, name, arguments, is_error from tool_call where conversation_id = $1', [turn.conversation.id]);
+    const stored = await db.query(
+      'select message_id, call_id, server, name, arguments, is_error from tool_call where conversation_id = $1',
+      [turn.conversation.id],
+    );
     expect(stored.rows).toEqual([
-      { message_id: turn.assistantMessage.id, call_id: 'call_sum_1', server: 'everything', name: 'everything__get-sum', arguments: { a: 19, b: 23 }, is_error: false },
+      {
+        message_id: turn.assistantMessage.id,
+        call_id: 'call_sum_1',
+        server: 'everything',
+        name: 'everything__get-sum',
+        arguments: { a: 19, b: 23 },
+        is_error: false,
+      },
     ]);
 
-    const browsed = await client.request<{ conversation: { usage: { totalTokens: number }; toolCalls: { edges: { node: { server: string; name: string; message: { seq: number } } }[] } } }>(
+    const browsed = await client.request<{
+      conversation: {
+        usage: { totalTokens: number };
+        toolCalls: { edges: { node: { server: string; name: string; message: { seq: number } } }[] };
+      };
+    }>(
       `query ($id: ID!) { conversation(id: $id) { usage { totalTokens }
          toolCalls(first: 10, name: "everything__get-sum", isError: false) { edges { node { server name message { seq } } } } } }`,
       { id: turn.conversation.id },
     );
     expect(browsed.conversation.usage.totalTokens).toBe(136);
-    expect(browsed.conversation.toolCalls.edges).toEqual([{ node: { server: 'everything', name: 'everything__get-sum', message: { seq: 2 } } }]);
+    expect(browsed.conversation.toolCalls.edges).toEqual([
+      { node: { server: 'everything', name: 'everything__get-sum', message: { seq: 2 } } },
+    ]);
     const filteredOut = await client.request<{ conversation: { toolCalls: { edges: unknown[] } } }>(
       `query ($id: ID!) { conversation(id: $id) { toolCalls(isError: true) { edges { cursor } } } }`,
       { id: turn.conversation.id },

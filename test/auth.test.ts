@@ -22,7 +22,9 @@ beforeAll(async () => {
   });
   await new Promise<void>((resolve) => provider.listen(0, '127.0.0.1', resolve));
   const jwksUrl = `http://127.0.0.1:${(provider.address() as AddressInfo).port}/.well-known/jwks.json`;
-  server = await startTestServer({ env: { JWT_SECRET: '', JWT_JWKS_URL: jwksUrl, JWT_ISSUER: 'https://idp.example', JWT_AUDIENCE: 'stateless-chat' } });
+  server = await startTestServer({
+    env: { JWT_SECRET: '', JWT_JWKS_URL: jwksUrl, JWT_ISSUER: 'https://idp.example', JWT_AUDIENCE: 'stateless-chat' },
+  });
 });
 
 afterAll(async () => {

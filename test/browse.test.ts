@@ -2,7 +2,7 @@
  * Browsing: Relay connections over keyset pages, and the promise that one request issues a
  * constant number of SQL statements whatever the page size or the history length.
  */
-import pg from 'pg';
+import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seed as seedRows } from '../bench/seed.js';
 import { gqlError, send } from './support/graphql.js';
@@ -24,7 +24,10 @@ const seed = (userId: string, conversations: number, messages: number) => seedRo
 
 type MessagesPage = {
   conversation: {
-    messages: { edges: { cursor: string; node: { seq: number } }[]; pageInfo: { hasNextPage: boolean; hasPreviousPage: boolean; startCursor: string | null; endCursor: string | null } };
+    messages: {
+      edges: { cursor: string; node: { seq: number } }[];
+      pageInfo: { hasNextPage: boolean; hasPreviousPage: boolean; startCursor: string | null; endCursor: string | null };
+    };
   };
 };
 const MESSAGES = `query ($id: ID!, $first: Int, $after: String, $last: Int, $before: String) {

@@ -2,7 +2,7 @@
  * sendMessage end to end: HTTP -> GraphQL -> turn -> MCP todo server -> PostgreSQL, with the
  * offline agent. Each test states a behaviour a client relies on and checks the stored rows.
  */
-import pg from 'pg';
+import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gqlError, send, SEND } from './support/graphql.js';
 import { startTestServer, type TestServer } from './support/server.js';
@@ -34,14 +34,26 @@ describe('sendMessage', () => {
     expect(turn.toolCalls[0]).toMatchObject({ server: 'todo', name: 'add_task', arguments: { title: 'buy milk' }, isError: false });
     expect(turn.toolCalls[0]!.result).toMatchObject({ status: 'created', title: 'buy milk' });
 
-    const messages = await db.query('select seq, role, content, user_id from message where conversation_id = $1 order by seq', [turn.conversation.id]);
+    const messages = await db.query('select seq, role, content, user_id from message where conversation_id = $1 order by seq', [
+      turn.conversation.id,
+    ]);
     expect(messages.rows).toEqual([
       { seq: 1, role: 'user', content: 'add a task to buy milk', user_id: 'alice' },
       { seq: 2, role: 'assistant', content: turn.response, user_id: 'alice' },
     ]);
-    const calls = await db.query('select message_id, server, name, arguments, is_error, user_id from tool_call where conversation_id = $1', [turn.conversation.id]);
+    const calls = await db.query(
+      'select message_id, server, name, arguments, is_error, user_id from tool_call where conversation_id = $1',
+      [turn.conversation.id],
+    );
     expect(calls.rows).toEqual([
-      { message_id: turn.assistantMessage.id, server: 'todo', name: 'add_task', arguments: { title: 'buy milk' }, is_error: false, user_id: 'alice' },
+      {
+        message_id: turn.assistantMessage.id,
+        server: 'todo',
+        name: 'add_task',
+        arguments: { title: 'buy milk' },
+        is_error: false,
+        user_id: 'alice',
+      },
     ]);
     const tasks = await db.query('select title, completed from task where user_id = $1', ['alice']);
     expect(tasks.rows).toEqual([{ title: 'buy milk', completed: false }]);
@@ -66,7 +78,12 @@ describe('sendMessage', () => {
       { id: first.conversation.id },
     );
     expect(data.conversation.messages.edges.map((e) => [e.node.seq, e.node.role])).toEqual([
-      [1, 'USER'], [2, 'ASSISTANT'], [3, 'USER'], [4, 'ASSISTANT'], [5, 'USER'], [6, 'ASSISTANT'],
+      [1, 'USER'],
+      [2, 'ASSISTANT'],
+      [3, 'USER'],
+      [4, 'ASSISTANT'],
+      [5, 'USER'],
+      [6, 'ASSISTANT'],
     ]);
   });
 

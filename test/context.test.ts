@@ -5,7 +5,14 @@
  * unless the content says otherwise) so that each budget below reads plainly.
  */
 import { describe, expect, it } from 'vitest';
-import { countMessageTokens, countToolTokens, fitContext, INTERRUPTED_RESULT, repairToolUse, TOKENS_PER_MESSAGE } from '../src/agent/context.js';
+import {
+  countMessageTokens,
+  countToolTokens,
+  fitContext,
+  INTERRUPTED_RESULT,
+  repairToolUse,
+  TOKENS_PER_MESSAGE,
+} from '../src/agent/context.js';
 import type { AgentMessage } from '../src/agent/types.js';
 
 // Private: "weight:5 ..." costs 5; everything else costs 1.
@@ -92,7 +99,12 @@ describe('fitContext', () => {
   });
 
   it('counts tool definitions by their JSON', () => {
-    const tool = { server: 'todo', name: 'add_task', description: 'Create a task.', inputSchema: { type: 'object', properties: { title: { type: 'string' } } } };
+    const tool = {
+      server: 'todo',
+      name: 'add_task',
+      description: 'Create a task.',
+      inputSchema: { type: 'object', properties: { title: { type: 'string' } } },
+    };
     expect(countToolTokens([])).toBe(0);
     expect(countToolTokens([tool, tool])).toBe(2 * countToolTokens([tool]));
     expect(countToolTokens([tool])).toBeGreaterThan(10);
@@ -126,6 +138,10 @@ describe('repairToolUse', () => {
   });
 
   it('puts the results in the order of the calls', () => {
-    expect(repairToolUse([calls('call_1', 'call_2'), result('call_2'), result('call_1')])).toEqual([calls('call_1', 'call_2'), result('call_1'), result('call_2')]);
+    expect(repairToolUse([calls('call_1', 'call_2'), result('call_2'), result('call_1')])).toEqual([
+      calls('call_1', 'call_2'),
+      result('call_1'),
+      result('call_2'),
+    ]);
   });
 });

@@ -18,7 +18,9 @@ let production: TestServer;
 const ORIGIN = 'https://app.example.com';
 
 beforeAll(async () => {
-  server = await startTestServer({ env: { CORS_ORIGINS: `${ORIGIN},http://localhost:5173`, HEADERS_TIMEOUT: '1000', REQUEST_TIMEOUT: '1500' } });
+  server = await startTestServer({
+    env: { CORS_ORIGINS: `${ORIGIN},http://localhost:5173`, HEADERS_TIMEOUT: '1000', REQUEST_TIMEOUT: '1500' },
+  });
   production = await startTestServer({ env: { NODE_ENV: 'production' } });
 });
 
@@ -53,12 +55,20 @@ describe('CORS (CORS_ORIGINS)', () => {
   it('lets the listed origin read the answer, and gives an unlisted origin no CORS headers at all', async () => {
     const allowed = await post(server, { query: '{ viewer { id } }' }, { origin: ORIGIN });
     expect(allowed.body.data).toEqual({ viewer: { id: 'alice' } });
-    const listed = await fetch(`${server.url}/graphql`, { method: 'POST', headers: { origin: ORIGIN, 'content-type': 'application/json', authorization: `Bearer ${await server.token('alice')}` }, body: '{"query":"{ viewer { id } }"}' });
+    const listed = await fetch(`${server.url}/graphql`, {
+      method: 'POST',
+      headers: { origin: ORIGIN, 'content-type': 'application/json', authorization: `Bearer ${await server.token('alice')}` },
+      body: '{"query":"{ viewer { id } }"}',
+    });
     expect(listed.headers.get('access-control-allow-origin')).toBe(ORIGIN);
 
     const preflight = await fetch(`${server.url}/graphql`, {
       method: 'OPTIONS',
-      headers: { origin: 'https://evil.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization' },
+      headers: {
+        origin: 'https://evil.example',
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'authorization',
+      },
     });
     expect(preflight.status).toBe(204);
     expect(preflight.headers.get('access-control-allow-origin')).toBeNull();
@@ -83,7 +93,9 @@ describe('CORS (CORS_ORIGINS)', () => {
 describe('CSRF prevention', () => {
   it('serves a GET query that carries a bearer token (urql and Apollo Client persisted GETs send no content type)', async () => {
     const query = encodeURIComponent('{ viewer { id } }');
-    const response = await fetch(`${server.url}/graphql?query=${query}`, { headers: { authorization: `Bearer ${await server.token('alice')}` } });
+    const response = await fetch(`${server.url}/graphql?query=${query}`, {
+      headers: { authorization: `Bearer ${await server.token('alice')}` },
+    });
     expect(response.status).toBe(200);
     expect(((await response.json()) as Body).data).toEqual({ viewer: { id: 'alice' } });
   });
@@ -108,13 +120,25 @@ describe('operations and content the server does not serve', () => {
 
   it('answers a body that is not JSON, or not a GraphQL request, with a 4xx and a JSON error', async () => {
     const auth = { authorization: `Bearer ${await server.token('alice')}` };
-    const xml = await fetch(`${server.url}/graphql`, { method: 'POST', headers: { ...auth, 'content-type': 'application/xml' }, body: '<query/>' });
+    const xml = await fetch(`${server.url}/graphql`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/xml' },
+      body: '<query/>',
+    });
     expect(xml.status).toBeGreaterThanOrEqual(400);
     expect(xml.status).toBeLessThan(500);
-    const broken = await fetch(`${server.url}/graphql`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: '{"query": ' });
+    const broken = await fetch(`${server.url}/graphql`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: '{"query": ',
+    });
     expect(broken.status).toBe(400);
     expect(await broken.json()).toMatchObject({ error: { code: 'BAD_REQUEST' } });
-    const latin1 = await fetch(`${server.url}/mcp`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json; charset=latin1', accept: 'application/json, text/event-stream' }, body: '{}' });
+    const latin1 = await fetch(`${server.url}/mcp`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json; charset=latin1', accept: 'application/json, text/event-stream' },
+      body: '{}',
+    });
     expect(latin1.status).toBe(415);
   });
 });
@@ -165,7 +189,22 @@ describe('tokens', () => {
   });
 
   it('refuses a sub that is not a plain user id: objects, arrays, booleans, control characters, lone surrogates', async () => {
-    for (const sub of [{ $ne: 'nobody' }, ['alice', 'bob'], { $in: ['alice'] }, { $like: '%' }, true, 1, null, '', ' ', 'a\u0000b', 'tab\tbed', 'col\ud800', 'col\udbff', 'x'.repeat(256)]) {
+    for (const sub of [
+      { $ne: 'nobody' },
+      ['alice', 'bob'],
+      { $in: ['alice'] },
+      { $like: '%' },
+      true,
+      1,
+      null,
+      '',
+      ' ',
+      'a\u0000b',
+      'tab\tbed',
+      'col\ud800',
+      'col\udbff',
+      'x'.repeat(256),
+    ]) {
       expect(await viewerOf(await sign({ sub, exp: now() + 60 })), JSON.stringify(sub)).toBe('UNAUTHENTICATED');
     }
     expect(await viewerOf(await sign({ sub: 'col\ufffd', exp: now() + 60 }))).toBe('col\ufffd');
@@ -177,7 +216,9 @@ describe('tokens', () => {
   });
 
   it('in production, refuses to start with a JWT_SECRET shorter than 32 bytes', () => {
-    expect(() => loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'abc' })).toThrow(/JWT_SECRET: in production it must be at least 32 bytes \(got 3\)/);
+    expect(() => loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'abc' })).toThrow(
+      /JWT_SECRET: in production it must be at least 32 bytes \(got 3\)/,
+    );
     expect(loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(32) }).jwt.secret).toHaveLength(32);
   });
 });
@@ -191,8 +232,7 @@ describe('the dev token', () => {
     await rm(dataDir, { recursive: true, force: true });
   });
 
-  const landingPage = async (target: TestServer) =>
-    (await fetch(`${target.url}/graphql`, { headers: { accept: 'text/html' } })).text();
+  const landingPage = async (target: TestServer) => (await fetch(`${target.url}/graphql`, { headers: { accept: 'text/html' } })).text();
 
   it('is put into the Sandbox page only with the generated dev secret, outside production, on loopback', async () => {
     const loopback = await startTestServer({ env: { JWT_SECRET: '', DATA_DIR: dataDir, HOST: '127.0.0.1' } });

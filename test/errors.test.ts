@@ -43,7 +43,12 @@ describe('errors', () => {
       const { text } = await post({ query: '{ tasks { edges { node { title } } } }' });
       const body = JSON.parse(text);
       expect(body.errors).toEqual([
-        { message: 'Internal server error', locations: [{ line: 1, column: 3 }], path: ['tasks'], extensions: { code: 'INTERNAL_SERVER_ERROR' } },
+        {
+          message: 'Internal server error',
+          locations: [{ line: 1, column: 3 }],
+          path: ['tasks'],
+          extensions: { code: 'INTERNAL_SERVER_ERROR' },
+        },
       ]);
       expect(text).not.toMatch(/select|task_moved_away|relation|stack|\.ts:/i);
     } finally {
@@ -55,7 +60,9 @@ describe('errors', () => {
   it('keeps GraphQL validation and variable errors with their own codes', async () => {
     const invalid = JSON.parse((await post({ query: '{ nope }' })).text);
     expect(invalid.errors[0].extensions.code).toBe('GRAPHQL_VALIDATION_FAILED');
-    const badVariable = JSON.parse((await post({ query: 'query ($n: Int) { conversations(first: $n) { edges { cursor } } }', variables: { n: 'x' } })).text);
+    const badVariable = JSON.parse(
+      (await post({ query: 'query ($n: Int) { conversations(first: $n) { edges { cursor } } }', variables: { n: 'x' } })).text,
+    );
     expect(badVariable.errors[0].extensions.code).toBe('BAD_USER_INPUT');
   });
 
@@ -69,7 +76,11 @@ describe('errors', () => {
 /** The module specifiers a TypeScript file imports or re-exports, statically or dynamically. */
 function importsOf(file: string): string[] {
   const source = readFileSync(file, 'utf8');
-  const patterns = [/^\s*(?:import|export)\b[^;]*?\bfrom\s+['"]([^'"]+)['"]/gms, /^\s*import\s+['"]([^'"]+)['"]/gm, /\bimport\(\s*['"]([^'"]+)['"]\s*\)/g];
+  const patterns = [
+    /^\s*(?:import|export)\b[^;]*?\bfrom\s+['"]([^'"]+)['"]/gms,
+    /^\s*import\s+['"]([^'"]+)['"]/gm,
+    /\bimport\(\s*['"]([^'"]+)['"]\s*\)/g,
+  ];
   return patterns.flatMap((pattern) => [...source.matchAll(pattern)].map((match) => match[1]!));
 }
 
@@ -84,11 +95,13 @@ describe('domain errors', () => {
     const imports = files.map((file) => ({ file, imports: importsOf(file) }));
     // The reader sees imports at all (a regex that matched nothing would pass vacuously).
     expect(imports.find(({ file }) => file === path.join('src/chat', 'turn.ts'))?.imports).toContain('../errors.js');
-    const graphql = imports.flatMap(({ file, imports }) => imports.filter((name) => /graphql|@apollo\//i.test(name)).map((name) => `${file}: ${name}`));
+    const graphql = imports.flatMap(({ file, imports }) =>
+      imports.filter((name) => /graphql|@apollo\//i.test(name)).map((name) => `${file}: ${name}`),
+    );
     expect(graphql).toEqual([]);
   });
 
-  it('keep the cause of a failed turn: the agent\'s error is the UPSTREAM_ERROR\'s `cause`', async () => {
+  it("keep the cause of a failed turn: the agent's error is the UPSTREAM_ERROR's `cause`", async () => {
     const failure = new Error('the model is down');
     const agent: Agent = {
       name: 'down',
@@ -100,7 +113,12 @@ describe('domain errors', () => {
     const deps: TurnDeps = {
       em: server.app.orm.em.fork(),
       agent,
-      openTools: async () => ({ list: () => [], call: async () => ({ content: 'no tools', structured: null, isError: true }), calls: [], close: async () => {} }),
+      openTools: async () => ({
+        list: () => [],
+        call: async () => ({ content: 'no tools', structured: null, isError: true }),
+        calls: [],
+        close: async () => {},
+      }),
       settings: {
         historyLimit: config.historyLimit,
         maxMessageChars: config.maxMessageChars,

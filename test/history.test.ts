@@ -20,7 +20,12 @@ describe('toAgentMessages', () => {
 
   it('keeps the completed tool calls of a failed reply but never its text', () => {
     const calls = new Map([['a1', [{ callId: 'call_9', name: 'list_tasks', arguments: {}, result: { tasks: [] } }]]]);
-    expect(toAgentMessages([user('u1', 'list'), assistant('a1', 'The agent failed to answer.', MessageStatus.FAILED), user('u2', 'list again')], calls)).toEqual([
+    expect(
+      toAgentMessages(
+        [user('u1', 'list'), assistant('a1', 'The agent failed to answer.', MessageStatus.FAILED), user('u2', 'list again')],
+        calls,
+      ),
+    ).toEqual([
       { role: 'user', content: 'list' },
       { role: 'assistant', content: '', toolCalls: [{ id: 'call_9', name: 'list_tasks', arguments: '{}' }] },
       { role: 'tool', callId: 'call_9', content: '{"tasks":[]}' },

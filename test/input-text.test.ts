@@ -32,7 +32,11 @@ describe('sendMessage input', () => {
     ['a NUL in a metadata value', { message: 'hi', metadata: { a: ['x', { b: 'c\u0000' }] } }, 'input.metadata.a.1.b'],
     ['a lone surrogate in metadata', { message: 'hi', metadata: { a: '\udc00' } }, 'input.metadata.a'],
     ['a blank metadata key', { message: 'hi', metadata: { '  ': 1 } }, 'metadata'],
-    ['metadata nested 9 levels', { message: 'hi', metadata: { a: { b: { c: { d: { e: { f: { g: { h: {} } } } } } } } } }, 'metadata.a.b.c.d.e.f.g.h'],
+    [
+      'metadata nested 9 levels',
+      { message: 'hi', metadata: { a: { b: { c: { d: { e: { f: { g: { h: {} } } } } } } } } },
+      'metadata.a.b.c.d.e.f.g.h',
+    ],
     ['metadata over METADATA_MAX_BYTES', { message: 'hi', metadata: { big: 'x'.repeat(9000) } }, 'metadata'],
   ];
 
@@ -62,7 +66,9 @@ describe('sendMessage input', () => {
     const client = await server.client('keys');
     const { conversation } = await send(client, 'first');
     for (const key of ['k\ud800', 'k\udbff', 'k\ufffd\ud800']) {
-      expect((await gqlError(client, SEND, { input: { message: 'x', conversationId: conversation.id, clientMessageId: key } })).code).toBe('BAD_USER_INPUT');
+      expect((await gqlError(client, SEND, { input: { message: 'x', conversationId: conversation.id, clientMessageId: key } })).code).toBe(
+        'BAD_USER_INPUT',
+      );
     }
     const accepted = await send(client, 'y', conversation.id, { clientMessageId: 'k\ufffd' });
     expect(accepted.replayed).toBe(false);
@@ -111,7 +117,9 @@ describe('cursors and filters', () => {
   it('refuses a NUL in a filter string and dates PostgreSQL cannot compare', async () => {
     const client = await server.client('filters');
     const { conversation } = await send(client, 'hello');
-    expect((await gqlError(client, `{ conversation(id: "${conversation.id}") { toolCalls(name: "a\\u0000") { edges { cursor } } } }`)).code).toBe('BAD_USER_INPUT');
+    expect(
+      (await gqlError(client, `{ conversation(id: "${conversation.id}") { toolCalls(name: "a\\u0000") { edges { cursor } } } }`)).code,
+    ).toBe('BAD_USER_INPUT');
     const byDate = `query($at: DateTimeISO) { conversations(filter: { updatedAfter: $at }) { edges { cursor } } }`;
     expect((await gqlError(client, byDate, { at: '0000-06-01T00:00:00.000Z' })).code).toBe('BAD_USER_INPUT');
   });
@@ -142,7 +150,10 @@ describe('the REST route and /mcp', () => {
         expect(result.content[0]!.text).not.toMatch(/invalid message format|operator does not exist|invalid byte sequence/);
       }
       for (const args of [{ task_id: 'x\u0000' }, { task_id: '\ud800' }]) {
-        const result = (await client.callTool({ name: 'complete_task', arguments: args })) as { isError?: boolean; content: { text: string }[] };
+        const result = (await client.callTool({ name: 'complete_task', arguments: args })) as {
+          isError?: boolean;
+          content: { text: string }[];
+        };
         expect(result.isError).toBe(true);
       }
     } finally {

@@ -26,7 +26,11 @@ import { startTestServer, TEST_JWT_SECRET, type TestServer } from './support/ser
 const EVERYTHING = path.resolve('node_modules/@modelcontextprotocol/server-everything/dist/index.js');
 const TODO_TOOLS = ['add_task', 'complete_task', 'delete_task', 'list_tasks', 'update_task'];
 // Secrets of this process that a stdio child must never see.
-const PARENT_SECRETS = { JWT_SECRET: 'parent-jwt-secret', OPENAI_API_KEY: 'sk-parent-key', DATABASE_URL: 'postgresql://parent:secret@db/app' };
+const PARENT_SECRETS = {
+  JWT_SECRET: 'parent-jwt-secret',
+  OPENAI_API_KEY: 'sk-parent-key',
+  DATABASE_URL: 'postgresql://parent:secret@db/app',
+};
 
 let dir: string;
 let server: TestServer;
@@ -105,19 +109,33 @@ function memoryLogger() {
 describe('external MCP servers from MCP_CONFIG', () => {
   it('lists every tool in Query.tools: the todo tools, then each of server-everything’s under "everything__<tool>"', async () => {
     const client = await server.client('ivy');
-    const { tools } = await client.request<{ tools: { server: string; name: string; description: string; inputSchema: Record<string, unknown> }[] }>(
-      `{ tools { server name description inputSchema } }`,
-    );
-    expect(tools.filter((tool) => tool.server === 'todo').map((tool) => tool.name).sort()).toEqual(TODO_TOOLS);
+    const { tools } = await client.request<{
+      tools: { server: string; name: string; description: string; inputSchema: Record<string, unknown> }[];
+    }>(`{ tools { server name description inputSchema } }`);
+    expect(
+      tools
+        .filter((tool) => tool.server === 'todo')
+        .map((tool) => tool.name)
+        .sort(),
+    ).toEqual(TODO_TOOLS);
     const external = tools.filter((tool) => tool.server !== 'todo');
     expect(external).toEqual(
-      everythingTools.map((tool) => ({ server: 'everything', name: `everything__${tool.name}`, description: tool.description ?? '', inputSchema: tool.inputSchema })),
+      everythingTools.map((tool) => ({
+        server: 'everything',
+        name: `everything__${tool.name}`,
+        description: tool.description ?? '',
+        inputSchema: tool.inputSchema,
+      })),
     );
     expect(external.find((tool) => tool.name === 'everything__echo')).toEqual({
       server: 'everything',
       name: 'everything__echo',
       description: 'Echoes back the input string',
-      inputSchema: expect.objectContaining({ type: 'object', properties: { message: expect.objectContaining({ type: 'string' }) }, required: ['message'] }),
+      inputSchema: expect.objectContaining({
+        type: 'object',
+        properties: { message: expect.objectContaining({ type: 'string' }) },
+        required: ['message'],
+      }),
     });
   });
 
@@ -182,7 +200,12 @@ describe('external MCP servers from MCP_CONFIG', () => {
     for (const tools of [running, started]) {
       const outcome = await tools.call('everything__echo', { message: 'during' });
       expect(outcome).toMatchObject({ isError: true, content: expect.stringContaining('everything__echo') });
-      expect(tools.calls.at(-1)).toMatchObject({ server: 'everything', name: 'everything__echo', arguments: { message: 'during' }, isError: true });
+      expect(tools.calls.at(-1)).toMatchObject({
+        server: 'everything',
+        name: 'everything__echo',
+        arguments: { message: 'during' },
+        isError: true,
+      });
     }
 
     await back;
@@ -196,14 +219,22 @@ describe('external MCP servers from MCP_CONFIG', () => {
   it('connects to a Streamable HTTP server: this app’s own /mcp, with the bearer token in the configured headers', async () => {
     const token = await server.token('remy');
     const hub = await connectMcpServers(
-      parseMcpConfig({ mcpServers: { remote: { url: `${server.url}/mcp`, headers: { Authorization: `Bearer ${token}` } } } }, 'test config'),
+      parseMcpConfig(
+        { mcpServers: { remote: { url: `${server.url}/mcp`, headers: { Authorization: `Bearer ${token}` } } } },
+        'test config',
+      ),
       createLogger('silent'),
     );
     closeAfter.push(hub);
     expect(hub.status()).toEqual([{ name: 'remote', transport: 'http', state: 'connected', tools: 5 }]);
 
     const tools = await createToolBox(hub.servers());
-    expect(tools.list().map((tool) => `${tool.server}/${tool.name}`).sort()).toEqual(TODO_TOOLS.map((name) => `remote/remote__${name}`));
+    expect(
+      tools
+        .list()
+        .map((tool) => `${tool.server}/${tool.name}`)
+        .sort(),
+    ).toEqual(TODO_TOOLS.map((name) => `remote/remote__${name}`));
     const added = await tools.call('remote__add_task', { title: 'call the plumber' });
     expect(added).toMatchObject({ isError: false, structured: { status: 'created', title: 'call the plumber' } });
     expect(tools.calls).toEqual([expect.objectContaining({ server: 'remote', name: 'remote__add_task', isError: false })]);
@@ -234,7 +265,10 @@ server.registerTool('grow', { description: 'Adds a tool' }, async () => {
 await server.connect(new StdioServerTransport());
 `,
     );
-    const hub = await connectMcpServers(parseMcpConfig({ mcpServers: { growing: { command: process.execPath, args: [script] } } }, 'test config'), createLogger('silent'));
+    const hub = await connectMcpServers(
+      parseMcpConfig({ mcpServers: { growing: { command: process.execPath, args: [script] } } }, 'test config'),
+      createLogger('silent'),
+    );
     closeAfter.push(hub);
     const first = await createToolBox(hub.servers());
     expect(first.list().map((tool) => tool.name)).toEqual(['growing__grow']);
@@ -298,25 +332,58 @@ describe('MCP_CONFIG validation', () => {
   it.each([
     ['a file that is not JSON', '{"mcpServers": ', 'is not valid JSON'],
     ['no "mcpServers" object', { servers: {} }, 'mcpServers: Invalid input: expected record'],
-    ['both command and url', { mcpServers: { x: { command: 'node', url: 'http://localhost/mcp' } } }, 'mcpServers.x: give either "command"'],
+    [
+      'both command and url',
+      { mcpServers: { x: { command: 'node', url: 'http://localhost/mcp' } } },
+      'mcpServers.x: give either "command"',
+    ],
     ['neither command nor url', { mcpServers: { x: { args: [] } } }, 'mcpServers.x: give either "command"'],
-    ['args that are not a list of strings', { mcpServers: { x: { command: 'node', args: 'a b' } } }, 'mcpServers.x.args: Invalid input: expected array'],
-    ['an env value that is not a string', { mcpServers: { x: { command: 'node', env: { PORT: 8080 } } } }, 'mcpServers.x.env.PORT: Invalid input: expected string'],
-    ['a url that is not http(s)', { mcpServers: { x: { url: 'ftp://example.com/mcp' } } }, 'mcpServers.x.url: expected an http:// or https:// URL'],
-    ['the deprecated SSE transport', { mcpServers: { x: { type: 'sse', url: 'http://localhost/sse' } } }, 'mcpServers.x: the HTTP+SSE transport is deprecated'],
-    ['a server name that cannot prefix tool names', { mcpServers: { 'my server': { command: 'node' } } }, 'mcpServers.my server: a server name is 1 to 32'],
-    ['the name of the built-in server', { mcpServers: { todo: { command: 'node' } } }, 'mcpServers.todo: "todo" is the name of the built-in server'],
+    [
+      'args that are not a list of strings',
+      { mcpServers: { x: { command: 'node', args: 'a b' } } },
+      'mcpServers.x.args: Invalid input: expected array',
+    ],
+    [
+      'an env value that is not a string',
+      { mcpServers: { x: { command: 'node', env: { PORT: 8080 } } } },
+      'mcpServers.x.env.PORT: Invalid input: expected string',
+    ],
+    [
+      'a url that is not http(s)',
+      { mcpServers: { x: { url: 'ftp://example.com/mcp' } } },
+      'mcpServers.x.url: expected an http:// or https:// URL',
+    ],
+    [
+      'the deprecated SSE transport',
+      { mcpServers: { x: { type: 'sse', url: 'http://localhost/sse' } } },
+      'mcpServers.x: the HTTP+SSE transport is deprecated',
+    ],
+    [
+      'a server name that cannot prefix tool names',
+      { mcpServers: { 'my server': { command: 'node' } } },
+      'mcpServers.my server: a server name is 1 to 32',
+    ],
+    [
+      'the name of the built-in server',
+      { mcpServers: { todo: { command: 'node' } } },
+      'mcpServers.todo: "todo" is the name of the built-in server',
+    ],
   ])('rejects %s, naming the file and the place', async (_name, content, message) => {
     const file = path.join(dir, 'bad.json');
     await writeJson(file, content);
-    const error = await loadMcpConfig(file).then(() => null, (failure: Error) => failure);
+    const error = await loadMcpConfig(file).then(
+      () => null,
+      (failure: Error) => failure,
+    );
     expect(error?.message).toContain(file);
     expect(error?.message).toContain(message);
   });
 
   it('lists every problem of a file at once', () => {
     const attempt = () => parseMcpConfig({ mcpServers: { a: { command: '' }, b: { url: 'nope' } } }, 'mcp.json');
-    expect(attempt).toThrow(/Invalid MCP_CONFIG file mcp\.json:\n {2}mcpServers\.a\.command: .*\n {2}mcpServers\.b\.url: .*\nExpected the form/);
+    expect(attempt).toThrow(
+      /Invalid MCP_CONFIG file mcp\.json:\n {2}mcpServers\.a\.command: .*\n {2}mcpServers\.b\.url: .*\nExpected the form/,
+    );
   });
 
   it('stops the app at start, before the database is opened, for a malformed file', async () => {
@@ -329,12 +396,19 @@ describe('MCP_CONFIG validation', () => {
       JWT_SECRET: TEST_JWT_SECRET,
       MCP_CONFIG: file,
     });
-    await expect(createApp(config, { log: createLogger('silent') })).rejects.toThrow(`Invalid MCP_CONFIG file ${file}:\n  mcpServers.x.command`);
+    await expect(createApp(config, { log: createLogger('silent') })).rejects.toThrow(
+      `Invalid MCP_CONFIG file ${file}:\n  mcpServers.x.command`,
+    );
   });
 
   it('stops the app at start for a file that does not exist', async () => {
     const file = path.join(dir, 'absent.json');
-    const config = loadConfig({ NODE_ENV: 'test', DATABASE_URL: 'postgresql://nobody@127.0.0.1:1/never', JWT_SECRET: TEST_JWT_SECRET, MCP_CONFIG: file });
+    const config = loadConfig({
+      NODE_ENV: 'test',
+      DATABASE_URL: 'postgresql://nobody@127.0.0.1:1/never',
+      JWT_SECRET: TEST_JWT_SECRET,
+      MCP_CONFIG: file,
+    });
     await expect(createApp(config, { log: createLogger('silent') })).rejects.toThrow(`MCP_CONFIG: cannot read ${file}`);
   });
 });

@@ -134,7 +134,11 @@ describe('/mcp methods other than POST', () => {
     const response = await fetch(`${server.url}/mcp`, { method, headers: { authorization: `Bearer ${await server.token('mona')}` } });
     expect(response.status).toBe(405);
     expect(response.headers.get('allow')).toBe('POST');
-    expect(await response.json()).toEqual({ jsonrpc: '2.0', error: { code: -32000, message: expect.stringContaining('Method not allowed') }, id: null });
+    expect(await response.json()).toEqual({
+      jsonrpc: '2.0',
+      error: { code: -32000, message: expect.stringContaining('Method not allowed') },
+      id: null,
+    });
   });
 
   it('answers a body that is not JSON with a JSON-RPC parse error', async () => {

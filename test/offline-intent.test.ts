@@ -17,7 +17,10 @@ describe('parseIntent', () => {
     ['add a task called "Pay rent"', { kind: 'add', title: 'Pay rent' }],
     ['add buy milk to my list', { kind: 'add', title: 'buy milk' }],
     ['please add milk please!', { kind: 'add', title: 'milk' }],
-    ['Can you create a new task called ‘Book flights’ with description before Friday?', { kind: 'add', title: 'Book flights', description: 'before Friday' }],
+    [
+      'Can you create a new task called ‘Book flights’ with description before Friday?',
+      { kind: 'add', title: 'Book flights', description: 'before Friday' },
+    ],
     ['remind me to call mom', { kind: 'add', title: 'call mom' }],
     ['remember to buy eggs', { kind: 'add', title: 'buy eggs' }],
     ['I need to finish the report', { kind: 'add', title: 'finish the report' }],
@@ -90,13 +93,23 @@ function taskToolBox(titles: (string | { title: string; completed: boolean })[] 
   const calls: ToolCallRecord[] = [];
   const ok = (structured: unknown): ToolOutcome => ({ content: JSON.stringify(structured), structured, isError: false });
   const changed = (task: StoredTask, status: string) => ok({ task_id: task.task_id, status, title: task.title });
-  const notFound = (id: unknown): ToolOutcome => ({ content: `Task ${String(id)} not found.`, structured: { error: 'not found' }, isError: true });
+  const notFound = (id: unknown): ToolOutcome => ({
+    content: `Task ${String(id)} not found.`,
+    structured: { error: 'not found' },
+    isError: true,
+  });
 
   const run = (name: string, args: Record<string, unknown>): ToolOutcome => {
     const task = tasks.find((t) => t.task_id === args.task_id);
     switch (name) {
       case 'add_task': {
-        const created = { task_id: `t${++nextId}`, title: String(args.title), description: (args.description as string) ?? null, completed: false, created_at: new Date().toISOString() };
+        const created = {
+          task_id: `t${++nextId}`,
+          title: String(args.title),
+          description: (args.description as string) ?? null,
+          completed: false,
+          created_at: new Date().toISOString(),
+        };
         tasks.push(created);
         return changed(created, 'created');
       }
@@ -128,7 +141,16 @@ function taskToolBox(titles: (string | { title: string; completed: boolean })[] 
     async call(name, args, callId = `call_${calls.length + 1}`) {
       const startedAt = new Date();
       const outcome = run(name, args as Record<string, unknown>);
-      calls.push({ callId, server: 'todo', name, arguments: args, result: outcome.structured, isError: outcome.isError, startedAt, durationMs: 0 });
+      calls.push({
+        callId,
+        server: 'todo',
+        name,
+        arguments: args,
+        result: outcome.structured,
+        isError: outcome.isError,
+        startedAt,
+        durationMs: 0,
+      });
       return outcome;
     },
   };
@@ -257,7 +279,8 @@ describe('OfflineAgent', () => {
     const todo = taskToolBox(['buy milk']);
     const failing: ToolBox = {
       ...todo.box,
-      call: async (name, args, callId) => (name === 'complete_task' ? { content: 'Task t1 not found.', structured: null, isError: true } : todo.box.call(name, args, callId)),
+      call: async (name, args, callId) =>
+        name === 'complete_task' ? { content: 'Task t1 not found.', structured: null, isError: true } : todo.box.call(name, args, callId),
     };
     const reply = await say('complete 1', failing);
     expect(reply.content).toBe('I couldn’t mark “buy milk” as done: Task t1 not found.');

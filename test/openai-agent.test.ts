@@ -59,7 +59,9 @@ const messagesOf = (conversationId: string) =>
   );
 
 const toolCallsOf = (conversationId: string) =>
-  rows('select message_id, call_id, server, name, arguments, result, is_error from tool_call where conversation_id = $1 order by call_id', [conversationId]);
+  rows('select message_id, call_id, server, name, arguments, result, is_error from tool_call where conversation_id = $1 order by call_id', [
+    conversationId,
+  ]);
 
 /** The messages of the `index`-th request the model received. */
 const sentMessages = (index: number) => fake.requests[index]!.body.messages;
@@ -80,7 +82,9 @@ describe('a turn on an OpenAI-compatible model', () => {
     expect(second.response).toBe('Still here.');
     expect(second.assistantMessage).toMatchObject({ seq: 4, status: 'COMPLETE', model: 'fake-model' });
 
-    const read = await client.request<{ conversation: { usage: unknown; messages: { edges: { node: { seq: number; model: string | null; usage: unknown } }[] } } }>(
+    const read = await client.request<{
+      conversation: { usage: unknown; messages: { edges: { node: { seq: number; model: string | null; usage: unknown } }[] } };
+    }>(
       `query ($id: ID!) { conversation(id: $id) {
          usage { promptTokens completionTokens totalTokens }
          messages(first: 10) { edges { node { seq model usage { promptTokens completionTokens totalTokens } } } } } }`,
@@ -95,14 +99,50 @@ describe('a turn on an OpenAI-compatible model', () => {
     ]);
 
     expect(await messagesOf(first.conversation.id)).toEqual([
-      { seq: 1, role: 'user', status: 'complete', content: 'hello', model: null, prompt_tokens: null, completion_tokens: null, total_tokens: null },
-      { seq: 2, role: 'assistant', status: 'complete', content: 'Hello! What should I add to your list?', model: 'fake-model-2026-01-01', prompt_tokens: 12, completion_tokens: 7, total_tokens: 19 },
-      { seq: 3, role: 'user', status: 'complete', content: 'are you there?', model: null, prompt_tokens: null, completion_tokens: null, total_tokens: null },
-      { seq: 4, role: 'assistant', status: 'complete', content: 'Still here.', model: 'fake-model', prompt_tokens: 30, completion_tokens: 4, total_tokens: 34 },
+      {
+        seq: 1,
+        role: 'user',
+        status: 'complete',
+        content: 'hello',
+        model: null,
+        prompt_tokens: null,
+        completion_tokens: null,
+        total_tokens: null,
+      },
+      {
+        seq: 2,
+        role: 'assistant',
+        status: 'complete',
+        content: 'Hello! What should I add to your list?',
+        model: 'fake-model-2026-01-01',
+        prompt_tokens: 12,
+        completion_tokens: 7,
+        total_tokens: 19,
+      },
+      {
+        seq: 3,
+        role: 'user',
+        status: 'complete',
+        content: 'are you there?',
+        model: null,
+        prompt_tokens: null,
+        completion_tokens: null,
+        total_tokens: null,
+      },
+      {
+        seq: 4,
+        role: 'assistant',
+        status: 'complete',
+        content: 'Still here.',
+        model: 'fake-model',
+        prompt_tokens: 30,
+        completion_tokens: 4,
+        total_tokens: 34,
+      },
     ]);
-    expect(await rows('select prompt_tokens, completion_tokens, total_tokens from conversation where id = $1', [first.conversation.id])).toEqual([
-      { prompt_tokens: 42, completion_tokens: 11, total_tokens: 53 },
-    ]);
+    expect(
+      await rows('select prompt_tokens, completion_tokens, total_tokens from conversation where id = $1', [first.conversation.id]),
+    ).toEqual([{ prompt_tokens: 42, completion_tokens: 11, total_tokens: 53 }]);
 
     expect(fake.requests).toHaveLength(2);
     const [request] = fake.requests;
@@ -138,14 +178,36 @@ describe('a turn on an OpenAI-compatible model', () => {
     expect(task).toEqual({ id: expect.any(String), title: 'buy milk', completed: false });
     const result = { task_id: task!.id, status: 'created', title: 'buy milk' };
     expect(turn.toolCalls).toEqual([
-      { callId: 'call_add_1', server: 'todo', name: 'add_task', arguments: { title: 'buy milk' }, result, isError: false, durationMs: expect.any(Number) },
+      {
+        callId: 'call_add_1',
+        server: 'todo',
+        name: 'add_task',
+        arguments: { title: 'buy milk' },
+        result,
+        isError: false,
+        durationMs: expect.any(Number),
+      },
     ]);
 
     expect(await toolCallsOf(turn.conversation.id)).toEqual([
-      { message_id: turn.assistantMessage.id, call_id: 'call_add_1', server: 'todo', name: 'add_task', arguments: { title: 'buy milk' }, result, is_error: false },
+      {
+        message_id: turn.assistantMessage.id,
+        call_id: 'call_add_1',
+        server: 'todo',
+        name: 'add_task',
+        arguments: { title: 'buy milk' },
+        result,
+        is_error: false,
+      },
     ]);
     // Usage is the sum over both model calls of the turn.
-    expect((await messagesOf(turn.conversation.id))[1]).toMatchObject({ status: 'complete', model: 'fake-model', prompt_tokens: 60, completion_tokens: 16, total_tokens: 76 });
+    expect((await messagesOf(turn.conversation.id))[1]).toMatchObject({
+      status: 'complete',
+      model: 'fake-model',
+      prompt_tokens: 60,
+      completion_tokens: 16,
+      total_tokens: 76,
+    });
 
     expect(fake.requests).toHaveLength(2);
     const [assistantStep, toolResult] = sentMessages(1).slice(2);
@@ -174,8 +236,20 @@ describe('a turn on an OpenAI-compatible model', () => {
     const tasks = await rows('select title from task where user_id = $1 order by title', ['parallel']);
     expect(tasks).toEqual([{ title: 'walk the dog' }, { title: 'water the plants' }]);
     expect(await toolCallsOf(turn.conversation.id)).toEqual([
-      expect.objectContaining({ call_id: 'call_a', name: 'add_task', arguments: { title: 'walk the dog' }, is_error: false, result: expect.objectContaining({ title: 'walk the dog' }) }),
-      expect.objectContaining({ call_id: 'call_b', name: 'add_task', arguments: { title: 'water the plants' }, is_error: false, result: expect.objectContaining({ title: 'water the plants' }) }),
+      expect.objectContaining({
+        call_id: 'call_a',
+        name: 'add_task',
+        arguments: { title: 'walk the dog' },
+        is_error: false,
+        result: expect.objectContaining({ title: 'walk the dog' }),
+      }),
+      expect.objectContaining({
+        call_id: 'call_b',
+        name: 'add_task',
+        arguments: { title: 'water the plants' },
+        is_error: false,
+        result: expect.objectContaining({ title: 'water the plants' }),
+      }),
     ]);
 
     const sent = sentMessages(1);
@@ -198,14 +272,28 @@ describe('a turn on an OpenAI-compatible model', () => {
     expect(fake.requests).toHaveLength(3);
     expect(await toolCallsOf(turn.conversation.id)).toEqual(
       ['call_loop_1', 'call_loop_2', 'call_loop_3'].map((id) =>
-        expect.objectContaining({ message_id: turn.assistantMessage.id, call_id: id, name: 'list_tasks', arguments: {}, result: { tasks: [] }, is_error: false }),
+        expect.objectContaining({
+          message_id: turn.assistantMessage.id,
+          call_id: id,
+          name: 'list_tasks',
+          arguments: {},
+          result: { tasks: [] },
+          is_error: false,
+        }),
       ),
     );
-    expect((await messagesOf(turn.conversation.id))[1]).toMatchObject({ status: 'complete', content: turn.response, model: 'fake-model', total_tokens: 45 });
+    expect((await messagesOf(turn.conversation.id))[1]).toMatchObject({
+      status: 'complete',
+      content: turn.response,
+      model: 'fake-model',
+      total_tokens: 45,
+    });
     // The last request carried the two earlier rounds, each call followed by its result.
-    expect(sentMessages(2).slice(2).map((message) => message.tool_call_id ?? message.tool_calls?.[0]?.id)).toEqual([
-      'call_loop_1', 'call_loop_1', 'call_loop_2', 'call_loop_2',
-    ]);
+    expect(
+      sentMessages(2)
+        .slice(2)
+        .map((message) => message.tool_call_id ?? message.tool_calls?.[0]?.id),
+    ).toEqual(['call_loop_1', 'call_loop_1', 'call_loop_2', 'call_loop_2']);
   });
 
   it('records malformed JSON arguments as an error, tells the model, and completes the turn', async () => {
@@ -265,7 +353,10 @@ describe('a turn on an OpenAI-compatible model', () => {
     expect(turn.response).toBe('Done after a short wait.');
     expect(fake.requests).toHaveLength(2);
     expect(fake.requests[1]!.body).toEqual(fake.requests[0]!.body);
-    expect((await messagesOf(turn.conversation.id)).map((m) => `${m.seq}:${m.role}:${m.status}`)).toEqual(['1:user:complete', '2:assistant:complete']);
+    expect((await messagesOf(turn.conversation.id)).map((m) => `${m.seq}:${m.role}:${m.status}`)).toEqual([
+      '1:user:complete',
+      '2:assistant:complete',
+    ]);
   });
 
   it('answers UPSTREAM_ERROR when the model fails every time, keeps the user message and a failed reply, and a retry completes it in place', async () => {
@@ -283,7 +374,16 @@ describe('a turn on an OpenAI-compatible model', () => {
       expect.objectContaining({ seq: 1, role: 'user', status: 'complete' }),
       expect.objectContaining({ seq: 2, role: 'assistant', status: 'complete', content: 'Hi.' }),
       expect.objectContaining({ seq: 3, role: 'user', status: 'complete', content: 'add buy milk' }),
-      { seq: 4, role: 'assistant', status: 'failed', content: 'The agent failed to answer.', model: null, prompt_tokens: null, completion_tokens: null, total_tokens: null },
+      {
+        seq: 4,
+        role: 'assistant',
+        status: 'failed',
+        content: 'The agent failed to answer.',
+        model: null,
+        prompt_tokens: null,
+        completion_tokens: null,
+        total_tokens: null,
+      },
     ]);
 
     fake.reset();
@@ -294,7 +394,16 @@ describe('a turn on an OpenAI-compatible model', () => {
     expect([retry.userMessage.seq, retry.assistantMessage.seq, retry.assistantMessage.status]).toEqual([3, 4, 'COMPLETE']);
     expect((await messagesOf(conversation.id)).slice(2)).toEqual([
       expect.objectContaining({ seq: 3, role: 'user', status: 'complete' }),
-      { seq: 4, role: 'assistant', status: 'complete', content: 'Now it works.', model: 'fake-model', prompt_tokens: 8, completion_tokens: 2, total_tokens: 10 },
+      {
+        seq: 4,
+        role: 'assistant',
+        status: 'complete',
+        content: 'Now it works.',
+        model: 'fake-model',
+        prompt_tokens: 8,
+        completion_tokens: 2,
+        total_tokens: 10,
+      },
     ]);
     expect(await rows('select message_count, next_seq, turn_id from conversation where id = $1', [conversation.id])).toEqual([
       { message_count: 4, next_seq: 5, turn_id: null },
@@ -324,7 +433,11 @@ describe('a turn on an OpenAI-compatible model', () => {
     expect(sent).toEqual([
       { role: 'system', content: DEFAULT_SYSTEM_PROMPT },
       { role: 'user', content: 'add call mom' },
-      { role: 'assistant', content: null, tool_calls: [{ id: 'call_hist_1', type: 'function', function: { name: 'add_task', arguments: '{"title":"call mom"}' } }] },
+      {
+        role: 'assistant',
+        content: null,
+        tool_calls: [{ id: 'call_hist_1', type: 'function', function: { name: 'add_task', arguments: '{"title":"call mom"}' } }],
+      },
       { role: 'tool', tool_call_id: 'call_hist_1', content: expect.any(String) },
       { role: 'assistant', content: 'Added “call mom”.' },
       { role: 'user', content: 'what did you add?' },
@@ -357,7 +470,9 @@ describe('the turn deadline and the system prompt setting', () => {
     fake.script(reply('Back again.'));
     const next = await send(client, 'hello again', conversation.id);
     expect([next.userMessage.seq, next.assistantMessage.seq, next.response]).toEqual([5, 6, 'Back again.']);
-    const stored = await strictRows('select seq, role, status, content from message where conversation_id = $1 order by seq', [conversation.id]);
+    const stored = await strictRows('select seq, role, status, content from message where conversation_id = $1 order by seq', [
+      conversation.id,
+    ]);
     expect(stored).toEqual([
       { seq: 1, role: 'user', status: 'complete', content: 'hello' },
       { seq: 2, role: 'assistant', status: 'complete', content: 'First answer.' },

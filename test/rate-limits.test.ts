@@ -39,24 +39,41 @@ async function count(sql: string, params: unknown[], on: TestServer = server): P
 }
 
 async function counter(userId: string, kind: string): Promise<number | null> {
-  const { rows } = await server.db.query<{ count: string }>('select count from rate_counter where user_id = $1 and kind = $2', [userId, kind]);
+  const { rows } = await server.db.query<{ count: string }>('select count from rate_counter where user_id = $1 and kind = $2', [
+    userId,
+    kind,
+  ]);
   return rows[0] ? Number(rows[0].count) : null;
 }
 
-type RpcResponse = { jsonrpc: string; id: unknown; result?: CallToolResult & Record<string, unknown>; error?: { code: number; message: string; data?: any } };
+type RpcResponse = {
+  jsonrpc: string;
+  id: unknown;
+  result?: CallToolResult & Record<string, unknown>;
+  error?: { code: number; message: string; data?: any };
+};
 
 /** A raw JSON-RPC POST to `/mcp` as `userId` (one message, or a batch when given an array). */
 async function mcp(userId: string, body: unknown, on: TestServer = server) {
   const response = await fetch(`${on.url}/mcp`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${await on.token(userId)}` },
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      authorization: `Bearer ${await on.token(userId)}`,
+    },
     body: JSON.stringify(body),
   });
   return { status: response.status, headers: response.headers, body: (await response.json()) as any };
 }
 
 let rpcId = 0;
-const call = (name: string, args: Record<string, unknown> = {}) => ({ jsonrpc: '2.0', id: ++rpcId, method: 'tools/call', params: { name, arguments: args } });
+const call = (name: string, args: Record<string, unknown> = {}) => ({
+  jsonrpc: '2.0',
+  id: ++rpcId,
+  method: 'tools/call',
+  params: { name, arguments: args },
+});
 const listTools = () => ({ jsonrpc: '2.0', id: ++rpcId, method: 'tools/list', params: {} });
 
 describe('turns per user', () => {
@@ -77,7 +94,9 @@ describe('turns per user', () => {
     expect(await count('select 1 from message where user_id = $1', ['tess'])).toBe(6);
     expect(await count('select 1 from conversation where user_id = $1', ['tess'])).toBe(1);
     expect(await count('select 1 from task where user_id = $1', ['tess'])).toBe(1);
-    const conversation = await server.db.query('select message_count, next_seq, turn_id from conversation where id = $1', [first.conversation.id]);
+    const conversation = await server.db.query('select message_count, next_seq, turn_id from conversation where id = $1', [
+      first.conversation.id,
+    ]);
     expect(conversation.rows).toEqual([{ message_count: 6, next_seq: 7, turn_id: null }]);
     // The refused turns' increments rolled back with them.
     expect(await counter('tess', 'turns')).toBe(3);
@@ -92,10 +111,16 @@ describe('turns per user', () => {
     }
     await send(rhea, 'show my tasks', first.conversation.id);
     await send(rhea, 'show my tasks', first.conversation.id);
-    expect((await gqlError(rhea, SEND, { input: { conversationId: first.conversation.id, message: 'show my tasks' } })).code).toBe('RATE_LIMITED');
+    expect((await gqlError(rhea, SEND, { input: { conversationId: first.conversation.id, message: 'show my tasks' } })).code).toBe(
+      'RATE_LIMITED',
+    );
 
     const replay = await send(rhea, 'add a task to water plants', undefined, { clientMessageId: 'rhea-1' });
-    expect(replay).toMatchObject({ replayed: true, conversation: { id: first.conversation.id }, assistantMessage: { id: first.assistantMessage.id } });
+    expect(replay).toMatchObject({
+      replayed: true,
+      conversation: { id: first.conversation.id },
+      assistantMessage: { id: first.assistantMessage.id },
+    });
     expect(await counter('rhea', 'turns')).toBe(3);
     expect(await count('select 1 from task where user_id = $1', ['rhea'])).toBe(1);
   });
@@ -131,11 +156,14 @@ describe('turns per user', () => {
     };
     const first = await post({ message: 'add a task to fix the bike' });
     expect(first.status).toBe(200);
-    for (let i = 0; i < 2; i++) expect((await post({ conversation_id: first.body.conversation_id, message: 'show my tasks' })).status).toBe(200);
+    for (let i = 0; i < 2; i++)
+      expect((await post({ conversation_id: first.body.conversation_id, message: 'show my tasks' })).status).toBe(200);
 
     const refused = await post({ conversation_id: first.body.conversation_id, message: 'show my tasks' });
     expect(refused.status).toBe(429);
-    expect(refused.body).toEqual({ error: { code: 'RATE_LIMITED', message: expect.stringContaining('3 turns per minute'), retryAfterMs: expect.any(Number) } });
+    expect(refused.body).toEqual({
+      error: { code: 'RATE_LIMITED', message: expect.stringContaining('3 turns per minute'), retryAfterMs: expect.any(Number) },
+    });
     expect(Number(refused.retryAfter)).toBe(Math.ceil(refused.body.error.retryAfterMs / 1000));
     expect(Number(refused.retryAfter)).toBeGreaterThanOrEqual(1);
     expect(Number(refused.retryAfter)).toBeLessThanOrEqual(60);
@@ -146,11 +174,17 @@ describe('turns per user', () => {
 describe('/mcp per user', () => {
   it('counts every tools/call of a batch and answers 429 with Retry-After past RATE_MCP_CALLS_PER_MINUTE', async () => {
     for (let batch = 0; batch < 4; batch++) {
-      const answered = await mcp('mika', Array.from({ length: 5 }, () => call('list_tasks')));
+      const answered = await mcp(
+        'mika',
+        Array.from({ length: 5 }, () => call('list_tasks')),
+      );
       expect(answered.status).toBe(200);
       expect(answered.body).toHaveLength(5);
     }
-    const adds = await mcp('mika', Array.from({ length: 5 }, (_, i) => call('add_task', { title: `task ${i}` })));
+    const adds = await mcp(
+      'mika',
+      Array.from({ length: 5 }, (_, i) => call('add_task', { title: `task ${i}` })),
+    );
     expect(adds.status).toBe(200);
     expect(adds.body.map((r: RpcResponse) => r.result?.isError ?? false)).toEqual([false, false, false, false, false]);
 
@@ -159,7 +193,11 @@ describe('/mcp per user', () => {
     expect(refused.status).toBe(429);
     expect(refused.body).toEqual({
       jsonrpc: '2.0',
-      error: { code: -32000, message: expect.stringContaining('25 MCP tool calls per minute'), data: { code: 'RATE_LIMITED', retryAfterMs: expect.any(Number) } },
+      error: {
+        code: -32000,
+        message: expect.stringContaining('25 MCP tool calls per minute'),
+        data: { code: 'RATE_LIMITED', retryAfterMs: expect.any(Number) },
+      },
       id: null,
     });
     expect(Number(refused.headers.get('retry-after'))).toBe(Math.ceil(refused.body.error.data.retryAfterMs / 1000));
@@ -174,7 +212,10 @@ describe('/mcp per user', () => {
   });
 
   it('refuses a batch longer than MCP_BATCH_MAX with 400 and a JSON-RPC error naming the limit, running none of it', async () => {
-    const refused = await mcp('ben', Array.from({ length: 6 }, (_, i) => call('add_task', { title: `batched ${i}` })));
+    const refused = await mcp(
+      'ben',
+      Array.from({ length: 6 }, (_, i) => call('add_task', { title: `batched ${i}` })),
+    );
     expect(refused.status).toBe(400);
     expect(refused.body).toEqual({
       jsonrpc: '2.0',
@@ -183,7 +224,14 @@ describe('/mcp per user', () => {
     });
     expect(await count('select 1 from task where user_id = $1', ['ben'])).toBe(0);
     expect(await counter('ben', 'mcp_calls')).toBeNull();
-    expect((await mcp('ben', Array.from({ length: 5 }, () => call('list_tasks')))).status).toBe(200);
+    expect(
+      (
+        await mcp(
+          'ben',
+          Array.from({ length: 5 }, () => call('list_tasks')),
+        )
+      ).status,
+    ).toBe(200);
   });
 });
 
@@ -234,7 +282,9 @@ describe('todo tools that fail unexpectedly', () => {
     // A database error whose text must not reach the client: a trigger that fails for one title.
     await server.db.query(`create function refuse_boom() returns trigger language plpgsql as $$
       begin raise exception 'secret detail of relation task (constraint boom_check)'; end $$`);
-    await server.db.query(`create trigger refuse_boom before insert on task for each row when (new.title = 'boom') execute function refuse_boom()`);
+    await server.db.query(
+      `create trigger refuse_boom before insert on task for each row when (new.title = 'boom') execute function refuse_boom()`,
+    );
   });
 
   afterAll(async () => {
@@ -244,7 +294,10 @@ describe('todo tools that fail unexpectedly', () => {
   it('answer a generic tool error over /mcp, without the database text', async () => {
     const answer = await mcp('bram', call('add_task', { title: 'boom' }));
     expect(answer.status).toBe(200);
-    expect(answer.body.result).toEqual({ content: [{ type: 'text', text: 'Internal error: add_task could not be completed. Try again later.' }], isError: true });
+    expect(answer.body.result).toEqual({
+      content: [{ type: 'text', text: 'Internal error: add_task could not be completed. Try again later.' }],
+      isError: true,
+    });
     expect(JSON.stringify(answer.body)).not.toContain('secret');
   });
 
@@ -280,12 +333,24 @@ describe('limits across two instances on one database', () => {
     const started = await send(onFirst, 'add a task to plan the trip');
     await send(onSecond, 'show my tasks', started.conversation.id);
     await send(onFirst, 'show my tasks', started.conversation.id);
-    expect((await gqlError(onSecond, SEND, { input: { conversationId: started.conversation.id, message: 'show my tasks' } })).code).toBe('RATE_LIMITED');
-    expect((await gqlError(onFirst, SEND, { input: { conversationId: started.conversation.id, message: 'show my tasks' } })).code).toBe('RATE_LIMITED');
+    expect((await gqlError(onSecond, SEND, { input: { conversationId: started.conversation.id, message: 'show my tasks' } })).code).toBe(
+      'RATE_LIMITED',
+    );
+    expect((await gqlError(onFirst, SEND, { input: { conversationId: started.conversation.id, message: 'show my tasks' } })).code).toBe(
+      'RATE_LIMITED',
+    );
     expect(await count('select 1 from message where user_id = $1', ['duo'])).toBe(6);
 
     for (let batch = 0; batch < 5; batch++) {
-      expect((await mcp('duo', Array.from({ length: 5 }, () => call('list_tasks')), batch % 2 === 0 ? server : second)).status).toBe(200);
+      expect(
+        (
+          await mcp(
+            'duo',
+            Array.from({ length: 5 }, () => call('list_tasks')),
+            batch % 2 === 0 ? server : second,
+          )
+        ).status,
+      ).toBe(200);
     }
     expect((await mcp('duo', call('list_tasks'), second)).status).toBe(429);
     expect((await mcp('duo', call('list_tasks'), server)).status).toBe(429);

@@ -101,7 +101,10 @@ describe('a turn whose instance died', () => {
       [conversation.id, userId],
     );
     const replyId = rows.find((r) => r.role === 'assistant').id;
-    await db.query(`insert into task (id, user_id, title, completed, created_at, updated_at) values (gen_random_uuid(), $1, 'buy milk', false, now(), now())`, [userId]);
+    await db.query(
+      `insert into task (id, user_id, title, completed, created_at, updated_at) values (gen_random_uuid(), $1, 'buy milk', false, now(), now())`,
+      [userId],
+    );
     await db.query(
       `insert into tool_call (id, message_id, conversation_id, user_id, call_id, server, name, arguments, result, is_error, started_at, duration_ms)
        values (gen_random_uuid(), $1, $2, $3, 'call_before_crash', 'todo', 'add_task', '{"title":"buy milk"}', '{"status":"created","title":"buy milk"}', false, now(), 3)`,
@@ -113,7 +116,9 @@ describe('a turn whose instance died', () => {
     );
 
     // While the dead lease still runs, the retry is told to wait; once it expired, the retry runs.
-    const early = await gqlError(client, SEND, { input: { conversationId: conversation.id, message: 'run buy milk', clientMessageId: 'key-crash' } });
+    const early = await gqlError(client, SEND, {
+      input: { conversationId: conversation.id, message: 'run buy milk', clientMessageId: 'key-crash' },
+    });
     expect(early.code).toBe('CONVERSATION_BUSY');
     await new Promise((r) => setTimeout(r, 350));
     const seenBefore = agent.seen.length;
@@ -129,7 +134,12 @@ describe('a turn whose instance died', () => {
     expect(JSON.parse((context.at(-1) as { content: string }).content)).toEqual({ status: 'created', title: 'buy milk' });
     const tasks = await db.query('select title from task where user_id = $1', [userId]);
     expect(tasks.rows).toEqual([{ title: 'first' }, { title: 'buy milk' }]);
-    expect(await messageRows(conversation.id)).toEqual(['1:user:complete', '2:assistant:complete', '3:user:complete', '4:assistant:complete']);
+    expect(await messageRows(conversation.id)).toEqual([
+      '1:user:complete',
+      '2:assistant:complete',
+      '3:user:complete',
+      '4:assistant:complete',
+    ]);
 
     const again = await send(client, 'run buy milk', conversation.id, { clientMessageId: 'key-crash' });
     expect([again.replayed, again.assistantMessage.id]).toEqual([true, replyId]);
@@ -148,12 +158,21 @@ describe('ifBusy: ENQUEUE', () => {
     for (const name of ['a', 'b', 'c', 'd']) {
       queued.push(send(client, `run ${name}`, conversation.id, { ifBusy: 'ENQUEUE' }));
       // Each one is in the queue before the next is sent.
-      await until(async () => (await db.query('select count(*)::int as n from turn_waiter where conversation_id = $1', [conversation.id])).rows[0].n === queued.length);
+      await until(
+        async () =>
+          (await db.query('select count(*)::int as n from turn_waiter where conversation_id = $1', [conversation.id])).rows[0].n ===
+          queued.length,
+      );
     }
     agent.release();
     const [slow, ...rest] = await Promise.all([running, ...queued]);
     expect(slow!.assistantMessage.seq).toBe(4);
-    expect(rest.map((turn) => [turn.userMessage.content, turn.userMessage.seq])).toEqual([['run a', 5], ['run b', 7], ['run c', 9], ['run d', 11]]);
+    expect(rest.map((turn) => [turn.userMessage.content, turn.userMessage.seq])).toEqual([
+      ['run a', 5],
+      ['run b', 7],
+      ['run c', 9],
+      ['run d', 11],
+    ]);
     expect((await db.query('select count(*)::int as n from turn_waiter')).rows[0].n).toBe(0);
   });
 
@@ -178,7 +197,10 @@ describe('ifBusy: ENQUEUE', () => {
     const running = send(client, 'hold slow', conversation.id);
     await until(() => agent.holding > holding);
     const waiting = send(client, 'run patient', conversation.id, { ifBusy: 'ENQUEUE' });
-    await until(async () => (await db.query('select count(*)::int as n from turn_waiter where conversation_id = $1', [conversation.id])).rows[0].n === 1);
+    await until(
+      async () =>
+        (await db.query('select count(*)::int as n from turn_waiter where conversation_id = $1', [conversation.id])).rows[0].n === 1,
+    );
 
     agent.release();
     await running;
@@ -196,7 +218,9 @@ describe('one clientMessageId sent many times at once', () => {
     const results = await Promise.allSettled(
       Array.from({ length: 12 }, () => send(client, 'run once only', undefined, { clientMessageId: 'burst-key' })),
     );
-    const ok = results.filter((r) => r.status === 'fulfilled').map((r) => (r as PromiseFulfilledResult<Awaited<ReturnType<typeof send>>>).value);
+    const ok = results
+      .filter((r) => r.status === 'fulfilled')
+      .map((r) => (r as PromiseFulfilledResult<Awaited<ReturnType<typeof send>>>).value);
     const failed = results.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason));
     expect(ok.filter((t) => !t.replayed)).toHaveLength(1);
     for (const reason of failed) expect(reason).toContain('CONVERSATION_BUSY');

@@ -78,7 +78,14 @@ describe('concurrent requests', () => {
     messages(last: $last) { edges { node { id content toolCalls { name } } } } } } } }`;
   type Browse = {
     conversations: {
-      edges: { node: { id: string; title: string; lastMessage: { content: string }; messages: { edges: { node: { id: string; content: string; toolCalls: { name: string }[] } }[] } } }[];
+      edges: {
+        node: {
+          id: string;
+          title: string;
+          lastMessage: { content: string };
+          messages: { edges: { node: { id: string; content: string; toolCalls: { name: string }[] } }[] };
+        };
+      }[];
     };
   };
 
@@ -116,7 +123,8 @@ describe('concurrent requests', () => {
       for (const { node } of edges) {
         expect(node.title.startsWith(`${r.user} `)).toBe(true);
         expect(node.messages.edges).toHaveLength(r.last);
-        for (const m of [node.lastMessage, ...node.messages.edges.map((e) => e.node)]) expect(m.content.startsWith(`${r.user}: `)).toBe(true);
+        for (const m of [node.lastMessage, ...node.messages.edges.map((e) => e.node)])
+          expect(m.content.startsWith(`${r.user}: `)).toBe(true);
       }
     });
 
@@ -184,7 +192,9 @@ describe('a request without a viewer', () => {
         body: JSON.stringify({ query }),
       });
       const body = (await response.json()) as { data: unknown; errors: { message: string; extensions: { code: string } }[] };
-      expect(body.errors, query).toEqual([expect.objectContaining({ message, extensions: expect.objectContaining({ code: 'UNAUTHENTICATED' }) })]);
+      expect(body.errors, query).toEqual([
+        expect.objectContaining({ message, extensions: expect.objectContaining({ code: 'UNAUTHENTICATED' }) }),
+      ]);
       expect(body.data, query).toEqual(data);
     }
     // Two fields, two errors, both the stored one.

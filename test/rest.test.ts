@@ -1,5 +1,5 @@
 /** The REST route of the original sketch: its contract and its status codes. */
-import pg from 'pg';
+import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from './support/server.js';
 

@@ -14,6 +14,8 @@ describe('schema.graphql', () => {
     const sdl = printSdl(await createSchema());
     expect(sdl).toContain('createdAt: DateTimeISO!');
     expect(sdl).toContain('sendMessage(input: SendMessageInput!): SendMessagePayload!');
-    expect(sdl).toMatch(/conversations\(after: String, before: String, filter: ConversationFilter, first: Int, last: Int\): ConversationConnection!/);
+    expect(sdl).toMatch(
+      /conversations\(after: String, before: String, filter: ConversationFilter, first: Int, last: Int\): ConversationConnection!/,
+    );
   });
 });

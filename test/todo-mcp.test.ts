@@ -26,7 +26,11 @@ afterAll(async () => {
 
 async function call(client: Client, name: string, args: Record<string, unknown>) {
   const result = await client.callTool({ name, arguments: args });
-  return { isError: result.isError === true, structured: result.structuredContent as any, text: (result.content as { text: string }[])[0]?.text };
+  return {
+    isError: result.isError === true,
+    structured: result.structuredContent as any,
+    text: (result.content as { text: string }[])[0]?.text,
+  };
 }
 
 describe('todo MCP server', () => {
@@ -42,13 +46,27 @@ describe('todo MCP server', () => {
     const id = added.structured.task_id;
 
     const pending = await call(alice, 'list_tasks', { status: 'pending' });
-    expect(pending.structured.tasks).toEqual([expect.objectContaining({ task_id: id, title: 'buy milk', description: '2 litres', completed: false })]);
+    expect(pending.structured.tasks).toEqual([
+      expect.objectContaining({ task_id: id, title: 'buy milk', description: '2 litres', completed: false }),
+    ]);
 
-    expect((await call(alice, 'update_task', { task_id: id, title: 'buy oat milk' })).structured).toEqual({ task_id: id, status: 'updated', title: 'buy oat milk' });
-    expect((await call(alice, 'complete_task', { task_id: id })).structured).toEqual({ task_id: id, status: 'completed', title: 'buy oat milk' });
+    expect((await call(alice, 'update_task', { task_id: id, title: 'buy oat milk' })).structured).toEqual({
+      task_id: id,
+      status: 'updated',
+      title: 'buy oat milk',
+    });
+    expect((await call(alice, 'complete_task', { task_id: id })).structured).toEqual({
+      task_id: id,
+      status: 'completed',
+      title: 'buy oat milk',
+    });
     expect((await call(alice, 'list_tasks', { status: 'pending' })).structured.tasks).toEqual([]);
     expect((await call(alice, 'list_tasks', { status: 'completed' })).structured.tasks).toHaveLength(1);
-    expect((await call(alice, 'delete_task', { task_id: id })).structured).toEqual({ task_id: id, status: 'deleted', title: 'buy oat milk' });
+    expect((await call(alice, 'delete_task', { task_id: id })).structured).toEqual({
+      task_id: id,
+      status: 'deleted',
+      title: 'buy oat milk',
+    });
     expect((await call(alice, 'list_tasks', {})).structured.tasks).toEqual([]);
   });
 
@@ -64,7 +82,9 @@ describe('todo MCP server', () => {
       const result = await call(bob, name, args);
       expect(result).toMatchObject({ isError: true, text: `Task ${id} not found.` });
     }
-    expect((await call(alice, 'list_tasks', {})).structured.tasks).toEqual([expect.objectContaining({ task_id: id, title: 'alice only', completed: false })]);
+    expect((await call(alice, 'list_tasks', {})).structured.tasks).toEqual([
+      expect.objectContaining({ task_id: id, title: 'alice only', completed: false }),
+    ]);
   });
 
   it('reports bad input as a tool error, not a crash', async () => {

@@ -4,7 +4,7 @@
  * gets INTERNAL_SERVER_ERROR, and the turn is ended at once: its reply marked failed and its
  * conversation freed, so the next message runs without waiting for TURN_LEASE.
  */
-import pg from 'pg';
+import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OfflineAgent } from '../src/agent/offline.js';
 import type { Agent, AgentInput } from '../src/agent/types.js';
@@ -77,7 +77,12 @@ describe('a turn whose reply cannot be stored (an error between its two transact
     expect((await gqlError(client, SEND, { input })).code).toBe('INTERNAL_SERVER_ERROR');
 
     const retry = await send(client, input.message, undefined, { clientMessageId: input.clientMessageId });
-    expect([retry.userMessage.seq, retry.assistantMessage.seq, retry.assistantMessage.status, retry.replayed]).toEqual([1, 2, 'COMPLETE', false]);
+    expect([retry.userMessage.seq, retry.assistantMessage.seq, retry.assistantMessage.status, retry.replayed]).toEqual([
+      1,
+      2,
+      'COMPLETE',
+      false,
+    ]);
     expect(await rows(retry.conversation.id)).toEqual([
       expect.objectContaining({ seq: 1, status: 'complete' }),
       expect.objectContaining({ seq: 2, status: 'complete' }),
@@ -92,7 +97,10 @@ describe('failTurn (the store function of that failure path)', () => {
     const conversationId = turn.conversation.id;
     // Another turn has taken over the conversation and resumes this reply (a retry elsewhere).
     const other = crypto.randomUUID();
-    await db.query(`update conversation set turn_id = $2, lease_expires_at = now() + interval '1 minute' where id = $1`, [conversationId, other]);
+    await db.query(`update conversation set turn_id = $2, lease_expires_at = now() + interval '1 minute' where id = $1`, [
+      conversationId,
+      other,
+    ]);
     await db.query(`update message set status = 'in_progress' where id = $1`, [turn.assistantMessage.id]);
     const em = server.app.orm.em.fork();
     const mine = { conversationId, userId: 'fail-store', replyId: turn.assistantMessage.id, turnId: crypto.randomUUID() };
@@ -104,6 +112,10 @@ describe('failTurn (the store function of that failure path)', () => {
 
     expect(await failTurn(em, { ...mine, turnId: other })).toBe(true);
     expect(await lease(conversationId)).toEqual({ turn_id: null, lease_expires_at: null });
-    expect((await rows(conversationId))[1]).toMatchObject({ seq: 2, status: 'failed', content: 'The turn failed before the assistant answered.' });
+    expect((await rows(conversationId))[1]).toMatchObject({
+      seq: 2,
+      status: 'failed',
+      content: 'The turn failed before the assistant answered.',
+    });
   });
 });

@@ -3,7 +3,7 @@
  * waiting with ifBusy: ENQUEUE); a failed agent leaves the user message stored and a retry with
  * the same clientMessageId completes it; an interrupted turn is closed by the next message.
  */
-import pg from 'pg';
+import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OfflineAgent } from '../src/agent/offline.js';
 import type { Agent, AgentInput } from '../src/agent/types.js';
@@ -70,7 +70,10 @@ describe('a conversation with a running turn', () => {
     expect(error.code).toBe('CONVERSATION_BUSY');
     expect(error.extensions.retryAfterMs).toEqual(expect.any(Number));
     expect(error.extensions.retryAfterMs as number).toBeGreaterThan(0);
-    const stored = await db.query('select content from message where conversation_id = $1 and role = $2 order by seq', [conversation.id, 'user']);
+    const stored = await db.query('select content from message where conversation_id = $1 and role = $2 order by seq', [
+      conversation.id,
+      'user',
+    ]);
     expect(stored.rows.map((r) => r.content)).toEqual(['add first', 'add slow thing']);
 
     agent.release();
@@ -90,7 +93,14 @@ describe('a conversation with a running turn', () => {
     const [a, b] = await Promise.all([slow, queued]);
     expect([a.userMessage.seq, a.assistantMessage.seq, b.userMessage.seq, b.assistantMessage.seq]).toEqual([3, 4, 5, 6]);
     const stored = await db.query('select seq, role, content from message where conversation_id = $1 order by seq', [conversation.id]);
-    expect(stored.rows.map((r) => `${r.seq}:${r.role}`)).toEqual(['1:user', '2:assistant', '3:user', '4:assistant', '5:user', '6:assistant']);
+    expect(stored.rows.map((r) => `${r.seq}:${r.role}`)).toEqual([
+      '1:user',
+      '2:assistant',
+      '3:user',
+      '4:assistant',
+      '5:user',
+      '6:assistant',
+    ]);
   });
 });
 
@@ -103,14 +113,24 @@ describe('a turn that fails or is interrupted', () => {
     const failure = await gqlError(client, SEND, { input });
     expect(failure.code).toBe('UPSTREAM_ERROR');
     const afterFailure = await db.query('select seq, role, status from message where conversation_id = $1 order by seq', [conversation.id]);
-    expect(afterFailure.rows.map((r) => `${r.seq}:${r.role}:${r.status}`)).toEqual(['1:user:complete', '2:assistant:complete', '3:user:complete', '4:assistant:failed']);
+    expect(afterFailure.rows.map((r) => `${r.seq}:${r.role}:${r.status}`)).toEqual([
+      '1:user:complete',
+      '2:assistant:complete',
+      '3:user:complete',
+      '4:assistant:failed',
+    ]);
 
     const retry = await send(client, input.message, conversation.id, { clientMessageId: 'retry-1' });
     expect(retry.replayed).toBe(false);
     expect([retry.userMessage.seq, retry.assistantMessage.seq, retry.assistantMessage.status]).toEqual([3, 4, 'COMPLETE']);
     expect(retry.toolCalls.map((c) => c.name)).toEqual(['add_task']);
     const afterRetry = await db.query('select seq, role, status from message where conversation_id = $1 order by seq', [conversation.id]);
-    expect(afterRetry.rows.map((r) => `${r.seq}:${r.role}:${r.status}`)).toEqual(['1:user:complete', '2:assistant:complete', '3:user:complete', '4:assistant:complete']);
+    expect(afterRetry.rows.map((r) => `${r.seq}:${r.role}:${r.status}`)).toEqual([
+      '1:user:complete',
+      '2:assistant:complete',
+      '3:user:complete',
+      '4:assistant:complete',
+    ]);
     const counters = await db.query('select message_count, next_seq, turn_id from conversation where id = $1', [conversation.id]);
     expect(counters.rows[0]).toEqual({ message_count: 4, next_seq: 5, turn_id: null });
 
@@ -140,7 +160,12 @@ describe('a turn that fails or is interrupted', () => {
     expect([next.userMessage.seq, next.assistantMessage.seq]).toEqual([5, 6]);
     const rows = await db.query('select seq, role, status from message where conversation_id = $1 order by seq', [conversation.id]);
     expect(rows.rows.map((r) => `${r.seq}:${r.role}:${r.status}`)).toEqual([
-      '1:user:complete', '2:assistant:complete', '3:user:complete', '4:assistant:failed', '5:user:complete', '6:assistant:complete',
+      '1:user:complete',
+      '2:assistant:complete',
+      '3:user:complete',
+      '4:assistant:failed',
+      '5:user:complete',
+      '6:assistant:complete',
     ]);
     const counters = await db.query('select message_count, turn_id from conversation where id = $1', [conversation.id]);
     expect(counters.rows[0]).toEqual({ message_count: 6, turn_id: null });
@@ -165,7 +190,12 @@ describe('a turn that loses its lease (its instance stalled past TURN_LEASE)', (
 
     const rows = await db.query('select seq, role, status from message where conversation_id = $1 order by seq', [conversation.id]);
     expect(rows.rows.map((r) => `${r.seq}:${r.role}:${r.status}`)).toEqual([
-      '1:user:complete', '2:assistant:complete', '3:user:complete', '4:assistant:complete', '5:user:complete', '6:assistant:complete',
+      '1:user:complete',
+      '2:assistant:complete',
+      '3:user:complete',
+      '4:assistant:complete',
+      '5:user:complete',
+      '6:assistant:complete',
     ]);
     const counters = await db.query('select message_count, next_seq, turn_id from conversation where id = $1', [conversation.id]);
     expect(counters.rows[0]).toEqual({ message_count: 6, next_seq: 7, turn_id: null });

@@ -44,7 +44,12 @@ export type Outcome = { instance: number; sentAt: number; ms: number } & (
 
 /** A signed HS256 token for `userId` (what `npm run token` makes with the same secret). */
 export async function tokenFor(userId: string): Promise<string> {
-  return new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject(userId).setIssuedAt().setExpirationTime('1h').sign(new TextEncoder().encode(JWT_SECRET));
+  return new SignJWT({})
+    .setProtectedHeader({ alg: 'HS256' })
+    .setSubject(userId)
+    .setIssuedAt()
+    .setExpirationTime('1h')
+    .sign(new TextEncoder().encode(JWT_SECRET));
 }
 
 /** Sends one `sendMessage` to `instance` as the holder of `token`; never throws. */
@@ -75,7 +80,14 @@ export async function sendMessage(instance: Instance, token: string, input: Send
   if (body.data?.sendMessage) return { ...base, ms, kind: 'ack', payload: body.data.sendMessage };
   const first = body.errors?.[0];
   if (!first) return { ...base, ms, kind: 'unknown', reason: `HTTP ${response.status} without data or errors` };
-  return { ...base, ms, kind: 'error', code: String(first.extensions?.code ?? 'NONE'), message: first.message, extensions: first.extensions ?? {} };
+  return {
+    ...base,
+    ms,
+    kind: 'error',
+    code: String(first.extensions?.code ?? 'NONE'),
+    message: first.message,
+    extensions: first.extensions ?? {},
+  };
 }
 
 /** Sends a first message and returns the id of the conversation it started; throws unless acknowledged. */

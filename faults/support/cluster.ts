@@ -220,12 +220,21 @@ async function launchInstance(index: number, env: NodeJS.ProcessEnv, children: S
 function problem(line: string): string[] {
   if (!line.startsWith('{')) return line.startsWith('stderr: ') ? [line] : [];
   try {
-    const log = JSON.parse(line) as { level?: number; msg?: string; path?: unknown[]; err?: { type?: string; message?: string; code?: string; stack?: string } };
+    const log = JSON.parse(line) as {
+      level?: number;
+      msg?: string;
+      path?: unknown[];
+      err?: { type?: string; message?: string; code?: string; stack?: string };
+    };
     if ((log.level ?? 0) < 40) return [];
     // The first frame in the server's own code says which step met the error.
     const frame = /at (?:async )?(?:([\w.<>]+) \()?[^\n]*?dist\/src\/([\w/.-]+\.js:\d+)/.exec(log.err?.stack ?? '');
     const where = `${log.path ? ` at ${log.path.join('.')}` : ''}${frame ? ` (${frame[1] ? `${frame[1]} ` : ''}${frame[2]})` : ''}`;
-    const err = log.err ? `: ${log.err.type ?? 'Error'}${log.err.code ? ` ${log.err.code}` : ''} ${String(log.err.message ?? '').split('\n')[0]!.slice(0, 160)}` : '';
+    const err = log.err
+      ? `: ${log.err.type ?? 'Error'}${log.err.code ? ` ${log.err.code}` : ''} ${String(log.err.message ?? '')
+          .split('\n')[0]!
+          .slice(0, 160)}`
+      : '';
     return [`${log.level! >= 50 ? 'error' : 'warn'} ${log.msg}${where}${err}`];
   } catch {
     return [];

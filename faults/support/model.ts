@@ -118,7 +118,8 @@ export async function startFakeModel(): Promise<FakeModel> {
   return {
     baseUrl,
     requests,
-    requestsFor: (message, step) => requests.filter((request) => request.message === message && (step === undefined || request.step === step)),
+    requestsFor: (message, step) =>
+      requests.filter((request) => request.message === message && (step === undefined || request.step === step)),
     waitFor(predicate, ms) {
       const seen = requests.find(predicate);
       if (seen) return Promise.resolve(seen);

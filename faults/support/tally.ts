@@ -28,7 +28,15 @@ import { replyTo } from './model.js';
 /** One message of a scenario: its key, its text and every request made for it. */
 export type Sent = { key: string; message: string; outcomes: Outcome[] };
 
-export type Table = { sent: number; acknowledged: number; failed: number; unknown: number; stored: number; lost: number; duplicated: number };
+export type Table = {
+  sent: number;
+  acknowledged: number;
+  failed: number;
+  unknown: number;
+  stored: number;
+  lost: number;
+  duplicated: number;
+};
 
 export type StoredMessage = {
   id: string;
@@ -76,11 +84,16 @@ export async function audit(cluster: Cluster, users: string[], sent: Sent[]): Pr
       const reply = at(row.conversation_id, row.seq + 1);
       if (!reply) why.push(`no reply at seq ${row.seq + 1}`);
       else if (reply.role !== 'assistant' || reply.status !== 'complete' || reply.content !== first!.response) {
-        why.push(`the reply at seq ${row.seq + 1} is ${reply.role}/${reply.status} ${JSON.stringify(reply.content.slice(0, 60))}, the client got ${JSON.stringify(first!.response.slice(0, 60))}`);
+        why.push(
+          `the reply at seq ${row.seq + 1} is ${reply.role}/${reply.status} ${JSON.stringify(reply.content.slice(0, 60))}, the client got ${JSON.stringify(first!.response.slice(0, 60))}`,
+        );
       }
     }
     const disagree = payloads.filter(
-      (payload) => payload.userMessage.id !== first!.userMessage.id || payload.assistantMessage.id !== first!.assistantMessage.id || payload.response !== first!.response,
+      (payload) =>
+        payload.userMessage.id !== first!.userMessage.id ||
+        payload.assistantMessage.id !== first!.assistantMessage.id ||
+        payload.response !== first!.response,
     );
     if (disagree.length > 0) why.push(`${disagree.length} of its ${payloads.length} payloads name another turn`);
     if (why.length > 0) lostDetails.push(`${message.key}: ${why.join('; ')}`);
@@ -90,13 +103,25 @@ export async function audit(cluster: Cluster, users: string[], sent: Sent[]): Pr
   const extra = (groups: Map<string, unknown[]>, what: string) => {
     for (const [key, group] of groups) if (group.length > 1) duplicateDetails.push(`${what} ${key}: stored ${group.length} times`);
   };
-  extra(Map.groupBy(rows.filter((row) => row.role === 'user'), (row) => `${row.user_id} ${JSON.stringify(row.content)}`), 'user message');
   extra(
-    Map.groupBy(rows.filter((row) => row.role === 'assistant' && row.status === 'complete'), (row) => `${row.user_id} ${JSON.stringify(row.content)}`),
+    Map.groupBy(
+      rows.filter((row) => row.role === 'user'),
+      (row) => `${row.user_id} ${JSON.stringify(row.content)}`,
+    ),
+    'user message',
+  );
+  extra(
+    Map.groupBy(
+      rows.filter((row) => row.role === 'assistant' && row.status === 'complete'),
+      (row) => `${row.user_id} ${JSON.stringify(row.content)}`,
+    ),
     'complete reply',
   );
   const tasks = await cluster.sql<{ user_id: string; title: string }>('select user_id, title from task where user_id = any($1)', [users]);
-  extra(Map.groupBy(tasks, (task) => `${task.user_id} ${JSON.stringify(task.title)}`), 'task');
+  extra(
+    Map.groupBy(tasks, (task) => `${task.user_id} ${JSON.stringify(task.title)}`),
+    'task',
+  );
   const duplicated = duplicateDetails.reduce((sum, line) => sum + Number(/stored (\d+) times/.exec(line)![1]) - 1, 0);
 
   return {

@@ -118,7 +118,10 @@ export function countMessageTokens(message: AgentMessage): number {
 
 /** Estimated tokens of the tool definitions offered to the model (their JSON, a fair upper estimate). */
 export function countToolTokens(tools: ToolInfo[]): number {
-  return tools.reduce((sum, tool) => sum + countText(JSON.stringify({ name: tool.name, description: tool.description, parameters: tool.inputSchema })), 0);
+  return tools.reduce(
+    (sum, tool) => sum + countText(JSON.stringify({ name: tool.name, description: tool.description, parameters: tool.inputSchema })),
+    0,
+  );
 }
 
 // Private: an assistant message with calls and the results after it are one unit; every other

@@ -59,7 +59,10 @@ export class ToolLoopAgent implements Agent {
       usage = addUsage(usage, step.usage);
       model = step.model;
       const { message } = step;
-      this.log.debug({ round, finishReason: step.finishReason, toolCalls: message.toolCalls?.length ?? 0, usage: step.usage }, 'model step');
+      this.log.debug(
+        { round, finishReason: step.finishReason, toolCalls: message.toolCalls?.length ?? 0, usage: step.usage },
+        'model step',
+      );
       if (!message.toolCalls) return { content: message.content, model, usage };
 
       sent.push(message);

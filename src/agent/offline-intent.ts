@@ -56,10 +56,14 @@ const FRAGMENTS: Record<string, string> = {
 };
 
 function rx(source: string): RegExp {
-  return new RegExp(source.replace(/\{(\w+)\}/g, (_, name: string) => FRAGMENTS[name] ?? `{${name}}`), 'i');
+  return new RegExp(
+    source.replace(/\{(\w+)\}/g, (_, name: string) => FRAGMENTS[name] ?? `{${name}}`),
+    'i',
+  );
 }
 
-const GREETING = /^(?:(?:hi|hello|hey|hiya|howdy|yo|greetings)(?:\s+there)?|good\s+(?:morning|afternoon|evening|day))(?:\s+(?:assistant|bot|friend))?$/i;
+const GREETING =
+  /^(?:(?:hi|hello|hey|hiya|howdy|yo|greetings)(?:\s+there)?|good\s+(?:morning|afternoon|evening|day))(?:\s+(?:assistant|bot|friend))?$/i;
 
 // The order matters: the first rule that accepts the sentence wins. Updates come before adds
 // ("add a note to task 2: ...") and adds before everything else, so that a title may contain
@@ -68,14 +72,17 @@ const GREETING = /^(?:(?:hi|hello|hey|hiya|howdy|yo|greetings)(?:\s+there)?|good
 const RULES: Rule[] = [
   // A bare noun ("tasks", "completed tasks") is a listing; first, so that no verb below reads it as a target.
   {
-    pattern: /^(?:(?:all|my|the)\s+)*(?:(?:pending|open|remaining|completed|finished|done)\s+)?(?:tasks|todos|to-dos|todo\s+list|to-do\s+list|to\s+do\s+list|list)$/i,
+    pattern:
+      /^(?:(?:all|my|the)\s+)*(?:(?:pending|open|remaining|completed|finished|done)\s+)?(?:tasks|todos|to-dos|todo\s+list|to-do\s+list|to\s+do\s+list|list)$/i,
     build: (_, sentence) => ({ kind: 'list', status: listStatus(sentence) }),
   },
 
   // Update.
   { pattern: rx(String.raw`^(?:rename|retitle)\s+{T}\s+(?:to|as|into)\s+{NEW}$`), build: (g) => update(g, { title: g.new }) },
   {
-    pattern: rx(String.raw`^(?:change|update|edit|modify|set)\s+(?:the\s+)?(?:description|details|notes?)\s+(?:of|for|on)\s+{T}\s*(?:\s+to|:)\s*{NEW}$`),
+    pattern: rx(
+      String.raw`^(?:change|update|edit|modify|set)\s+(?:the\s+)?(?:description|details|notes?)\s+(?:of|for|on)\s+{T}\s*(?:\s+to|:)\s*{NEW}$`,
+    ),
     build: (g) => update(g, { description: g.new }),
   },
   {
@@ -83,7 +90,9 @@ const RULES: Rule[] = [
     build: (g) => update(g, { description: g.new }),
   },
   {
-    pattern: rx(String.raw`^(?:add|set)\s+(?:a\s+|the\s+)?(?:description|details|note)\s+(?:to|for|on)\s+{T}\s*(?::|\s-|\s+saying|\s+that\s+says)\s*{NEW}$`),
+    pattern: rx(
+      String.raw`^(?:add|set)\s+(?:a\s+|the\s+)?(?:description|details|note)\s+(?:to|for|on)\s+{T}\s*(?::|\s-|\s+saying|\s+that\s+says)\s*{NEW}$`,
+    ),
     build: (g) => update(g, { description: g.new }),
   },
   {
@@ -107,23 +116,31 @@ const RULES: Rule[] = [
     ),
     build: (g) => add(g.rest),
   },
-  { pattern: rx(String.raw`^(?:new|another)\s+(?:task|todo|to-do|item|reminder|entry)\s*(?:[:-]\s*|(?:called|named|titled)\s+)?{REST}$`), build: (g) => add(g.rest) },
+  {
+    pattern: rx(String.raw`^(?:new|another)\s+(?:task|todo|to-do|item|reminder|entry)\s*(?:[:-]\s*|(?:called|named|titled)\s+)?{REST}$`),
+    build: (g) => add(g.rest),
+  },
   { pattern: rx(String.raw`^(?:task|todo|to-do|to\s+do|reminder)\s*:\s*{REST}$`), build: (g) => add(g.rest) },
   {
     pattern: rx(
-      String.raw`^(?:remind\s+me|remember|(?:do\s+not|don't|dont)\s+(?:let\s+me\s+)?forget)\s+(?:(?:to|about)\s+)?(?!what\b|which\b|of\s+my\b)` + '{REST}$',
+      String.raw`^(?:remind\s+me|remember|(?:do\s+not|don't|dont)\s+(?:let\s+me\s+)?forget)\s+(?:(?:to|about)\s+)?(?!what\b|which\b|of\s+my\b)` +
+        '{REST}$',
     ),
     build: (g) => add(g.rest),
   },
   {
     // "I need to buy milk" is a new task; "I need to add milk" is the same request as "add milk".
-    pattern: rx(String.raw`^(?:i|we)(?:'ve|\s+have)?\s+(?:need\s+to|have\s+to|got\s+to|must|should|gotta|ought\s+to)\s+(?:(?:add|create)\s+)?{REST}$`),
+    pattern: rx(
+      String.raw`^(?:i|we)(?:'ve|\s+have)?\s+(?:need\s+to|have\s+to|got\s+to|must|should|gotta|ought\s+to)\s+(?:(?:add|create)\s+)?{REST}$`,
+    ),
     build: (g) => add(g.rest),
   },
 
   // Delete.
   {
-    pattern: rx(String.raw`^(?:delete|remove|erase|drop|cancel|scrap|scratch|trash|discard|get\s+rid\s+of|forget\s+about)\s+{T}(?:\s+(?:from|off(?:\s+of)?)\s+{LIST})?$`),
+    pattern: rx(
+      String.raw`^(?:delete|remove|erase|drop|cancel|scrap|scratch|trash|discard|get\s+rid\s+of|forget\s+about)\s+{T}(?:\s+(?:from|off(?:\s+of)?)\s+{LIST})?$`,
+    ),
     build: (g) => withTarget('delete', g),
   },
 
@@ -132,9 +149,18 @@ const RULES: Rule[] = [
     pattern: rx(String.raw`^(?:complete|finish|finished|completed|done)(?:\s+with)?\s*[:-]?\s+{T}(?:\s+(?:on|from)\s+{LIST})?$`),
     build: (g) => withTarget('complete', g),
   },
-  { pattern: rx(String.raw`^(?:check|tick|cross|strike)\s+off\s+{T}(?:\s+(?:on|from)\s+{LIST})?$`), build: (g) => withTarget('complete', g) },
-  { pattern: rx(String.raw`^(?:check|tick|cross|strike)\s+{T}\s+off(?:\s+(?:(?:on|from)\s+)?{LIST})?$`), build: (g) => withTarget('complete', g) },
-  { pattern: rx(String.raw`^mark\s+{T}\s+(?:as\s+)?(?:done|complete|completed|finished|checked(?:\s+off)?)$`), build: (g) => withTarget('complete', g) },
+  {
+    pattern: rx(String.raw`^(?:check|tick|cross|strike)\s+off\s+{T}(?:\s+(?:on|from)\s+{LIST})?$`),
+    build: (g) => withTarget('complete', g),
+  },
+  {
+    pattern: rx(String.raw`^(?:check|tick|cross|strike)\s+{T}\s+off(?:\s+(?:(?:on|from)\s+)?{LIST})?$`),
+    build: (g) => withTarget('complete', g),
+  },
+  {
+    pattern: rx(String.raw`^mark\s+{T}\s+(?:as\s+)?(?:done|complete|completed|finished|checked(?:\s+off)?)$`),
+    build: (g) => withTarget('complete', g),
+  },
   {
     pattern: rx(
       String.raw`^(?:(?:i|we)(?:'ve|\s+have|'m|\s+am|'re|\s+are)?|just|already|finally)\s+(?:(?:just|already|finally)\s+)?` +
@@ -177,11 +203,17 @@ function listStatus(sentence: string): ListStatus {
 
 function add(rest: string | undefined): Intent | null {
   if (rest === undefined) return null;
-  const withDescription = /^(?<title>.+?)\s*(?:[,;]\s*|\s+)(?:with\s+(?:the\s+|a\s+)?(?:description|details|notes?)|(?:description|details|notes?)\s*:)\s*[:-]?\s*(?<description>.+)$/i.exec(
-    rest,
-  );
+  const withDescription =
+    /^(?<title>.+?)\s*(?:[,;]\s*|\s+)(?:with\s+(?:the\s+|a\s+)?(?:description|details|notes?)|(?:description|details|notes?)\s*:)\s*[:-]?\s*(?<description>.+)$/i.exec(
+      rest,
+    );
   const rawTitle = withDescription?.groups?.title ?? rest;
-  const title = cleanPhrase(rawTitle.replace(/\s+(?:to|on|onto|in|into)\s+(?:(?:my|the)\s+)?(?:todo\s+|to-do\s+|to\s+do\s+|task\s+)?(?:list|tasks|todos|to-dos)$/i, ''));
+  const title = cleanPhrase(
+    rawTitle.replace(
+      /\s+(?:to|on|onto|in|into)\s+(?:(?:my|the)\s+)?(?:todo\s+|to-do\s+|to\s+do\s+|task\s+)?(?:list|tasks|todos|to-dos)$/i,
+      '',
+    ),
+  );
   // "add a task" names no task: let it fall through to the help text.
   if (!title || /^(?:(?:a|an|the|new|another)\s+)*(?:task|todo|to-do|item|reminder|entry)s?$/i.test(title)) return null;
   const description = cleanPhrase(withDescription?.groups?.description ?? '');

@@ -31,7 +31,8 @@ export class OpenAiProvider implements ModelProvider {
   private readonly client: OpenAI;
 
   constructor(options: OpenAiProviderOptions) {
-    if (!options.apiKey) throw new Error('OpenAiProvider needs an apiKey (any non-empty value for servers that check none), but got an empty one');
+    if (!options.apiKey)
+      throw new Error('OpenAiProvider needs an apiKey (any non-empty value for servers that check none), but got an empty one');
     this.model = options.model;
     // Every setting is given explicitly (null rather than undefined): the SDK would otherwise
     // fill the gaps from process.env, and config.ts is the one reader of the environment.
@@ -93,7 +94,11 @@ export function toOpenAiMessage(message: AgentMessage): OpenAI.ChatCompletionMes
         role: 'assistant',
         // Null, not "", beside tool calls: the shape the API itself returns.
         content: message.content === '' ? null : message.content,
-        tool_calls: message.toolCalls.map((call) => ({ id: call.id, type: 'function', function: { name: call.name, arguments: call.arguments } })),
+        tool_calls: message.toolCalls.map((call) => ({
+          id: call.id,
+          type: 'function',
+          function: { name: call.name, arguments: call.arguments },
+        })),
       };
   }
 }
@@ -130,8 +135,10 @@ function fromOpenAiToolCall(call: OpenAI.ChatCompletionMessageToolCall): AgentTo
 
 // Private: the SDK logs `(message, ...details)`; pino wants the details as an object first.
 function sdkLogger(log: Logger): NonNullable<ConstructorParameters<typeof OpenAI>[0]>['logger'] {
-  const at = (level: 'error' | 'warn' | 'info' | 'debug') => (message: string, ...details: unknown[]) =>
-    log[level](details.length > 0 ? { details } : {}, message);
+  const at =
+    (level: 'error' | 'warn' | 'info' | 'debug') =>
+    (message: string, ...details: unknown[]) =>
+      log[level](details.length > 0 ? { details } : {}, message);
   return { error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug') };
 }
 

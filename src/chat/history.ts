@@ -27,8 +27,15 @@ export async function loadContext(em: EntityManager, conversationId: string, upt
   const calls =
     replies.length === 0
       ? []
-      : await em.find(ToolCall, { message: { $in: replies } }, { orderBy: { id: 'asc' }, fields: ['message', 'callId', 'name', 'arguments', 'result'] });
-  return toAgentMessages(rows, Map.groupBy(calls, (call) => call.message.id));
+      : await em.find(
+          ToolCall,
+          { message: { $in: replies } },
+          { orderBy: { id: 'asc' }, fields: ['message', 'callId', 'name', 'arguments', 'result'] },
+        );
+  return toAgentMessages(
+    rows,
+    Map.groupBy(calls, (call) => call.message.id),
+  );
 }
 
 /**

@@ -49,17 +49,22 @@ export async function countTurn(em: EntityManager, userId: string, limits: TurnL
   const { sql, params } = upsert(userId, counts);
   const rows = await em.execute<Row[]>(sql + RETURNING, params);
   const refusals = rows.map(counted).flatMap((row) => {
-    if (row.kind === RateKind.TURNS && row.count > limits.turnsPerMinute) return [{ row, what: `${limits.turnsPerMinute} turns per minute` }];
+    if (row.kind === RateKind.TURNS && row.count > limits.turnsPerMinute)
+      return [{ row, what: `${limits.turnsPerMinute} turns per minute` }];
     if (row.kind === RateKind.CONVERSATIONS && row.count > limits.conversationsPerHour) {
       return [{ row, what: `${limits.conversationsPerHour} new conversations per hour` }];
     }
-    if (row.kind === RateKind.TOKENS && row.count >= limits.tokensPerDay) return [{ row, what: `${limits.tokensPerDay} model tokens per day` }];
+    if (row.kind === RateKind.TOKENS && row.count >= limits.tokensPerDay)
+      return [{ row, what: `${limits.tokensPerDay} model tokens per day` }];
     return [];
   });
   if (refusals.length === 0) return;
   // Every limit that refused must have rolled over before a retry can pass.
   const retryAfterMs = Math.max(...refusals.map(({ row }) => row.retryAfterMs));
-  throw rateLimited(`Rate limit reached: ${refusals.map(({ what }) => what).join(', ')}; try again in ${Math.ceil(retryAfterMs / 1000)} s`, retryAfterMs);
+  throw rateLimited(
+    `Rate limit reached: ${refusals.map(({ what }) => what).join(', ')}; try again in ${Math.ceil(retryAfterMs / 1000)} s`,
+    retryAfterMs,
+  );
 }
 
 /**
@@ -83,7 +88,10 @@ export async function countMcpCalls(em: EntityManager, userId: string, calls: nu
   const [row] = await em.execute<Row[]>(sql + RETURNING, params);
   const { count, retryAfterMs } = counted(row!);
   if (count > perMinute) {
-    throw rateLimited(`Rate limit reached: ${perMinute} MCP tool calls per minute; try again in ${Math.ceil(retryAfterMs / 1000)} s`, retryAfterMs);
+    throw rateLimited(
+      `Rate limit reached: ${perMinute} MCP tool calls per minute; try again in ${Math.ceil(retryAfterMs / 1000)} s`,
+      retryAfterMs,
+    );
   }
 }
 

@@ -189,7 +189,12 @@ export async function finishTurn(
     // turn's model tokens added to the user's day.
     const tokens = addTokensSql(input.userId, reply?.usage?.totalTokens ?? 0, input.limits);
     if (ours || tokens) {
-      await em.execute(`${tokens?.sql ?? ''}select pg_notify(?, ?) where ?`, [...(tokens?.params ?? []), TURN_ENDED_CHANNEL, conversation.id, ours]);
+      await em.execute(`${tokens?.sql ?? ''}select pg_notify(?, ?) where ?`, [
+        ...(tokens?.params ?? []),
+        TURN_ENDED_CHANNEL,
+        conversation.id,
+        ours,
+      ]);
     }
     return { conversation, assistantMessage: assistant, toolCalls };
   });
@@ -225,7 +230,11 @@ export async function storeToolCall(
 export async function joinQueue(em: EntityManager, conversationId: string, userId: string): Promise<string> {
   // Waiters whose process died are passed over once expired; they are swept here, off the hot path.
   await em.nativeDelete(TurnWaiter, { conversation: conversationId, expiresAt: { $lt: new Date(Date.now() - WAITER_TTL_MS) } });
-  const waiter = new TurnWaiter(em.getReference(Conversation, conversationId, { wrapped: true }), userId, new Date(Date.now() + WAITER_TTL_MS));
+  const waiter = new TurnWaiter(
+    em.getReference(Conversation, conversationId, { wrapped: true }),
+    userId,
+    new Date(Date.now() + WAITER_TTL_MS),
+  );
   await em.persist(waiter).flush();
   return waiter.id;
 }
@@ -249,7 +258,11 @@ export type TurnToEnd = { conversationId: string; userId: string; replyId: strin
  * over leaves both alone (a retry elsewhere may be resuming that very reply). One short
  * transaction; returns whether the turn was still ours.
  */
-export async function failTurn(em: EntityManager, turn: TurnToEnd, content = 'The turn failed before the assistant answered.'): Promise<boolean> {
+export async function failTurn(
+  em: EntityManager,
+  turn: TurnToEnd,
+  content = 'The turn failed before the assistant answered.',
+): Promise<boolean> {
   return em.transactional(async (em) => {
     const released = await em.nativeUpdate(
       Conversation,
@@ -257,7 +270,11 @@ export async function failTurn(em: EntityManager, turn: TurnToEnd, content = 'Th
       { turnId: null, leaseExpiresAt: null },
     );
     if (released === 0) return false;
-    await em.nativeUpdate(Message, { id: turn.replyId, userId: turn.userId, status: MessageStatus.IN_PROGRESS }, { status: MessageStatus.FAILED, content });
+    await em.nativeUpdate(
+      Message,
+      { id: turn.replyId, userId: turn.userId, status: MessageStatus.IN_PROGRESS },
+      { status: MessageStatus.FAILED, content },
+    );
     // Delivered on commit: requests waiting for this conversation, on any instance, look again.
     await em.execute('select pg_notify(?, ?)', [TURN_ENDED_CHANNEL, turn.conversationId]);
     return true;

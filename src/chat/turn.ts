@@ -102,7 +102,13 @@ export async function sendMessage(deps: TurnDeps, viewer: Viewer, input: SendMes
   const ids: TurnIds = { userMessage: newId(), reply: newId(), turn: newId() };
   const start = await beginInOrder(deps, viewer, input, content, ids);
   if (start.kind === 'replay') {
-    return { conversation: start.conversation, userMessage: start.userMessage, assistantMessage: start.reply, toolCalls: start.toolCalls, replayed: true };
+    return {
+      conversation: start.conversation,
+      userMessage: start.userMessage,
+      assistantMessage: start.reply,
+      toolCalls: start.toolCalls,
+      replayed: true,
+    };
   }
   const { conversation, userMessage, reply } = start;
   const running: RunningTurn = { conversationId: conversation.id, userId: viewer.userId, turnId: ids.turn, replyId: reply.id };
@@ -140,9 +146,13 @@ export async function sendMessage(deps: TurnDeps, viewer: Viewer, input: SendMes
     settled = true;
     if (!outcome.reply) {
       deps.log.error({ err: outcome.failure, conversationId: conversation.id }, 'agent failed');
-      throw new AppError('UPSTREAM_ERROR', 'The agent failed to answer; the message is stored and can be retried with the same clientMessageId', {
-        cause: outcome.failure,
-      });
+      throw new AppError(
+        'UPSTREAM_ERROR',
+        'The agent failed to answer; the message is stored and can be retried with the same clientMessageId',
+        {
+          cause: outcome.failure,
+        },
+      );
     }
     return { ...finished, userMessage, replayed: false };
   } catch (error) {
@@ -163,9 +173,16 @@ export async function sendMessage(deps: TurnDeps, viewer: Viewer, input: SendMes
 async function endFailedTurn(deps: TurnDeps, turn: RunningTurn): Promise<void> {
   try {
     const ended = await retryTransient(() => failTurn(deps.em.fork(), turn), { log: deps.log, what: 'fail turn', tries: 3 });
-    if (ended) deps.log.warn({ conversationId: turn.conversationId, replyId: turn.replyId }, 'turn failed: its reply is marked failed and the conversation freed');
+    if (ended)
+      deps.log.warn(
+        { conversationId: turn.conversationId, replyId: turn.replyId },
+        'turn failed: its reply is marked failed and the conversation freed',
+      );
   } catch (error) {
-    deps.log.error({ err: error, conversationId: turn.conversationId }, 'could not end the failed turn; its conversation stays busy until the lease runs out');
+    deps.log.error(
+      { err: error, conversationId: turn.conversationId },
+      'could not end the failed turn; its conversation stays busy until the lease runs out',
+    );
   }
 }
 
@@ -198,7 +215,8 @@ async function beginInOrder(deps: TurnDeps, viewer: Viewer, input: SendMessageIn
       } catch (error) {
         if (error instanceof UniqueConstraintViolationException && races++ < KEY_RACES_MAX) continue;
         if (!(error instanceof ConversationBusy) || input.ifBusy !== 'ENQUEUE' || Date.now() >= deadline) throw error;
-        if (ticket === null || !(await stillWaiting(deps.em, ticket))) ticket = await joinQueue(deps.em, error.conversationId, viewer.userId);
+        if (ticket === null || !(await stillWaiting(deps.em, ticket)))
+          ticket = await joinQueue(deps.em, error.conversationId, viewer.userId);
         const pause = Math.min(20 * 2 ** Math.min(wait, 5), 400, Math.max(deadline - Date.now(), 0));
         await (deps.signals ? deps.signals.waitForTurnEnd(error.conversationId, pause) : sleep(pause));
       }
@@ -240,7 +258,9 @@ async function runAgent(
     tools = await deps.openTools(deps.em, userId, (call) => ended || onCall(call));
     const signal = AbortSignal.timeout(deps.settings.turnDeadlineMs);
     const deadline = new Promise<never>((_, reject) => {
-      signal.addEventListener('abort', () => reject(new Error(`the turn took longer than ${deps.settings.turnDeadlineMs} ms`)), { once: true });
+      signal.addEventListener('abort', () => reject(new Error(`the turn took longer than ${deps.settings.turnDeadlineMs} ms`)), {
+        once: true,
+      });
     });
     // The agent gets the signal to stop its work; the race ends the turn even if it does not listen.
     return { reply: await Promise.race([deps.agent.run({ messages, tools, signal }), deadline]) };
@@ -256,12 +276,15 @@ async function runAgent(
 // instance's turn can be taken over. The update matches on the turn id: a lost lease stays lost.
 function renewLease(deps: TurnDeps, conversationId: string, turnId: string): { stop(): void } {
   const { turnLeaseMs } = deps.settings;
-  const timer = setInterval(() => {
-    deps.em
-      .fork()
-      .nativeUpdate(Conversation, { id: conversationId, turnId }, { leaseExpiresAt: new Date(Date.now() + turnLeaseMs) })
-      .catch((error: unknown) => deps.log.warn({ err: error, conversationId }, 'lease renewal failed'));
-  }, Math.max(Math.floor(turnLeaseMs / 3), 50));
+  const timer = setInterval(
+    () => {
+      deps.em
+        .fork()
+        .nativeUpdate(Conversation, { id: conversationId, turnId }, { leaseExpiresAt: new Date(Date.now() + turnLeaseMs) })
+        .catch((error: unknown) => deps.log.warn({ err: error, conversationId }, 'lease renewal failed'));
+    },
+    Math.max(Math.floor(turnLeaseMs / 3), 50),
+  );
   timer.unref();
   return { stop: () => clearInterval(timer) };
 }

@@ -141,7 +141,11 @@ export async function startPostgresServer(options: {
  * while it lives, another process either uses that server (`use.share`, commands) or is refused
  * with a message that says whose it is and what to do (a second server).
  */
-export async function startEmbeddedPostgres(dataDir: string, log: Logger, use: EmbeddedUse = { as: 'server', share: false }): Promise<EmbeddedDatabase> {
+export async function startEmbeddedPostgres(
+  dataDir: string,
+  log: Logger,
+  use: EmbeddedUse = { as: 'server', share: false },
+): Promise<EmbeddedDatabase> {
   const dir = path.resolve(dataDir);
   await mkdir(dir, { recursive: true });
   const clusterDir = await clusterLocation(dir, log);
@@ -156,14 +160,19 @@ export async function startEmbeddedPostgres(dataDir: string, log: Logger, use: E
     const owner = taken.holder;
     if (!use.share) throw new Error(inUse(dir, owner));
     if (owner.ready) {
-      log.info({ pid: owner.pid, port: owner.port, clusterDir: owner.clusterDir }, 'using the embedded PostgreSQL of a running stateless-chat process');
+      log.info(
+        { pid: owner.pid, port: owner.port, clusterDir: owner.clusterDir },
+        'using the embedded PostgreSQL of a running stateless-chat process',
+      );
       const password = await readPassword(owner.passwordFile, owner.clusterDir);
       // Not ours to stop: its owner stops it when it ends.
       return { url: databaseUrl(password, owner.port), stop: async () => {} };
     }
     // The owner is still starting its server (or dies, and the next round takes the lock over).
     if (Date.now() > waitUntil) {
-      throw new Error(`process ${owner.pid} has been starting the embedded PostgreSQL of DATA_DIR ${dir} for more than ${OWNER_START_WAIT_MS} ms; wait for it, or stop it`);
+      throw new Error(
+        `process ${owner.pid} has been starting the embedded PostgreSQL of DATA_DIR ${dir} for more than ${OWNER_START_WAIT_MS} ms; wait for it, or stop it`,
+      );
     }
     await sleep(100);
   }
@@ -208,7 +217,10 @@ async function runAsOwner(lock: HeldLock<Owner>, me: Owner, log: Logger): Promis
 
 // Private: the one line a second server prints when the cluster is another live process's.
 function inUse(dataDir: string, owner: Owner): string {
-  const who = owner.as === 'server' ? `a running stateless-chat server (pid ${owner.pid})` : `a running "stateless-chat ${owner.as}" (pid ${owner.pid})`;
+  const who =
+    owner.as === 'server'
+      ? `a running stateless-chat server (pid ${owner.pid})`
+      : `a running "stateless-chat ${owner.as}" (pid ${owner.pid})`;
   const first = owner.as === 'server' ? 'use that server' : 'wait for it to end';
   return `the embedded PostgreSQL of DATA_DIR ${dataDir} belongs to ${who}; ${first}, or start this one with another DATA_DIR, or with DATABASE_URL`;
 }
@@ -218,7 +230,9 @@ async function readPassword(passwordFile: string, clusterDir: string): Promise<s
     return (await readFile(passwordFile, 'utf8')).trim();
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-    throw new Error(`the embedded PostgreSQL cluster in ${clusterDir} exists, but its password file ${passwordFile} does not: restore that file, or remove ${clusterDir} to start afresh (its data is lost)`);
+    throw new Error(
+      `the embedded PostgreSQL cluster in ${clusterDir} exists, but its password file ${passwordFile} does not: restore that file, or remove ${clusterDir} to start afresh (its data is lost)`,
+    );
   }
 }
 

@@ -2,7 +2,7 @@
  * The ORM: MikroORM on PostgreSQL, configured from `Config`, with the migrations of
  * `migrations/` compiled in. The schema is changed only by those migrations.
  */
-import { type Logger as OrmLogger, type LoggerNamespace, type LogContext } from '@mikro-orm/core';
+import type { Logger as OrmLogger, LoggerNamespace, LogContext } from '@mikro-orm/core';
 import { ReflectMetadataProvider } from '@mikro-orm/decorators/legacy';
 import { Migrator } from '@mikro-orm/migrations';
 import { MikroORM, defineConfig, type Options } from '@mikro-orm/postgresql';
@@ -32,7 +32,15 @@ export function ormConfig({ clientUrl, log, onQuery, poolMax = 10 }: OrmOptions)
     metadataProvider: ReflectMetadataProvider,
     extensions: [Migrator],
     // The snapshot (what the migrations build) changes only with `migrate:create`, never when migrating.
-    migrations: { path: 'migrations', pathTs: 'migrations', migrationsList, emit: 'ts', snapshot: true, snapshotOnMigrate: false, snapshotName: '.snapshot' },
+    migrations: {
+      path: 'migrations',
+      pathTs: 'migrations',
+      migrationsList,
+      emit: 'ts',
+      snapshot: true,
+      snapshotOnMigrate: false,
+      snapshotName: '.snapshot',
+    },
     pool: { min: 0, max: poolMax },
     // A request waits at most this long for a free connection, then fails instead of hanging.
     driverOptions: { connectionTimeoutMillis: CONNECTION_WAIT_MS, onPoolCreated: guardPool },

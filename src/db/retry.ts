@@ -6,7 +6,7 @@
  * happened has to find out by looking (see `attempt` below), never by doing it again blindly.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ConnectionException, DeadlockException, DriverException } from '@mikro-orm/core';
+import { ConnectionException, DeadlockException, type DriverException } from '@mikro-orm/core';
 import type { Logger } from '../log.js';
 
 const TRANSIENT_SQLSTATES = new Set([
@@ -16,9 +16,14 @@ const TRANSIENT_SQLSTATES = new Set([
   '57P02', // crash_shutdown
   '57P03', // cannot_connect_now (the server is starting)
   '53300', // too_many_connections
-  '08000', '08001', '08003', '08004', '08006', // connection exceptions
+  '08000',
+  '08001',
+  '08003',
+  '08004',
+  '08006', // connection exceptions
 ]);
-const TRANSIENT_MESSAGE = /connection terminated|not queryable|timeout exceeded when trying to connect|terminating connection|ECONNREFUSED|ECONNRESET|EPIPE|Connection closed|connection error|server closed the connection|the database system is (starting up|shutting down)/i;
+const TRANSIENT_MESSAGE =
+  /connection terminated|not queryable|timeout exceeded when trying to connect|terminating connection|ECONNREFUSED|ECONNRESET|EPIPE|Connection closed|connection error|server closed the connection|the database system is (starting up|shutting down)/i;
 
 /** True for errors that a retry of the same work may not meet again. */
 export function isTransient(error: unknown): boolean {

@@ -46,7 +46,8 @@ export async function clusterLocation(dataDir: string, log?: Logger): Promise<st
   const recorded = path.join(dataDir, LOCATION_FILE);
   if (existsSync(recorded)) {
     const location = (await readFile(recorded, 'utf8')).trim();
-    if (!path.isAbsolute(location)) throw new Error(`${recorded} must hold the absolute path of the embedded cluster's folder, but holds ${JSON.stringify(location)}`);
+    if (!path.isAbsolute(location))
+      throw new Error(`${recorded} must hold the absolute path of the embedded cluster's folder, but holds ${JSON.stringify(location)}`);
     return location;
   }
   const local = path.join(dataDir, 'postgres');
@@ -79,7 +80,10 @@ export async function reachablePrograms(log?: Logger): Promise<void> {
   const { version } = JSON.parse(readFileSync(path.join(packageDir, 'package.json'), 'utf8')) as { version: string };
   const copy = path.join(ROOT_STATE_DIR, `postgresql-${version}-${process.platform}-${process.arch}`);
   if (!existsSync(path.join(copy, 'bin', 'postgres'))) {
-    log?.warn({ from: native, to: copy }, `the postgres user cannot enter the folders above ${native}, so the PostgreSQL programs are copied to ${copy}`);
+    log?.warn(
+      { from: native, to: copy },
+      `the postgres user cannot enter the folders above ${native}, so the PostgreSQL programs are copied to ${copy}`,
+    );
     await reachableFolder(ROOT_STATE_DIR);
     // Copied aside and renamed into place: a process that races this one finds a whole copy or none.
     const partial = `${copy}.${process.pid}.partial`;
@@ -105,7 +109,8 @@ type User = { uid: number; gid: number };
 // then only what every user may do counts.
 function postgresUser(): User {
   try {
-    const id = (flag: string) => Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim());
+    const id = (flag: string) =>
+      Number(execFileSync('id', [flag, 'postgres'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim());
     return { uid: id('-u'), gid: id('-g') };
   } catch {
     return { uid: -1, gid: -1 };

@@ -13,7 +13,12 @@ export function formatError(log: Logger, options: { hideSuggestions: boolean }) 
   return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
     const original = unwrapResolverError(error);
     if (original instanceof AppError) {
-      return { message: original.message, locations: formatted.locations, path: formatted.path, extensions: { code: original.code, ...original.details } };
+      return {
+        message: original.message,
+        locations: formatted.locations,
+        path: formatted.path,
+        extensions: { code: original.code, ...original.details },
+      };
     }
     // GraphQL's parse, validation and variable errors, and the limits' refusals, are meant for clients.
     if (original instanceof GraphQLError) return clientError(formatted, options.hideSuggestions);
@@ -34,7 +39,11 @@ function clientError(formatted: GraphQLFormattedError, hideSuggestions: boolean)
   let result = formatted;
   if (result.extensions?.code === 'GRAPHQL_PARSE_FAILED' && TOKEN_LIMIT.test(result.message)) {
     // graphql-js 16 says "more that N tokens"; say it right.
-    result = { ...result, message: result.message.replace('more that', 'more than'), extensions: { ...result.extensions, limit: 'tokens' } };
+    result = {
+      ...result,
+      message: result.message.replace('more that', 'more than'),
+      extensions: { ...result.extensions, limit: 'tokens' },
+    };
   }
   if (hideSuggestions && SUGGESTION.test(result.message)) result = { ...result, message: result.message.replace(SUGGESTION, '') };
   return result;

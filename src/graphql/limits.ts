@@ -47,7 +47,16 @@ import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from './pagination.js';
 
 export type QueryLimits = Config['graphql'];
 
-export type LimitName = 'tokens' | 'depth' | 'aliases' | 'directives' | 'repeatedFields' | 'fields' | 'sendMessage' | 'cost' | 'operationType';
+export type LimitName =
+  | 'tokens'
+  | 'depth'
+  | 'aliases'
+  | 'directives'
+  | 'repeatedFields'
+  | 'fields'
+  | 'sendMessage'
+  | 'cost'
+  | 'operationType';
 
 /** How often one response name may appear in one selection set (inline fragments included). */
 export const REPEATED_FIELD_MAX = 5;
@@ -68,7 +77,13 @@ const ONCE_PER_REQUEST = ['sendMessage'];
  */
 export function createShapeCheck(schema: GraphQLSchema, limits: QueryLimits): (source: string) => GraphQLError | null {
   const rules = [
-    maxDepthRule({ n: limits.maxDepth, ignoreIntrospection: true, flattenFragments: true, propagateOnRejection: false, onReject: [report('depth')] }),
+    maxDepthRule({
+      n: limits.maxDepth,
+      ignoreIntrospection: true,
+      flattenFragments: true,
+      propagateOnRejection: false,
+      onReject: [report('depth')],
+    }),
     maxAliasesRule({ n: limits.maxAliases, propagateOnRejection: false, onReject: [report('aliases')] }),
     maxDirectivesRule({ n: limits.maxDirectives, propagateOnRejection: false, onReject: [report('directives')] }),
   ];
@@ -151,7 +166,10 @@ function checkShape(schema: GraphQLSchema, document: DocumentNode, rules: ((cont
     SelectionSet(node) {
       for (const [name, count] of fieldCounts(node, fragments, (field) => (field.alias ?? field.name).value)) {
         if (count > REPEATED_FIELD_MAX) {
-          throw limitError('repeatedFields', `The field "${name}" is selected ${count} times in one selection set; at most ${REPEATED_FIELD_MAX} are accepted`);
+          throw limitError(
+            'repeatedFields',
+            `The field "${name}" is selected ${count} times in one selection set; at most ${REPEATED_FIELD_MAX} are accepted`,
+          );
         }
       }
     },
@@ -166,7 +184,11 @@ function checkShape(schema: GraphQLSchema, document: DocumentNode, rules: ((cont
  * The fields one selection set asks for once its fragments are merged into it, counted by `keyOf`:
  * inline fragments and named fragments (each name once, as graphql-js merges them) flattened.
  */
-function fieldCounts(set: SelectionSetNode, fragments: Map<string, FragmentDefinitionNode>, keyOf: (field: FieldNode) => string): Map<string, number> {
+function fieldCounts(
+  set: SelectionSetNode,
+  fragments: Map<string, FragmentDefinitionNode>,
+  keyOf: (field: FieldNode) => string,
+): Map<string, number> {
   const counts = new Map<string, number>();
   const spread = new Set<string>();
   const walk = (inner: SelectionSetNode) => {
@@ -214,7 +236,10 @@ function checkExpansion(document: DocumentNode, fragments: Map<string, FragmentD
     if (definition.kind !== Kind.OPERATION_DEFINITION) continue;
     const size = sizeOf(definition.selectionSet);
     if (size > EXPANDED_FIELDS_MAX) {
-      throw limitError('fields', `The operation selects ${size > 1e9 ? 'over a billion' : size} fields once its fragments are written out; at most ${EXPANDED_FIELDS_MAX} are accepted`);
+      throw limitError(
+        'fields',
+        `The operation selects ${size > 1e9 ? 'over a billion' : size} fields once its fragments are written out; at most ${EXPANDED_FIELDS_MAX} are accepted`,
+      );
     }
   }
 }
@@ -241,7 +266,13 @@ function checkCost(schema: GraphQLSchema, request: GraphQLRequestContext<object>
   let cost = cached.get(key);
   if (cost === undefined) {
     try {
-      cost = getComplexity({ schema, query: document, variables, operationName: request.request.operationName ?? undefined, estimators: [estimateCost] });
+      cost = getComplexity({
+        schema,
+        query: document,
+        variables,
+        operationName: request.request.operationName ?? undefined,
+        estimators: [estimateCost],
+      });
     } catch (error) {
       // Variables that do not coerce: execution refuses them with graphql-js's own message, before any resolver.
       if (error instanceof GraphQLError) return;
@@ -251,7 +282,10 @@ function checkCost(schema: GraphQLSchema, request: GraphQLRequestContext<object>
     cached.set(key, cost);
   }
   if (cost > maxCost) {
-    throw limitError('cost', `Query cost limit of ${maxCost} exceeded, found ${cost}: ask for smaller pages (first/last) or fewer nested fields`);
+    throw limitError(
+      'cost',
+      `Query cost limit of ${maxCost} exceeded, found ${cost}: ask for smaller pages (first/last) or fewer nested fields`,
+    );
   }
 }
 

@@ -28,7 +28,8 @@ const decodeMessageCursor = (cursor: string, argument: string) => {
   if (seq < 0 || seq > INT_MAX) throw badInput(`${argument} is not a valid cursor for this connection`, argument);
   return seq;
 };
-const decodeToolCallCursor = (cursor: string, argument: string) => parseId(decodeCursor('toolCall', ['s'], cursor, argument)[0] as string, argument);
+const decodeToolCallCursor = (cursor: string, argument: string) =>
+  parseId(decodeCursor('toolCall', ['s'], cursor, argument)[0] as string, argument);
 const INT_MAX = 2 ** 31 - 1;
 
 /** Creates the loaders of one request of `viewer`, reading through the request's `em`. */
@@ -62,7 +63,13 @@ export function createLoaders(em: EntityManager, viewer: Viewer) {
       userId,
       page,
     });
-    return groupPages(parentIds, rows.map((row) => em.map(Message, row)), (m) => m.conversation.id, page, messageCursor);
+    return groupPages(
+      parentIds,
+      rows.map((row) => em.map(Message, row)),
+      (m) => m.conversation.id,
+      page,
+      messageCursor,
+    );
   });
 
   const toolCalls = pageLoader<PageArgs & ToolCallFilter, ToolCall>(async (parentIds, args) => {
@@ -80,7 +87,13 @@ export function createLoaders(em: EntityManager, viewer: Viewer) {
         ...(args.isError != null ? [{ sql: 'is_error = ?', value: args.isError }] : []),
       ],
     });
-    return groupPages(parentIds, rows.map((row) => em.map(ToolCall, row)), (c) => c.conversation.id, page, toolCallCursor);
+    return groupPages(
+      parentIds,
+      rows.map((row) => em.map(ToolCall, row)),
+      (c) => c.conversation.id,
+      page,
+      toolCallCursor,
+    );
   });
 
   return { conversation, message, toolCallsOfMessage, messages, toolCalls };
@@ -97,7 +110,10 @@ function pageLoader<A extends object, T>(load: (parentIds: string[], args: A) =>
       const results = new Map<PageKey<A>, Connection<T> | Error>();
       for (const group of groups.values()) {
         try {
-          const pages = await load(group.map((key) => key.parentId), group[0]!.args);
+          const pages = await load(
+            group.map((key) => key.parentId),
+            group[0]!.args,
+          );
           group.forEach((key, i) => results.set(key, pages[i]!));
         } catch (error) {
           group.forEach((key) => results.set(key, error as Error));

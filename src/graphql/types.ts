@@ -13,7 +13,10 @@ export const JSON = JSONResolver;
 
 registerEnumType(ConversationStatus, { name: 'ConversationStatus', description: 'Whether a conversation takes new messages.' });
 registerEnumType(MessageRole, { name: 'MessageRole' });
-registerEnumType(MessageStatus, { name: 'MessageStatus', description: 'A failed assistant message keeps its place; its turn can be retried.' });
+registerEnumType(MessageStatus, {
+  name: 'MessageStatus',
+  description: 'A failed assistant message keeps its place; its turn can be retried.',
+});
 
 export enum IfBusy {
   REJECT = 'REJECT',
@@ -132,7 +135,10 @@ export class SendMessageInput {
   @Field(() => String, { nullable: true, description: 'Idempotency key made by the client; a retry with it replays the turn.' })
   clientMessageId?: string | null;
   @Field(() => IfBusy, { nullable: true, defaultValue: IfBusy.REJECT }) ifBusy?: IfBusy;
-  @Field(() => JSONObject, { nullable: true, description: 'Merged into the conversation’s metadata.' }) metadata?: Record<string, unknown> | null;
+  @Field(() => JSONObject, { nullable: true, description: 'Merged into the conversation’s metadata.' }) metadata?: Record<
+    string,
+    unknown
+  > | null;
 }
 
 @ObjectType()

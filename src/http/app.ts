@@ -71,7 +71,8 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
   // Read before the database starts: a malformed MCP_CONFIG stops the server at once.
   const mcpConfig = config.mcpConfigPath ? await loadMcpConfig(config.mcpConfigPath) : { servers: {} };
   const schema = await createSchema();
-  const devToken = config.env !== 'production' && auth.devSecret && auth.sign && isLoopback(config.host) ? await auth.sign('demo') : undefined;
+  const devToken =
+    config.env !== 'production' && auth.devSecret && auth.sign && isLoopback(config.host) ? await auth.sign('demo') : undefined;
   const database = await openDatabase(config, log);
   let orm: Orm | undefined;
   let mcp: McpHub | undefined;
@@ -258,7 +259,16 @@ function corsFor(config: Config) {
     // A function, so that preflights from unlisted origins are still answered (204, no CORS headers).
     origin: origins === '*' ? '*' : (origin, allow) => allow(null, origin !== undefined && origins.includes(origin)),
     methods: ['GET', 'POST', 'OPTIONS'],
-    allowedHeaders: ['Authorization', 'Content-Type', 'Idempotency-Key', 'Apollo-Require-Preflight', 'X-Apollo-Operation-Name', 'X-Request-Id', 'Mcp-Protocol-Version', 'Accept'],
+    allowedHeaders: [
+      'Authorization',
+      'Content-Type',
+      'Idempotency-Key',
+      'Apollo-Require-Preflight',
+      'X-Apollo-Operation-Name',
+      'X-Request-Id',
+      'Mcp-Protocol-Version',
+      'Accept',
+    ],
     exposedHeaders: ['Retry-After', 'X-Request-Id', 'WWW-Authenticate'],
     maxAge: 600,
   });

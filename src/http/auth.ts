@@ -45,9 +45,7 @@ export async function resolveSecret(config: Config): Promise<string | undefined>
 /** Builds the authenticator of `config` (see `resolveSecret` for where the key comes from). */
 export async function createAuthenticator(config: Config): Promise<Authenticator> {
   const secret = await resolveSecret(config);
-  const key: Uint8Array | JWTVerifyGetKey = secret
-    ? new TextEncoder().encode(secret)
-    : createRemoteJWKSet(new URL(config.jwt.jwksUrl!));
+  const key: Uint8Array | JWTVerifyGetKey = secret ? new TextEncoder().encode(secret) : createRemoteJWKSet(new URL(config.jwt.jwksUrl!));
   const options = {
     issuer: config.jwt.issuer,
     audience: config.jwt.audience,
@@ -91,7 +89,8 @@ export async function createAuthenticator(config: Config): Promise<Authenticator
  */
 export function userIdOf(sub: unknown): string {
   if (typeof sub !== 'string' || sub.trim() === '') throw unauthenticated('Invalid bearer token: "sub" must be a non-empty string');
-  if (sub.length > USER_ID_MAX) throw unauthenticated(`Invalid bearer token: "sub" is ${sub.length} characters; at most ${USER_ID_MAX} are accepted`);
+  if (sub.length > USER_ID_MAX)
+    throw unauthenticated(`Invalid bearer token: "sub" is ${sub.length} characters; at most ${USER_ID_MAX} are accepted`);
   const problem = textProblem(sub) ?? (hasControl(sub) ? 'holds a control character' : null);
   if (problem) throw unauthenticated(`Invalid bearer token: "sub" ${problem}`);
   return sub;

@@ -31,7 +31,8 @@ const INTERNAL: HttpFailure = { status: 500, code: 'INTERNAL_SERVER_ERROR', mess
  * logged on `log` (with its cause and stack) as `what`, and masked: nothing of it reaches the client.
  */
 export function httpFailure(error: unknown, log: Logger, what: string): HttpFailure {
-  if (error instanceof AppError) return { status: HTTP_STATUS[error.code], code: error.code, message: error.message, details: error.details };
+  if (error instanceof AppError)
+    return { status: HTTP_STATUS[error.code], code: error.code, message: error.message, details: error.details };
   log.error({ err: error }, what);
   return INTERNAL;
 }
@@ -53,7 +54,8 @@ export function middlewareFailure(error: unknown): HttpFailure | undefined {
  */
 export function setFailureHeaders(res: Response, failure: HttpFailure): void {
   const { retryAfterMs } = failure.details;
-  if (failure.code === 'RATE_LIMITED' && typeof retryAfterMs === 'number') res.setHeader('Retry-After', String(Math.ceil(retryAfterMs / 1000)));
+  if (failure.code === 'RATE_LIMITED' && typeof retryAfterMs === 'number')
+    res.setHeader('Retry-After', String(Math.ceil(retryAfterMs / 1000)));
 }
 
 /** Answers `failure`: its status, headers, and the JSON body `{ "error": { "code", "message", ...details } }`. */

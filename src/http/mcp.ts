@@ -42,9 +42,15 @@ export function mcpRouter(deps: { orm: Orm; auth: Authenticator; bodyLimit: stri
     const viewer = res.locals.viewer as Viewer;
     const messages: unknown[] = Array.isArray(req.body) ? req.body : [req.body];
     if (limits.batchMax > 0 && messages.length > limits.batchMax) {
-      sendRpcError(res, 400, INVALID_REQUEST, `Batch of ${messages.length} messages: at most ${limits.batchMax} are accepted in one request`, {
-        limit: limits.batchMax,
-      });
+      sendRpcError(
+        res,
+        400,
+        INVALID_REQUEST,
+        `Batch of ${messages.length} messages: at most ${limits.batchMax} are accepted in one request`,
+        {
+          limit: limits.batchMax,
+        },
+      );
       return;
     }
     const em = deps.orm.em.fork();

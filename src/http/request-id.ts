@@ -22,7 +22,10 @@ export function requestIds(log: Logger): RequestHandler {
     res.setHeader('X-Request-Id', req.id);
     const started = performance.now();
     res.on('finish', () => {
-      req.log.info({ method: req.method, url: req.originalUrl, status: res.statusCode, ms: Math.round(performance.now() - started) }, 'request');
+      req.log.info(
+        { method: req.method, url: req.originalUrl, status: res.statusCode, ms: Math.round(performance.now() - started) },
+        'request',
+      );
     });
     next();
   };

@@ -69,11 +69,17 @@ const serverEntry = z
   .transform((fields, ctx) => {
     if (fields.disabled === true) return null;
     if (fields.type === 'sse') {
-      ctx.addIssue({ code: 'custom', message: 'the HTTP+SSE transport is deprecated and not supported; give the server\'s Streamable HTTP endpoint' });
+      ctx.addIssue({
+        code: 'custom',
+        message: "the HTTP+SSE transport is deprecated and not supported; give the server's Streamable HTTP endpoint",
+      });
       return z.NEVER;
     }
-    if (('command' in fields) === ('url' in fields)) {
-      ctx.addIssue({ code: 'custom', message: 'give either "command" (a stdio server) or "url" (a Streamable HTTP server), exactly one of them' });
+    if ('command' in fields === 'url' in fields) {
+      ctx.addIssue({
+        code: 'custom',
+        message: 'give either "command" (a stdio server) or "url" (a Streamable HTTP server), exactly one of them',
+      });
       return z.NEVER;
     }
     return { ...fields, transport: 'command' in fields ? 'stdio' : 'http' };
@@ -113,7 +119,8 @@ export function parseMcpConfig(raw: unknown, source: string, baseDir = process.c
   const servers: Record<string, McpServerConfig> = {};
   for (const [name, server] of Object.entries(parsed.data.mcpServers)) {
     if (server === null) continue;
-    servers[name] = server.transport === 'stdio' && server.cwd !== undefined ? { ...server, cwd: path.resolve(baseDir, server.cwd) } : server;
+    servers[name] =
+      server.transport === 'stdio' && server.cwd !== undefined ? { ...server, cwd: path.resolve(baseDir, server.cwd) } : server;
   }
   return { servers };
 }

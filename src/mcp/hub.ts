@@ -47,7 +47,10 @@ export async function connectMcpServers(config: McpConfig, log: Logger, options:
   await Promise.all(connections.map((connection) => connection.start()));
   const connected = connections.filter((connection) => connection.state === 'connected');
   if (connections.length > 0) {
-    log.info({ connected: connected.map((c) => c.name), skipped: connections.filter((c) => c.state === 'failed').map((c) => c.name) }, 'external MCP servers');
+    log.info(
+      { connected: connected.map((c) => c.name), skipped: connections.filter((c) => c.state === 'failed').map((c) => c.name) },
+      'external MCP servers',
+    );
   }
 
   return {

@@ -94,7 +94,8 @@ export function createTodoServer(em: EntityManager, userId: string, options: Tod
       const where = status === 'all' ? { userId } : { userId, completed: status === 'completed' };
       const tasks = await em.fork().find(Task, where, { orderBy: { id: 'asc' } });
       const structured = { tasks: tasks.map(view) };
-      const text = tasks.length === 0 ? 'No tasks.' : tasks.map((t) => `${t.completed ? '[x]' : '[ ]'} ${t.title} (task_id ${t.id})`).join('\n');
+      const text =
+        tasks.length === 0 ? 'No tasks.' : tasks.map((t) => `${t.completed ? '[x]' : '[ ]'} ${t.title} (task_id ${t.id})`).join('\n');
       return { content: [{ type: 'text', text }], structuredContent: structured };
     }),
   );

@@ -129,7 +129,10 @@ function capOutcome(outcome: ToolOutcome, maxBytes: number): ToolOutcome {
   const structuredBytes = Buffer.byteLength(structuredText);
   if (textBytes <= maxBytes && structuredBytes <= maxBytes) return outcome;
   const content = textBytes > maxBytes ? truncate(outcome.content, maxBytes) : outcome.content;
-  const structured = structuredBytes > maxBytes ? { truncated: true, originalBytes: structuredBytes, text: truncate(structuredText, maxBytes) } : outcome.structured;
+  const structured =
+    structuredBytes > maxBytes
+      ? { truncated: true, originalBytes: structuredBytes, text: truncate(structuredText, maxBytes) }
+      : outcome.structured;
   return { ...outcome, content, structured };
 }
 
@@ -137,7 +140,10 @@ function capOutcome(outcome: ToolOutcome, maxBytes: number): ToolOutcome {
 export function truncate(text: string, maxBytes: number): string {
   const bytes = Buffer.from(text);
   if (bytes.length <= maxBytes) return text;
-  const kept = bytes.subarray(0, maxBytes).toString('utf8').replace(/\uFFFD$/, '');
+  const kept = bytes
+    .subarray(0, maxBytes)
+    .toString('utf8')
+    .replace(/\uFFFD$/, '');
   return `${kept}\n…[truncated: ${bytes.length - Buffer.byteLength(kept)} of ${bytes.length} bytes omitted]`;
 }
 
@@ -159,9 +165,7 @@ function parseArguments(args: unknown): { ok: true; value: Record<string, unknow
 
 function textOf(content: unknown): string {
   if (!Array.isArray(content)) return '';
-  return content
-    .map((part: { type?: string; text?: string }) => (part.type === 'text' ? part.text : `[${part.type} content]`))
-    .join('\n');
+  return content.map((part: { type?: string; text?: string }) => (part.type === 'text' ? part.text : `[${part.type} content]`)).join('\n');
 }
 
 function errorOutcome(message: string): ToolOutcome {

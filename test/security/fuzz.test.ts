@@ -53,7 +53,10 @@ afterAll(async () => {
 // ---------------------------------------------------------------------------------------------
 
 /** One code point of any kind, never a lone surrogate or NUL. */
-const cleanUnit = fc.oneof(fc.string({ unit: 'binary', minLength: 1, maxLength: 1 }), fc.string({ unit: 'grapheme-ascii', minLength: 1, maxLength: 1 }));
+const cleanUnit = fc.oneof(
+  fc.string({ unit: 'binary', minLength: 1, maxLength: 1 }),
+  fc.string({ unit: 'grapheme-ascii', minLength: 1, maxLength: 1 }),
+);
 /** One hostile unit: a lone surrogate, NUL, a control character, or a character that looks like nothing. */
 const hostileUnit = fc.oneof(
   fc.integer({ min: 0xd800, max: 0xdfff }).map((code) => String.fromCharCode(code)),
@@ -65,7 +68,14 @@ const jsonUnit = fc.oneof({ weight: 40, arbitrary: cleanUnit }, { weight: 1, arb
 const text = (maxLength: number, minLength = 0) =>
   fc.oneof(
     { weight: 4, arbitrary: fc.string({ unit: cleanUnit, minLength, maxLength }) },
-    { weight: 1, arbitrary: fc.string({ unit: fc.oneof({ weight: 5, arbitrary: cleanUnit }, { weight: 1, arbitrary: hostileUnit }), minLength, maxLength }) },
+    {
+      weight: 1,
+      arbitrary: fc.string({
+        unit: fc.oneof({ weight: 5, arbitrary: cleanUnit }, { weight: 1, arbitrary: hostileUnit }),
+        minLength,
+        maxLength,
+      }),
+    },
   );
 
 /** `levels` objects nested in each other. */
@@ -76,14 +86,24 @@ const nested = (levels: number): Record<string, unknown> => {
 };
 
 const metadataArb = fc.oneof(
-  { weight: 12, arbitrary: fc.dictionary(fc.string({ unit: jsonUnit, maxLength: 8 }), fc.jsonValue({ maxDepth: 3, stringUnit: jsonUnit }), { maxKeys: 4 }) },
+  {
+    weight: 12,
+    arbitrary: fc.dictionary(fc.string({ unit: jsonUnit, maxLength: 8 }), fc.jsonValue({ maxDepth: 3, stringUnit: jsonUnit }), {
+      maxKeys: 4,
+    }),
+  },
   { weight: 1, arbitrary: fc.integer({ min: 1, max: 14 }).map(nested) },
   { weight: 1, arbitrary: fc.integer({ min: 7_500, max: 9_000 }).map((n) => ({ big: 'x'.repeat(n) })) },
   { weight: 1, arbitrary: fc.constantFrom(' ', '\t', ' \n ', '', '\u3000').map((key) => ({ [key]: 1 })) },
 );
 
 const messageArb = fc.oneof(
-  { weight: 6, arbitrary: fc.tuple(fc.constantFrom('', 'add a task to buy ', 'show my tasks ', 'hello '), text(40)).map(([prefix, rest]) => prefix + rest) },
+  {
+    weight: 6,
+    arbitrary: fc
+      .tuple(fc.constantFrom('', 'add a task to buy ', 'show my tasks ', 'hello '), text(40))
+      .map(([prefix, rest]) => prefix + rest),
+  },
   { weight: 1, arbitrary: fc.integer({ min: 31_990, max: 32_010 }).map((n) => `add ${'y'.repeat(n - 4)}`) },
   { weight: 1, arbitrary: text(300) },
 );
@@ -97,7 +117,8 @@ type Verdict = 'accept' | 'refuse' | 'either';
 const isText = (value: string) => value.isWellFormed() && !value.includes('\u0000');
 
 /** Combines verdicts: any refusal refuses; else any open boundary leaves it open. */
-const all = (...verdicts: Verdict[]): Verdict => (verdicts.includes('refuse') ? 'refuse' : verdicts.includes('either') ? 'either' : 'accept');
+const all = (...verdicts: Verdict[]): Verdict =>
+  verdicts.includes('refuse') ? 'refuse' : verdicts.includes('either') ? 'either' : 'accept';
 
 /** A length limit counted in UTF-16 units or in code points: open when the two disagree. */
 function withinLength(value: string, min: number, max: number): Verdict {
@@ -137,7 +158,9 @@ function sendVerdict(input: { message: string; clientMessageId?: string; metadat
     isText(input.message) ? 'accept' : 'refuse',
     input.message.trim() === '' ? 'refuse' : 'accept',
     input.message.length <= 32_000 ? 'accept' : 'refuse',
-    input.clientMessageId === undefined ? 'accept' : all(isText(input.clientMessageId) ? 'accept' : 'refuse', withinLength(input.clientMessageId, 1, 255)),
+    input.clientMessageId === undefined
+      ? 'accept'
+      : all(isText(input.clientMessageId) ? 'accept' : 'refuse', withinLength(input.clientMessageId, 1, 255)),
     input.metadata === undefined ? 'accept' : metadataVerdict(input.metadata),
   );
 }
@@ -154,7 +177,10 @@ async function check<T>(seed: number, numRuns: number, property: fc.IAsyncProper
   await fc.assert(property, { seed, numRuns, verbose: 1 });
 }
 
-const shown = (value: unknown) => JSON.stringify(value, (_key, inner) => (typeof inner === 'string' && inner.length > 200 ? `${inner.slice(0, 60)}…(${inner.length} chars)` : inner));
+const shown = (value: unknown) =>
+  JSON.stringify(value, (_key, inner) =>
+    typeof inner === 'string' && inner.length > 200 ? `${inner.slice(0, 60)}…(${inner.length} chars)` : inner,
+  );
 
 // ---------------------------------------------------------------------------------------------
 // Properties
@@ -169,7 +195,14 @@ describe('fuzzing', () => {
       150,
       fc.asyncProperty(
         messageArb,
-        fc.option(fc.oneof({ weight: 8, arbitrary: text(40, 1) }, { weight: 1, arbitrary: text(260, 250) }, { weight: 1, arbitrary: fc.constant('') }), { nil: undefined }),
+        fc.option(
+          fc.oneof(
+            { weight: 8, arbitrary: text(40, 1) },
+            { weight: 1, arbitrary: text(260, 250) },
+            { weight: 1, arbitrary: fc.constant('') },
+          ),
+          { nil: undefined },
+        ),
         fc.option(metadataArb, { nil: undefined }),
         async (message, clientMessageId, metadata) => {
           const user = uniqueUser('fuzz');
@@ -186,10 +219,13 @@ describe('fuzzing', () => {
             // The server trims a message before storing it (surrounding whitespace only).
             expect(stored.rows, shown(input)).toEqual([{ content: message.trim(), client_message_id: clientMessageId ?? null }]);
             const conversation = await server.db.query('select metadata from conversation where id = $1', [payload.conversation.id]);
-            expect(conversation.rows[0].metadata, shown(input)).toEqual(metadata === undefined ? null : JSON.parse(JSON.stringify(metadata)));
+            expect(conversation.rows[0].metadata, shown(input)).toEqual(
+              metadata === undefined ? null : JSON.parse(JSON.stringify(metadata)),
+            );
           } else {
             if (verdict === 'accept') throw new Error(`refused what the contract accepts: ${shown(input)} -> ${answer.text.slice(0, 400)}`);
-            if (codes[0] !== 'BAD_USER_INPUT') throw new Error(`refused with ${codes.join(', ') || `HTTP ${answer.status}`}, not BAD_USER_INPUT: ${shown(input)}`);
+            if (codes[0] !== 'BAD_USER_INPUT')
+              throw new Error(`refused with ${codes.join(', ') || `HTTP ${answer.status}`}, not BAD_USER_INPUT: ${shown(input)}`);
             expect(await countRows(server.db, user), shown(input)).toEqual({ conversation: 0, message: 0, tool_call: 0, task: 0 });
           }
         },
@@ -204,7 +240,14 @@ describe('fuzzing', () => {
     const user = uniqueUser('cursors');
     const started = await gql(server, user, SEND, { input: { message: 'add a task to buy bread' } });
     const conversationId = started.body!.data!.sendMessage.conversation.id;
-    const own = new Set((await server.db.query('select id from conversation where user_id = $1 union all select id from message where user_id = $1 union all select id from tool_call where user_id = $1 union all select id from task where user_id = $1', [user])).rows.map((row) => row.id as string));
+    const own = new Set(
+      (
+        await server.db.query(
+          'select id from conversation where user_id = $1 union all select id from message where user_id = $1 union all select id from tool_call where user_id = $1 union all select id from task where user_id = $1',
+          [user],
+        )
+      ).rows.map((row) => row.id as string),
+    );
 
     const targets = [
       'query ($c: String) { conversations(first: 5, after: $c) { edges { node { id } } } }',
@@ -231,7 +274,9 @@ describe('fuzzing', () => {
       { id: conversationId },
     );
     const data = mine.body!.data!;
-    const valid: string[] = [data.conversations, data.tasks, data.conversation.messages, data.conversation.toolCalls].map((connection) => connection.edges[0].cursor);
+    const valid: string[] = [data.conversations, data.tasks, data.conversation.messages, data.conversation.toolCalls].map(
+      (connection) => connection.edges[0].cursor,
+    );
     const cursor = fc.oneof(
       fc.constantFrom(...valid),
       fc.tuple(fc.constantFrom(...valid), fc.nat(40), text(3)).map(([base, at, inserted]) => base.slice(0, at) + inserted + base.slice(at)),
@@ -268,9 +313,26 @@ describe('fuzzing', () => {
     const timeClaim = (valid: fc.Arbitrary<number>): fc.Arbitrary<TimeClaim> =>
       fc.oneof(
         { weight: 6, arbitrary: valid.map((offset) => ({ offset })) },
-        { weight: 2, arbitrary: fc.oneof(fc.integer({ min: -100_000, max: 100_000 }), fc.double({ min: -1e6, max: 1e6, noNaN: true })).map((offset) => ({ offset })) },
+        {
+          weight: 2,
+          arbitrary: fc
+            .oneof(fc.integer({ min: -100_000, max: 100_000 }), fc.double({ min: -1e6, max: 1e6, noNaN: true }))
+            .map((offset) => ({ offset })),
+        },
         { weight: 1, arbitrary: fc.constant(undefined) },
-        { weight: 1, arbitrary: fc.oneof(fc.string(), fc.constant(null), fc.boolean(), fc.constant(1e308), fc.constant(-1e308), fc.array(fc.integer(), { maxLength: 2 })).map((raw) => ({ raw })) },
+        {
+          weight: 1,
+          arbitrary: fc
+            .oneof(
+              fc.string(),
+              fc.constant(null),
+              fc.boolean(),
+              fc.constant(1e308),
+              fc.constant(-1e308),
+              fc.array(fc.integer(), { maxLength: 2 }),
+            )
+            .map((raw) => ({ raw })),
+        },
       );
     const future = timeClaim(fc.integer({ min: 61, max: 10_000_000 }));
     const past = timeClaim(fc.integer({ min: -10_000_000, max: 19 }));
@@ -281,7 +343,8 @@ describe('fuzzing', () => {
       { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 2 }) },
       { weight: 1, arbitrary: fc.constant(undefined) },
     );
-    const resolve = (claim: TimeClaim, now: number) => (claim === undefined ? undefined : 'offset' in claim ? now + claim.offset : claim.raw);
+    const resolve = (claim: TimeClaim, now: number) =>
+      claim === undefined ? undefined : 'offset' in claim ? now + claim.offset : claim.raw;
     /** A time claim that must not be in the future: exp = false, iat/nbf = true. */
     const timeVerdict = (claim: TimeClaim, kind: 'exp' | 'iat' | 'nbf'): Verdict => {
       if (claim === undefined) return kind === 'exp' ? 'refuse' : 'accept';
@@ -295,7 +358,13 @@ describe('fuzzing', () => {
       return offset < 20 ? 'accept' : offset > 40 ? 'refuse' : 'either';
     };
     const subVerdict = (sub: unknown): Verdict =>
-      typeof sub !== 'string' ? 'refuse' : all(sub.isWellFormed() ? 'accept' : 'refuse', /[\u0000-\u001f\u007f-\u009f]/.test(sub) ? 'refuse' : 'accept', withinLength(sub, 1, 255));
+      typeof sub !== 'string'
+        ? 'refuse'
+        : all(
+            sub.isWellFormed() ? 'accept' : 'refuse',
+            /[\u0000-\u001f\u007f-\u009f]/.test(sub) ? 'refuse' : 'accept',
+            withinLength(sub, 1, 255),
+          );
 
     await check(
       TOKEN_SEED,
@@ -315,9 +384,11 @@ describe('fuzzing', () => {
           if (verdict === 'refuse') throw new Error(`accepted claims the contract refuses: ${shown(claims)} -> viewer ${shown(viewer)}`);
           if (viewer !== sub) throw new Error(`the viewer is ${shown(viewer)}, not the sub: ${shown(claims)}`);
         } else {
-          if (verdict === 'accept') throw new Error(`refused claims the contract accepts: ${shown(claims)} -> ${answer.text.slice(0, 300)}`);
+          if (verdict === 'accept')
+            throw new Error(`refused claims the contract accepts: ${shown(claims)} -> ${answer.text.slice(0, 300)}`);
           const code = answer.body?.errors?.[0]?.extensions?.code;
-          if (code !== 'UNAUTHENTICATED') throw new Error(`refused with ${String(code)}, not UNAUTHENTICATED: ${shown(claims)} -> ${answer.text.slice(0, 300)}`);
+          if (code !== 'UNAUTHENTICATED')
+            throw new Error(`refused with ${String(code)}, not UNAUTHENTICATED: ${shown(claims)} -> ${answer.text.slice(0, 300)}`);
         }
       }),
     );
@@ -333,7 +404,10 @@ describe('fuzzing', () => {
       { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 3, stringUnit: jsonUnit }) },
     );
     // Header values are bytes: what fetch can send is visible ASCII (others are in text.test.ts).
-    const keyArb = fc.option(fc.string({ unit: 'binary-ascii', minLength: 1, maxLength: 40 }).filter((key) => /^[\x21-\x7e]+$/.test(key)), { nil: undefined });
+    const keyArb = fc.option(
+      fc.string({ unit: 'binary-ascii', minLength: 1, maxLength: 40 }).filter((key) => /^[\x21-\x7e]+$/.test(key)),
+      { nil: undefined },
+    );
     await check(
       REST_SEED,
       60,
@@ -345,11 +419,20 @@ describe('fuzzing', () => {
         const message = (body as { message?: unknown } | null)?.message;
         if (answer.status === 200) {
           if (typeof message !== 'string' || !isText(message) || message.trim() === '') throw new Error(`accepted ${shown(body)}`);
-          const stored = await server.db.query(`select content, client_message_id from message where user_id = $1 and role = 'user'`, [user]);
+          const stored = await server.db.query(`select content, client_message_id from message where user_id = $1 and role = 'user'`, [
+            user,
+          ]);
           expect(stored.rows, shown(body)).toEqual([{ content: message.trim(), client_message_id: key ?? null }]);
         } else {
-          if (![400, 404, 413, 422].includes(answer.status)) throw new Error(`HTTP ${answer.status} for ${shown(body)}: ${answer.text.slice(0, 300)}`);
-          if (typeof message === 'string' && isText(message) && message.trim() !== '' && message.length <= 32_000 && (body as Record<string, unknown>).conversation_id === undefined) {
+          if (![400, 404, 413, 422].includes(answer.status))
+            throw new Error(`HTTP ${answer.status} for ${shown(body)}: ${answer.text.slice(0, 300)}`);
+          if (
+            typeof message === 'string' &&
+            isText(message) &&
+            message.trim() !== '' &&
+            message.length <= 32_000 &&
+            (body as Record<string, unknown>).conversation_id === undefined
+          ) {
             throw new Error(`refused a valid body ${shown(body)} key ${shown(key)}: HTTP ${answer.status} ${answer.text.slice(0, 300)}`);
           }
           expect(await countRows(server.db, user), shown(body)).toEqual({ conversation: 0, message: 0, tool_call: 0, task: 0 });
@@ -366,7 +449,10 @@ describe('fuzzing', () => {
       MCP_SEED,
       100,
       fc.asyncProperty(
-        fc.oneof({ weight: 5, arbitrary: text(40) }, { weight: 1, arbitrary: fc.integer({ min: 495, max: 505 }).map((n) => 't'.repeat(n)) }),
+        fc.oneof(
+          { weight: 5, arbitrary: text(40) },
+          { weight: 1, arbitrary: fc.integer({ min: 495, max: 505 }).map((n) => 't'.repeat(n)) },
+        ),
         fc.option(text(40), { nil: undefined }),
         async (title, description) => {
           const user = uniqueUser('mcp');
@@ -374,7 +460,8 @@ describe('fuzzing', () => {
           const answer = await callMcpTool(server, 'add_task', args, { user });
           const failure = serverFailure(answer);
           if (failure) throw new Error(`${shown(args)} -> ${failure}`);
-          if (answer.status !== 200 || !answer.body?.result) throw new Error(`${shown(args)} -> not a tool result: HTTP ${answer.status} ${answer.text.slice(0, 300)}`);
+          if (answer.status !== 200 || !answer.body?.result)
+            throw new Error(`${shown(args)} -> not a tool result: HTTP ${answer.status} ${answer.text.slice(0, 300)}`);
           const verdict = all(
             isText(title) ? 'accept' : 'refuse',
             description === undefined || isText(description) ? 'accept' : 'refuse',

@@ -135,7 +135,8 @@ function discoverTargets(schema: GraphQLSchema): { targets: Target[]; unknown: s
         const where = `${type.name}.${field.name}(${path.join('.')}: ${String(argType)})`;
         if (isInputObjectType(named)) {
           if (seen.has(named.name)) return;
-          for (const inner of Object.values(named.getFields())) visit(inner.name, inner.type, [...path, inner.name], new Set([...seen, named.name]));
+          for (const inner of Object.values(named.getFields()))
+            visit(inner.name, inner.type, [...path, inner.name], new Set([...seen, named.name]));
           return;
         }
         const isKey = named.name === 'String' && Object.hasOwn(KEYS, name);
@@ -163,7 +164,16 @@ function discoverTargets(schema: GraphQLSchema): { targets: Target[]; unknown: s
           return;
         }
         const list = isListType(getNullableType(argType));
-        targets.push({ name: `${type.name}.${field.name}(${path.join('.')})`, operation, parent: type.name, field: field.name, argPath: path, list, kind, route });
+        targets.push({
+          name: `${type.name}.${field.name}(${path.join('.')})`,
+          operation,
+          parent: type.name,
+          field: field.name,
+          argPath: path,
+          list,
+          kind,
+          route,
+        });
       };
       for (const arg of field.args) visit(arg.name, arg.type, [arg.name], new Set());
     }
@@ -281,7 +291,9 @@ const bobKeys = {} as Record<KeyName, string[]>;
 beforeAll(async () => {
   server = await startTestServer();
   // bob: two conversations with messages, add_task and list_tasks tool calls, two tasks, metadata.
-  const first = await gql(server, bob, SEND, { input: { message: `add a task to buy ${SECRET} milk`, clientMessageId: `key-1-${bob}`, metadata: { secret: SECRET } } });
+  const first = await gql(server, bob, SEND, {
+    input: { message: `add a task to buy ${SECRET} milk`, clientMessageId: `key-1-${bob}`, metadata: { secret: SECRET } },
+  });
   const conversationId = first.body!.data!.sendMessage.conversation.id;
   await gql(server, bob, SEND, { input: { message: 'show my tasks', conversationId } });
   await gql(server, bob, SEND, { input: { message: `add a task to call ${SECRET} grandma`, clientMessageId: `key-2-${bob}` } });
@@ -295,7 +307,9 @@ beforeAll(async () => {
   }
   for (const [key, column] of Object.entries(KEYS)) {
     const [table, name] = column.split('.');
-    const { rows } = await server.db.query(`select ${name} as key from ${table} where user_id = $1 and ${name} is not null order by id`, [bob]);
+    const { rows } = await server.db.query(`select ${name} as key from ${table} where user_id = $1 and ${name} is not null order by id`, [
+      bob,
+    ]);
     bobKeys[key as KeyName] = rows.map((row) => row.key as string);
   }
   expect(bobKeys.clientMessageId).toHaveLength(2);
@@ -309,8 +323,12 @@ beforeAll(async () => {
   const data = cursors.body!.data!;
   bobCursors.Conversation = data.conversations.edges.map((edge: Edge) => edge.cursor);
   bobCursors.Task = data.tasks.edges.map((edge: Edge) => edge.cursor);
-  bobCursors.Message = data.conversations.edges.flatMap((edge: { node: { messages: { edges: Edge[] } } }) => edge.node.messages.edges.map((e) => e.cursor));
-  bobCursors.ToolCall = data.conversations.edges.flatMap((edge: { node: { toolCalls: { edges: Edge[] } } }) => edge.node.toolCalls.edges.map((e) => e.cursor));
+  bobCursors.Message = data.conversations.edges.flatMap((edge: { node: { messages: { edges: Edge[] } } }) =>
+    edge.node.messages.edges.map((e) => e.cursor),
+  );
+  bobCursors.ToolCall = data.conversations.edges.flatMap((edge: { node: { toolCalls: { edges: Edge[] } } }) =>
+    edge.node.toolCalls.edges.map((e) => e.cursor),
+  );
   expect(Object.fromEntries(KNOWN.map((known) => [known, [bobIds[known].length, bobCursors[known].length]]))).toEqual({
     Conversation: [2, 2],
     Message: [6, 6],
@@ -407,7 +425,12 @@ describe('the REST route and /mcp', () => {
   it("answers 404 for bob's conversations on the REST route, and 403 for bob's path, changing nothing", async () => {
     const before = await rowsChecksum(server.db, bob);
     for (const conversationId of bobIds.Conversation) {
-      const answer = await postRest(server, alice, { conversation_id: conversationId, message: 'add a task to steal milk' }, { user: alice });
+      const answer = await postRest(
+        server,
+        alice,
+        { conversation_id: conversationId, message: 'add a task to steal milk' },
+        { user: alice },
+      );
       expect(answer.status, answer.text).toBe(404);
       expect(leaks(answer)).toEqual([]);
     }
@@ -429,7 +452,10 @@ describe('the REST route and /mcp', () => {
     for (const tool of tools) {
       const properties = tool.inputSchema.properties ?? {};
       for (const property of Object.keys(properties).filter((key) => /(^id$|_id$|Id$)/.test(key))) {
-        const stem = property.replace(/(_id|Id)$/, '').replace(/_/g, '').toLowerCase();
+        const stem = property
+          .replace(/(_id|Id)$/, '')
+          .replace(/_/g, '')
+          .toLowerCase();
         const known = KNOWN.find((type) => type.toLowerCase() === stem);
         if (!known) {
           wrong.push(`${tool.name}(${property}): no rows of bob's known for it`);
@@ -437,7 +463,8 @@ describe('the REST route and /mcp', () => {
         }
         for (const id of bobIds[known]) {
           const args: Record<string, unknown> = {};
-          for (const required of tool.inputSchema.required ?? []) if (properties[required]?.type === 'string') args[required] = 'idor probe';
+          for (const required of tool.inputSchema.required ?? [])
+            if (properties[required]?.type === 'string') args[required] = 'idor probe';
           args[property] = id;
           const answer = await callMcpTool(server, tool.name, args, { user: alice });
           probed++;

@@ -48,7 +48,11 @@ function expectRefused(answer: Answer<GraphQLBody>, code: string, limit?: string
   expect(new Set(codes(answer)), shown).toEqual(new Set([code]));
   if (limit !== undefined) {
     const limits = (answer.body?.errors ?? []).map((error) => error.extensions?.limit);
-    if (Array.isArray(limit)) expect(limits.some((named) => limit.includes(named as string)), shown).toBe(true);
+    if (Array.isArray(limit))
+      expect(
+        limits.some((named) => limit.includes(named as string)),
+        shown,
+      ).toBe(true);
     else expect(firstError(answer).extensions?.limit, shown).toBe(limit);
   }
   expect(server.queries, `SQL ran for a refused request (${shown})`).toEqual([]);
@@ -70,7 +74,9 @@ const TOO_DEEP = `{ conversations(first: 1) { edges { node { messages(first: 1) 
 const TEN_DEEP = `{ conversations(first: 1) { edges { node { messages(first: 1) { edges { node {
   conversation { messages(first: 1) { edges { cursor } } } } } } } } } }`;
 /** 100 conversations x (1 + 100 messages x (1 + 10 tool calls)) = 110,100 > 50,000. */
-const costly = (conversations: number | '$n') => `query ${conversations === '$n' ? '($n: Int)' : ''} { conversations(first: ${conversations}) {
+const costly = (
+  conversations: number | '$n',
+) => `query ${conversations === '$n' ? '($n: Int)' : ''} { conversations(first: ${conversations}) {
   edges { node { messages(first: 100) { edges { node { toolCalls { id } } } } } } } }`;
 
 describe('what stays within the limits', () => {
@@ -232,7 +238,10 @@ describe('abusive documents: each refused with its code, quickly, before any SQL
   it.each([
     ['two fragments spreading each other', '{ viewer { ...A } } fragment A on Viewer { id ...B } fragment B on Viewer { id ...A }'],
     ['a fragment spreading itself', '{ viewer { ...A } } fragment A on Viewer { id ...A }'],
-    ['a cycle through a nested field', '{ conversations { ...C } } fragment C on ConversationConnection { edges { node { messages { edges { node { conversation { messages { ...M } } } } } } } } fragment M on MessageConnection { edges { node { conversation { ...K } } } } fragment K on Conversation { messages { edges { node { conversation { id } } } } toolCalls { ...T } } fragment T on ToolCallConnection { edges { node { message { conversation { messages { ...M } } } } } }'],
+    [
+      'a cycle through a nested field',
+      '{ conversations { ...C } } fragment C on ConversationConnection { edges { node { messages { edges { node { conversation { messages { ...M } } } } } } } } fragment M on MessageConnection { edges { node { conversation { ...K } } } } fragment K on Conversation { messages { edges { node { conversation { id } } } } toolCalls { ...T } } fragment T on ToolCallConnection { edges { node { message { conversation { messages { ...M } } } } } }',
+    ],
   ])('a fragment cycle (%s): refused', async (_name, query) => {
     expectRefused(await send(query), 'GRAPHQL_VALIDATION_FAILED');
   });
@@ -245,7 +254,9 @@ describe('abusive documents: each refused with its code, quickly, before any SQL
   });
 
   it('a fragment bomb of objects: 2^20 copies of conversations(first: 100) under aliases', async () => {
-    const fragments = ['fragment Q0 on Query { c: conversations(first: 100) { edges { node { messages(first: 100) { edges { node { id } } } } } } }'];
+    const fragments = [
+      'fragment Q0 on Query { c: conversations(first: 100) { edges { node { messages(first: 100) { edges { node { id } } } } } } }',
+    ];
     for (let level = 1; level <= 20; level++) fragments.push(`fragment Q${level} on Query { ...Q${level - 1} ...Q${level - 1} }`);
     const answer = await send(`{ ...Q20 } ${fragments.join(' ')}`);
     expectRefused(answer, 'GRAPHQL_VALIDATION_FAILED', ['fields', 'repeatedFields', 'depth', 'aliases', 'cost']);
@@ -269,7 +280,9 @@ describe('abusive documents: each refused with its code, quickly, before any SQL
 
   it('a batch (a JSON array of operations): 400, batching is off', async () => {
     server.resetQueries();
-    const answer = await postGraphQL(server, [{ query: '{ viewer { id } }' }, { query: '{ viewer { id } }' }], { user: uniqueUser('batch') });
+    const answer = await postGraphQL(server, [{ query: '{ viewer { id } }' }, { query: '{ viewer { id } }' }], {
+      user: uniqueUser('batch'),
+    });
     expect(answer.status, answer.text).toBe(400);
     expect(answer.text).not.toContain('INTERNAL_SERVER_ERROR');
     expect(server.queries).toEqual([]);
@@ -287,7 +300,11 @@ describe('abusive documents: each refused with its code, quickly, before any SQL
 
   it('50 aliased sendMessages: refused, and nothing stored', async () => {
     const user = uniqueUser('aliases');
-    const answer = await send(`mutation { ${aliased(50, 'sendMessage(input: { message: "add a task to buy milk" }) { response }', 's')} }`, undefined, user);
+    const answer = await send(
+      `mutation { ${aliased(50, 'sendMessage(input: { message: "add a task to buy milk" }) { response }', 's')} }`,
+      undefined,
+      user,
+    );
     expectRefused(answer, 'GRAPHQL_VALIDATION_FAILED', ['sendMessage', 'aliases']);
     expect(await countRows(server.db, user)).toEqual({ conversation: 0, message: 0, tool_call: 0, task: 0 });
   });

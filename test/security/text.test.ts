@@ -89,7 +89,9 @@ describe('sendMessage', () => {
       const user = uniqueUser('text');
       const { conversationId } = await startConversation(user);
       const before = await countRows(server.db, user);
-      const answer = await gql(server, user, SEND, { input: { message: 'add a task to buy eggs', conversationId: `${conversationId}${bad}` } });
+      const answer = await gql(server, user, SEND, {
+        input: { message: 'add a task to buy eggs', conversationId: `${conversationId}${bad}` },
+      });
       expectBadInput(answer, field('conversationId'), 'conversationId');
       expect(await countRows(server.db, user)).toEqual(before);
     });
@@ -186,7 +188,9 @@ describe('metadata: depth, size and keys', () => {
     const first = await gql(server, user, SEND, { input: { message: 'hello', metadata: { kept: true } } });
     const conversationId = first.body!.data!.sendMessage.conversation.id;
     const before = await countRows(server.db, user);
-    const answer = await gql(server, user, SEND, { input: { message: 'again', conversationId, metadata: { note: `x${'\u0000'}`, big: 'n'.repeat(9_000) } } });
+    const answer = await gql(server, user, SEND, {
+      input: { message: 'again', conversationId, metadata: { note: `x${'\u0000'}`, big: 'n'.repeat(9_000) } },
+    });
     expectBadInput(answer, METADATA_FIELD, 'merged metadata');
     expect(await countRows(server.db, user)).toEqual(before);
     const { rows } = await server.db.query('select metadata from conversation where id = $1', [conversationId]);
@@ -205,7 +209,9 @@ describe('metadata: depth, size and keys', () => {
         body,
       });
       expectNoServerError(answer, 'metadata nested 10,000 deep');
-      expect(answer.status === 400 || answer.body?.errors?.[0]?.extensions?.code === 'BAD_USER_INPUT', answer.text.slice(0, 300)).toBe(true);
+      expect(answer.status === 400 || answer.body?.errors?.[0]?.extensions?.code === 'BAD_USER_INPUT', answer.text.slice(0, 300)).toBe(
+        true,
+      );
     }
     await expectNothingStored(server.db, user);
     expect((await gql(server, user, '{ viewer { id } }')).body?.data).toEqual({ viewer: { id: user } });
@@ -216,13 +222,26 @@ describe('ids and filters of queries', () => {
   it.each(NOT_TEXT)('refuses %s in conversation(id), message(id) and toolCalls(name)', async (_name, bad) => {
     const user = uniqueUser('args');
     const { conversationId, userMessageId } = await startConversation(user);
-    expectBadInput(await gql(server, user, 'query ($id: ID!) { conversation(id: $id) { id } }', { id: `${conversationId}${bad}` }), field('id'), 'conversation(id)');
-    expectBadInput(await gql(server, user, 'query ($id: ID!) { message(id: $id) { id } }', { id: `${userMessageId}${bad}` }), field('id'), 'message(id)');
     expectBadInput(
-      await gql(server, user, 'query ($id: ID!, $name: String) { conversation(id: $id) { toolCalls(name: $name) { edges { node { id } } } } }', {
-        id: conversationId,
-        name: `add_task${bad}`,
-      }),
+      await gql(server, user, 'query ($id: ID!) { conversation(id: $id) { id } }', { id: `${conversationId}${bad}` }),
+      field('id'),
+      'conversation(id)',
+    );
+    expectBadInput(
+      await gql(server, user, 'query ($id: ID!) { message(id: $id) { id } }', { id: `${userMessageId}${bad}` }),
+      field('id'),
+      'message(id)',
+    );
+    expectBadInput(
+      await gql(
+        server,
+        user,
+        'query ($id: ID!, $name: String) { conversation(id: $id) { toolCalls(name: $name) { edges { node { id } } } } }',
+        {
+          id: conversationId,
+          name: `add_task${bad}`,
+        },
+      ),
       field('name'),
       'toolCalls(name)',
     );
@@ -320,39 +339,42 @@ describe('cursors', () => {
     ['a 100 KB cursor', 'A'.repeat(100_000)],
   ];
 
-  it.each(targets.map((target) => [target.name, target] as const))('%s: every malformed cursor is BAD_USER_INPUT', async (_name, target) => {
-    const user = uniqueUser('cursor');
-    const { conversationId } = await startConversation(user);
-    const mine = await gql(
-      server,
-      user,
-      `query ($id: ID!) { conversations(first: 1) { edges { cursor } } tasks(first: 1) { edges { cursor } }
+  it.each(targets.map((target) => [target.name, target] as const))(
+    '%s: every malformed cursor is BAD_USER_INPUT',
+    async (_name, target) => {
+      const user = uniqueUser('cursor');
+      const { conversationId } = await startConversation(user);
+      const mine = await gql(
+        server,
+        user,
+        `query ($id: ID!) { conversations(first: 1) { edges { cursor } } tasks(first: 1) { edges { cursor } }
         conversation(id: $id) { messages(first: 1) { edges { cursor } } toolCalls(first: 1) { edges { cursor } } } }`,
-      { id: conversationId },
-    );
-    const data = mine.body!.data!;
-    const cursors: Cursors = {
-      conversation: data.conversations.edges[0].cursor,
-      task: data.tasks.edges[0].cursor,
-      message: data.conversation.messages.edges[0].cursor,
-      toolCall: data.conversation.toolCalls.edges[0].cursor,
-    };
-    const own = target.own(cursors);
-    const others = Object.values(cursors).filter((cursor) => cursor !== own);
+        { id: conversationId },
+      );
+      const data = mine.body!.data!;
+      const cursors: Cursors = {
+        conversation: data.conversations.edges[0].cursor,
+        task: data.tasks.edges[0].cursor,
+        message: data.conversation.messages.edges[0].cursor,
+        toolCall: data.conversation.toolCalls.edges[0].cursor,
+      };
+      const own = target.own(cursors);
+      const others = Object.values(cursors).filter((cursor) => cursor !== own);
 
-    // The connection works with its own cursor: the malformed ones below are refused for what they are.
-    const valid = await gql(server, user, target.query, { id: conversationId, c: own });
-    expect(valid.body?.errors, valid.text).toBeUndefined();
+      // The connection works with its own cursor: the malformed ones below are refused for what they are.
+      const valid = await gql(server, user, target.query, { id: conversationId, c: own });
+      expect(valid.body?.errors, valid.text).toBeUndefined();
 
-    const wrong: string[] = [];
-    for (const [label, cursor] of [...common(own, others), ...target.specific]) {
-      const answer = await gql(server, user, target.query, { id: conversationId, c: cursor });
-      const error = answer.body?.errors?.[0];
-      const ok = answer.status < 500 && error?.extensions?.code === 'BAD_USER_INPUT' && !RAW_DATABASE_TEXT.test(answer.text);
-      if (!ok) wrong.push(`${label}: ${JSON.stringify(cursor.slice(0, 80))} -> HTTP ${answer.status} ${answer.text.slice(0, 300)}`);
-    }
-    expect(wrong.join('\n'), `malformed cursors of ${target.name} not refused with BAD_USER_INPUT`).toBe('');
-  });
+      const wrong: string[] = [];
+      for (const [label, cursor] of [...common(own, others), ...target.specific]) {
+        const answer = await gql(server, user, target.query, { id: conversationId, c: cursor });
+        const error = answer.body?.errors?.[0];
+        const ok = answer.status < 500 && error?.extensions?.code === 'BAD_USER_INPUT' && !RAW_DATABASE_TEXT.test(answer.text);
+        if (!ok) wrong.push(`${label}: ${JSON.stringify(cursor.slice(0, 80))} -> HTTP ${answer.status} ${answer.text.slice(0, 300)}`);
+      }
+      expect(wrong.join('\n'), `malformed cursors of ${target.name} not refused with BAD_USER_INPUT`).toBe('');
+    },
+  );
 });
 
 describe('the REST route', () => {
@@ -366,7 +388,12 @@ describe('the REST route', () => {
 
     const { conversationId } = await startConversation(user);
     const before = await countRows(server.db, user);
-    const conversation = await postRest(server, user, { conversation_id: `${conversationId}${bad}`, message: 'add a task to buy eggs' }, { user });
+    const conversation = await postRest(
+      server,
+      user,
+      { conversation_id: `${conversationId}${bad}`, message: 'add a task to buy eggs' },
+      { user },
+    );
     expectNoServerError(conversation, 'REST conversation_id');
     expect(conversation.status, conversation.text).toBe(400);
     expect(await countRows(server.db, user)).toEqual(before);
@@ -375,7 +402,9 @@ describe('the REST route', () => {
   it('refuses an Idempotency-Key holding a NUL byte with 400, and stores nothing', async () => {
     const user = uniqueUser('rest');
     const head = Buffer.concat([
-      Buffer.from(`POST /api/${user}/chat HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\nauthorization: Bearer ${await server.token(user)}\r\nidempotency-key: key-`),
+      Buffer.from(
+        `POST /api/${user}/chat HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\nauthorization: Bearer ${await server.token(user)}\r\nidempotency-key: key-`,
+      ),
       Buffer.from([0x00]),
       Buffer.from('-end'),
     ]);
@@ -387,7 +416,9 @@ describe('the REST route', () => {
   it('refuses an Idempotency-Key whose bytes are not UTF-8 (ED A0 80, the bytes of a lone \\ud800) with 400, and stores nothing', async () => {
     const user = uniqueUser('rest');
     const head = Buffer.concat([
-      Buffer.from(`POST /api/${user}/chat HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\nauthorization: Bearer ${await server.token(user)}\r\nidempotency-key: key-`),
+      Buffer.from(
+        `POST /api/${user}/chat HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\nauthorization: Bearer ${await server.token(user)}\r\nidempotency-key: key-`,
+      ),
       Buffer.from([0xed, 0xa0, 0x80]),
     ]);
     const answer = await rawRequest(server.url, head, Buffer.from(JSON.stringify({ message: 'add a task to buy milk' })));
@@ -397,29 +428,32 @@ describe('the REST route', () => {
 });
 
 describe('/mcp tool arguments', () => {
-  it.each(NOT_TEXT)('refuses %s in any tool argument with a tool error that shows no database text, and stores nothing', async (_name, bad) => {
-    const user = uniqueUser('mcp');
-    const { taskId } = await startConversation(user);
-    const before = await server.db.query('select id, title, description, completed from task where user_id = $1', [user]);
-    const calls: [string, Record<string, unknown>][] = [
-      ['add_task', { title: `buy milk${bad}` }],
-      ['add_task', { title: 'buy milk', description: `from the shop${bad}` }],
-      ['update_task', { task_id: taskId, title: `buy oat milk${bad}` }],
-      ['update_task', { task_id: taskId, description: `oat${bad}` }],
-      ['complete_task', { task_id: `${taskId}${bad}` }],
-      ['delete_task', { task_id: `${bad}${taskId}` }],
-      ['list_tasks', { status: `all${bad}` }],
-    ];
-    const wrong: string[] = [];
-    for (const [tool, args] of calls) {
-      const answer = await callMcpTool(server, tool, args, { user });
-      const ok = answer.status === 200 && answer.body?.result?.isError === true && !RAW_DATABASE_TEXT.test(answer.text);
-      if (!ok) wrong.push(`${tool} ${JSON.stringify(args)} -> HTTP ${answer.status} ${answer.text.slice(0, 300)}`);
-    }
-    expect(wrong.join('\n'), 'tool calls not refused with a clean tool error').toBe('');
-    const after = await server.db.query('select id, title, description, completed from task where user_id = $1', [user]);
-    expect(after.rows).toEqual(before.rows);
-  });
+  it.each(NOT_TEXT)(
+    'refuses %s in any tool argument with a tool error that shows no database text, and stores nothing',
+    async (_name, bad) => {
+      const user = uniqueUser('mcp');
+      const { taskId } = await startConversation(user);
+      const before = await server.db.query('select id, title, description, completed from task where user_id = $1', [user]);
+      const calls: [string, Record<string, unknown>][] = [
+        ['add_task', { title: `buy milk${bad}` }],
+        ['add_task', { title: 'buy milk', description: `from the shop${bad}` }],
+        ['update_task', { task_id: taskId, title: `buy oat milk${bad}` }],
+        ['update_task', { task_id: taskId, description: `oat${bad}` }],
+        ['complete_task', { task_id: `${taskId}${bad}` }],
+        ['delete_task', { task_id: `${bad}${taskId}` }],
+        ['list_tasks', { status: `all${bad}` }],
+      ];
+      const wrong: string[] = [];
+      for (const [tool, args] of calls) {
+        const answer = await callMcpTool(server, tool, args, { user });
+        const ok = answer.status === 200 && answer.body?.result?.isError === true && !RAW_DATABASE_TEXT.test(answer.text);
+        if (!ok) wrong.push(`${tool} ${JSON.stringify(args)} -> HTTP ${answer.status} ${answer.text.slice(0, 300)}`);
+      }
+      expect(wrong.join('\n'), 'tool calls not refused with a clean tool error').toBe('');
+      const after = await server.db.query('select id, title, description, completed from task where user_id = $1', [user]);
+      expect(after.rows).toEqual(before.rows);
+    },
+  );
 
   it('stores an accepted title exactly as sent (trimmed, as the tool documents)', async () => {
     const user = uniqueUser('mcp');

@@ -51,7 +51,8 @@ async function outcome(token: string, restUser = 'someone'): Promise<Outcome> {
   const rest = await postRest(server, restUser, { message: 'hello' }, { token });
   const mcp = await postMcp(server, INITIALIZE, { token });
   return {
-    graphql: graphql.body?.data?.viewer?.id ?? String(graphql.body?.errors?.[0]?.extensions?.code ?? `HTTP ${graphql.status} ${graphql.text}`),
+    graphql:
+      graphql.body?.data?.viewer?.id ?? String(graphql.body?.errors?.[0]?.extensions?.code ?? `HTTP ${graphql.status} ${graphql.text}`),
     rest: rest.status,
     mcp: mcp.status,
   };
@@ -104,7 +105,11 @@ describe('sub', () => {
     }
     const token = await signClaims(claims(sub));
     expect(await outcome(token)).toEqual(REFUSED);
-    const browse = await postGraphQL(server, { query: '{ conversations { edges { node { id title } } } tasks { edges { node { title } } } }' }, { token });
+    const browse = await postGraphQL(
+      server,
+      { query: '{ conversations { edges { node { id title } } } tasks { edges { node { title } } } }' },
+      { token },
+    );
     expect(browse.body?.data ?? null, browse.text).toBeNull();
     expect(browse.body?.errors?.map((error) => error.extensions?.code)).toEqual(['UNAUTHENTICATED']);
     expect(browse.text).not.toMatch(/milk/);
@@ -123,7 +128,11 @@ describe('sub', () => {
       expect(await outcome(token)).toEqual(REFUSED);
       const browse = await postGraphQL(server, { query: '{ conversations { edges { node { id title } } } }' }, { token });
       expect(browse.text).not.toContain('replacement milk');
-      const write = await postGraphQL(server, { query: SEND, variables: { input: { message: 'add a task to buy merged milk' } } }, { token });
+      const write = await postGraphQL(
+        server,
+        { query: SEND, variables: { input: { message: 'add a task to buy merged milk' } } },
+        { token },
+      );
       expect(write.body?.errors?.[0]?.extensions?.code, write.text).toBe('UNAUTHENTICATED');
     }
     expect(await countRows(server.db, replacement)).toEqual(before);

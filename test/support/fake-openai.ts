@@ -23,7 +23,12 @@ export type FakeRequest = { body: ChatRequestBody; headers: IncomingMessage['hea
 /** The parts of a Chat Completions request body the tests look at. */
 export type ChatRequestBody = {
   model: string;
-  messages: { role: string; content?: string | null; tool_call_id?: string; tool_calls?: { id: string; type: string; function: { name: string; arguments: string } }[] }[];
+  messages: {
+    role: string;
+    content?: string | null;
+    tool_call_id?: string;
+    tool_calls?: { id: string; type: string; function: { name: string; arguments: string } }[];
+  }[];
   tools?: { type: string; function: { name: string; description?: string; parameters?: unknown } }[];
   [field: string]: unknown;
 };
@@ -35,7 +40,12 @@ export function reply(content: string, options: { usage?: FakeUsage | null; mode
 
 /** Tool calls (`finish_reason: tool_calls`, no text), with `usage` (default 10 + 5 tokens). */
 export function toolCalls(calls: FakeToolCall[], options: { usage?: FakeUsage | null; content?: string | null } = {}): FakeStep {
-  return { kind: 'reply', content: options.content ?? null, toolCalls: calls, usage: options.usage === undefined ? usage(10, 5) : options.usage };
+  return {
+    kind: 'reply',
+    content: options.content ?? null,
+    toolCalls: calls,
+    usage: options.usage === undefined ? usage(10, 5) : options.usage,
+  };
 }
 
 /**
@@ -43,7 +53,12 @@ export function toolCalls(calls: FakeToolCall[], options: { usage?: FakeUsage | 
  * otherwise, so that the SDK's retries (it honours the header) take milliseconds, not seconds.
  */
 export function httpError(status: number, options: { headers?: Record<string, string>; message?: string } = {}): FakeStep {
-  return { kind: 'error', status, headers: { 'retry-after-ms': '10', ...options.headers }, message: options.message ?? `fake error ${status}` };
+  return {
+    kind: 'error',
+    status,
+    headers: { 'retry-after-ms': '10', ...options.headers },
+    message: options.message ?? `fake error ${status}`,
+  };
 }
 
 /** `step`, answered `ms` milliseconds after the request came (nothing, if the client leaves first). */
@@ -81,7 +96,9 @@ export async function startFakeOpenAi(): Promise<FakeOpenAi> {
 
   const server = createServer(async (req, res) => {
     if (req.method !== 'POST' || req.url !== PATH) {
-      send(res, 404, { error: { message: `fake-openai serves POST ${PATH} only, got ${req.method} ${req.url}`, type: 'invalid_request_error' } });
+      send(res, 404, {
+        error: { message: `fake-openai serves POST ${PATH} only, got ${req.method} ${req.url}`, type: 'invalid_request_error' },
+      });
       return;
     }
     const body = JSON.parse(await readBody(req)) as ChatRequestBody;
@@ -124,7 +141,11 @@ function answer(step: FakeStep, body: ChatRequestBody, res: ServerResponse, n: n
   }
   const message: Record<string, unknown> = { role: 'assistant', content: step.content, refusal: null };
   if (step.toolCalls.length > 0) {
-    message.tool_calls = step.toolCalls.map((call) => ({ id: call.id, type: 'function', function: { name: call.name, arguments: call.arguments } }));
+    message.tool_calls = step.toolCalls.map((call) => ({
+      id: call.id,
+      type: 'function',
+      function: { name: call.name, arguments: call.arguments },
+    }));
   }
   send(res, 200, {
     id: `chatcmpl-fake-${n}`,

@@ -38,7 +38,15 @@ export type SendResult = {
     userMessage: { id: string; seq: number; role: string; content: string; status: string; clientMessageId: string | null };
     assistantMessage: { id: string; seq: number; role: string; content: string; status: string; model: string | null };
     response: string;
-    toolCalls: { callId: string; server: string; name: string; arguments: Record<string, unknown>; result: any; isError: boolean; durationMs: number }[];
+    toolCalls: {
+      callId: string;
+      server: string;
+      name: string;
+      arguments: Record<string, unknown>;
+      result: any;
+      isError: boolean;
+      durationMs: number;
+    }[];
     replayed: boolean;
   };
 };

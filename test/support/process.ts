@@ -76,7 +76,11 @@ export async function startServer(env: NodeJS.ProcessEnv, ms = 30_000, projectDi
     url,
     origin: new URL(url).origin,
     lines: () => [...child.stdoutLines()],
-    logs: () => child.stdoutLines().map(parseLog).filter((line): line is LogLine => line !== undefined),
+    logs: () =>
+      child
+        .stdoutLines()
+        .map(parseLog)
+        .filter((line): line is LogLine => line !== undefined),
     async devToken(wait = 5_000) {
       await child.waitForLine((line) => DEV_TOKEN_HEADING.test(line), 'the dev token heading', wait);
       const lines = child.stdoutLines();

@@ -62,7 +62,12 @@ export async function postGraphQL(
 }
 
 /** `postGraphQL` for the usual case: a query, its variables, a user. */
-export function gql(server: TestServer, user: string | null, query: string, variables?: Record<string, unknown>): Promise<Answer<GraphQLBody>> {
+export function gql(
+  server: TestServer,
+  user: string | null,
+  query: string,
+  variables?: Record<string, unknown>,
+): Promise<Answer<GraphQLBody>> {
   return postGraphQL(server, { query, variables }, user === null ? {} : { user });
 }
 
@@ -139,7 +144,12 @@ export async function countRows(db: pg.Client, userId: string): Promise<Record<U
 
 /** Nothing of `userId` is stored in any user table. */
 export async function expectNothingStored(db: pg.Client, userId: string, what = 'a refused request'): Promise<void> {
-  expect(await countRows(db, userId), `${what} stored rows for ${JSON.stringify(userId)}`).toEqual({ conversation: 0, message: 0, tool_call: 0, task: 0 });
+  expect(await countRows(db, userId), `${what} stored rows for ${JSON.stringify(userId)}`).toEqual({
+    conversation: 0,
+    message: 0,
+    tool_call: 0,
+    task: 0,
+  });
 }
 
 /**

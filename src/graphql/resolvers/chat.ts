@@ -1,7 +1,7 @@
 /** `sendMessage`: decodes the input, runs the turn in `chat/`, encodes the payload. */
 import { Arg, Mutation, Resolver } from 'type-graphql';
 import { sendMessage } from '../../chat/turn.js';
-import { RequestScope } from '../context.js';
+import type { RequestScope } from '../context.js';
 import { SendMessageInput, SendMessagePayload } from '../types.js';
 
 @Resolver()

@@ -3,7 +3,7 @@ import { Arg, FieldResolver, ID, Int, Query, Resolver, Root } from 'type-graphql
 import { findConversation, listConversations, type ConversationKey } from '../../chat/queries.js';
 import type { Conversation, Message } from '../../entities/index.js';
 import { badInput } from '../../errors.js';
-import { RequestScope } from '../context.js';
+import type { RequestScope } from '../context.js';
 import { decodeCursor, encodeCursor, parsePage, toConnection } from '../pagination.js';
 import {
   ConversationConnection,
@@ -53,7 +53,8 @@ export class ConversationResolver {
     const page = parsePage({ first, after, last, before }, decodeConversationCursor);
     for (const bound of ['updatedAfter', 'updatedBefore'] as const) {
       const value = filter?.[bound];
-      if (value != null && !storableDate(value)) throw badInput(`filter.${bound} must be a date between the years 1 and 9999`, `filter.${bound}`);
+      if (value != null && !storableDate(value))
+        throw badInput(`filter.${bound} must be a date between the years 1 and 9999`, `filter.${bound}`);
     }
     const rows = await listConversations(this.scope.em, viewer.userId, page, filter ?? {});
     return toConnection(rows, page, conversationCursor);
@@ -89,6 +90,10 @@ export class ConversationResolver {
 
   @FieldResolver(() => Usage, { description: 'Token totals of every turn of the conversation.' })
   usage(@Root() conversation: Conversation): Usage {
-    return { promptTokens: conversation.promptTokens, completionTokens: conversation.completionTokens, totalTokens: conversation.totalTokens };
+    return {
+      promptTokens: conversation.promptTokens,
+      completionTokens: conversation.completionTokens,
+      totalTokens: conversation.totalTokens,
+    };
   }
 }

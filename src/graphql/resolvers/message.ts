@@ -2,7 +2,7 @@
 import { Arg, FieldResolver, ID, Query, Resolver, Root } from 'type-graphql';
 import { findMessage } from '../../chat/queries.js';
 import type { Conversation, Message, ToolCall } from '../../entities/index.js';
-import { RequestScope } from '../context.js';
+import type { RequestScope } from '../context.js';
 import { ConversationType, MessageType, ToolCallType, Usage } from '../types.js';
 import { parseId } from './ids.js';
 

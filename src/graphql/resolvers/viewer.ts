@@ -1,7 +1,7 @@
 /** The viewer, their tasks and the tools the agent is offered. */
 import { Arg, Int, Query, Resolver } from 'type-graphql';
 import { listTasks } from '../../chat/queries.js';
-import { RequestScope } from '../context.js';
+import type { RequestScope } from '../context.js';
 import { decodeCursor, encodeCursor, parsePage, toConnection } from '../pagination.js';
 import { TaskConnection, Tool, Viewer } from '../types.js';
 import { parseId } from './ids.js';
