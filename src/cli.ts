@@ -11,7 +11,7 @@ import path from 'node:path';
 import { loadConfig } from './config.js';
 import { openDatabase } from './db/database.js';
 import { migrate, openOrm } from './db/orm.js';
-import { printSdl, createSchema } from './graphql/schema.js';
+import { createSchema, printSdl } from './graphql/schema.js';
 import { createAuthenticator } from './http/auth.js';
 import { createLogger } from './log.js';
 import { requireSupportedNode } from './node-version.js';

@@ -20,11 +20,14 @@ export function textProblem(value: string): string | null {
 /** True when `value` is well-formed Unicode without NUL. */
 export const isText = (value: string): boolean => textProblem(value) === null;
 
-// Private: C0 and C1 control characters (tab, newline and the rest).
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
-
-/** True when `value` holds a control character (identifiers such as user ids refuse them). */
-export const hasControl = (value: string): boolean => CONTROL.test(value);
+/** True when `value` holds a C0 or C1 control character, tab and newline included (identifiers such as user ids refuse them). */
+export function hasControl(value: string): boolean {
+  for (let i = 0; i < value.length; i++) {
+    const unit = value.charCodeAt(i);
+    if (unit <= 0x1f || (unit >= 0x7f && unit <= 0x9f)) return true;
+  }
+  return false;
+}
 
 /**
  * Finds the first problem in a JSON-like value from a client: a string or key that is not text,
@@ -39,8 +42,7 @@ export function jsonProblem(
   options: { blankKeys?: boolean } = {},
 ): { path: string; problem: string } | null {
   const stack: { value: unknown; path: string; depth: number }[] = [{ value, path, depth: 0 }];
-  while (stack.length > 0) {
-    const item = stack.pop()!;
+  for (let item = stack.pop(); item !== undefined; item = stack.pop()) {
     if (typeof item.value === 'string') {
       const problem = textProblem(item.value);
       if (problem) return { path: item.path, problem };
@@ -49,7 +51,7 @@ export function jsonProblem(
     if (item.value === null || typeof item.value !== 'object') continue;
     if (item.depth >= maxDepth) return { path: item.path, problem: `is nested deeper than ${maxDepth} levels` };
     if (Array.isArray(item.value)) {
-      item.value.forEach((child, i) => stack.push({ value: child, path: `${item.path}.${i}`, depth: item.depth + 1 }));
+      for (const [i, child] of item.value.entries()) stack.push({ value: child, path: `${item.path}.${i}`, depth: item.depth + 1 });
       continue;
     }
     for (const [key, child] of Object.entries(item.value)) {

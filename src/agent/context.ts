@@ -67,11 +67,11 @@ export function fitContext(messages: AgentMessage[], options: FitOptions): Fitte
   const cost = (unit: AgentMessage[]) => unit.reduce((sum, message) => sum + count(message), 0);
   let tokens = (options.reservedTokens ?? 0) + cost(system) + cost(last);
   const kept: AgentMessage[][] = [];
-  for (let i = units.length - 1; i >= 0; i--) {
-    const unitTokens = cost(units[i]!);
+  for (const unit of units.toReversed()) {
+    const unitTokens = cost(unit);
     if (tokens + unitTokens > options.maxTokens) break;
     tokens += unitTokens;
-    kept.push(units[i]!);
+    kept.push(unit);
   }
   kept.reverse();
   const history = kept.flat();
@@ -89,15 +89,14 @@ export function fitContext(messages: AgentMessage[], options: FitOptions): Fitte
 export function repairToolUse(messages: AgentMessage[]): AgentMessage[] {
   const repaired: AgentMessage[] = [];
   let i = 0;
-  while (i < messages.length) {
-    const message = messages[i]!;
+  for (let message = messages[i]; message !== undefined; message = messages[i]) {
     i += 1;
     if (message.role === 'tool') continue; // Not right after its call: an orphan.
     repaired.push(message);
     if (message.role !== 'assistant' || !message.toolCalls?.length) continue;
 
     const results = new Map<string, ToolMessage>();
-    for (; i < messages.length && messages[i]!.role === 'tool'; i++) {
+    for (; messages[i]?.role === 'tool'; i++) {
       const result = messages[i] as ToolMessage;
       if (!results.has(result.callId)) results.set(result.callId, result);
     }
@@ -129,7 +128,8 @@ export function countToolTokens(tools: ToolInfo[]): number {
 function toUnits(messages: AgentMessage[]): AgentMessage[][] {
   const units: AgentMessage[][] = [];
   for (const message of messages) {
-    if (message.role === 'tool' && units.length > 0) units.at(-1)!.push(message);
+    const previous = units.at(-1);
+    if (message.role === 'tool' && previous) previous.push(message);
     else units.push([message]);
   }
   return units;

@@ -67,7 +67,9 @@ export class ToolLoopAgent implements Agent {
 
       sent.push(message);
       const outcomes = await Promise.all(message.toolCalls.map((call) => tools.call(call.name, call.arguments, call.id)));
-      message.toolCalls.forEach((call, index) => sent.push({ role: 'tool', callId: call.id, content: outcomes[index]!.content }));
+      // One outcome per call, in the calls' order (Promise.all keeps it).
+      for (const [index, call] of message.toolCalls.entries())
+        sent.push({ role: 'tool', callId: call.id, content: outcomes[index]?.content ?? '' });
     }
     this.log.warn({ maxToolRounds: this.maxToolRounds }, 'turn ended at the tool round limit');
     return { content: roundsExhausted(this.maxToolRounds), model, usage };

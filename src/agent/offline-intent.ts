@@ -49,9 +49,9 @@ type Rule = { pattern: RegExp; build: (groups: Groups, sentence: string) => Inte
 // {T}: a task target, either quoted (so "rename 'go to gym' to ..." splits at the right "to") or
 // the shortest run of words that lets the rest of the pattern match.
 const FRAGMENTS: Record<string, string> = {
-  T: String.raw`(?:"(?<tq>[^"]+)"|'(?<ts>[^']+)'|(?<t>.+?))`,
-  NEW: String.raw`(?<new>.+)`,
-  REST: String.raw`(?<rest>.+)`,
+  T: `(?:"(?<tq>[^"]+)"|'(?<ts>[^']+)'|(?<t>.+?))`,
+  NEW: '(?<new>.+)',
+  REST: '(?<rest>.+)',
   LIST: String.raw`(?:(?:my|the)\s+)?(?:todo\s+|to-do\s+|to\s+do\s+|task\s+)?(?:list|tasks|todos|to-dos)`,
 };
 
@@ -260,7 +260,7 @@ function parseTarget(raw: string): TaskTarget | null {
   const numbered = /^(?:(?:the\s+)?(?:task|item|todo|number|no\.?)\s*)?(?:number\s*)?#?\s*(\d+)$/i.exec(phrase);
   if (numbered) return { number: Number(numbered[1]) };
   const ordinal = ORDINAL.exec(phrase);
-  if (ordinal) return { number: ordinal[2] ? Number(ordinal[2]) : ORDINALS.indexOf(ordinal[1]!.toLowerCase()) + 1 };
+  if (ordinal) return { number: ordinal[2] ? Number(ordinal[2]) : ORDINALS.indexOf((ordinal[1] ?? '').toLowerCase()) + 1 };
   const words = phrase
     .toLowerCase()
     .replace(/^(?:(?:the|my|a|an|this|that)\s+)+/, '')

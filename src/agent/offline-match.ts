@@ -30,13 +30,14 @@ export function findTask(all: NumberedTask[], target: TaskTarget, preferPending:
     const pending = candidates.filter(({ task }) => !task.completed);
     if (pending.length > 0) candidates = pending;
   }
-  if (candidates.length === 1) return candidates[0]!;
-  if (candidates.length === 0) {
+  const [only, ...others] = candidates;
+  if (only && others.length === 0) return only;
+  if (!only) {
     if (all.length === 0) return `No task matches “${target.words}”: you have no tasks.`;
     const more = all.length > EXAMPLES_SHOWN ? `\n…and ${all.length - EXAMPLES_SHOWN} more.` : '';
     return `No task matches “${target.words}”. Your tasks include:\n${all.slice(0, EXAMPLES_SHOWN).map(taskLine).join('\n')}${more}`;
   }
-  return `“${target.words}” matches more than one task:\n${candidates.map(taskLine).join('\n')}\nWhich one do you mean? Give its number, for example “${candidates[0]!.number}”.`;
+  return `“${target.words}” matches more than one task:\n${candidates.map(taskLine).join('\n')}\nWhich one do you mean? Give its number, for example “${only.number}”.`;
 }
 
 // Private: an exact title wins; otherwise every meaningful word must appear in the title.

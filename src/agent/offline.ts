@@ -7,8 +7,8 @@
  * claims to be a model; anything it does not understand gets a short help text.
  */
 import { z } from 'zod';
-import { parseIntent, type Intent, type ListStatus } from './offline-intent.js';
-import { findTask, taskLine, type NumberedTask } from './offline-match.js';
+import { type Intent, type ListStatus, parseIntent } from './offline-intent.js';
+import { findTask, type NumberedTask, taskLine } from './offline-match.js';
 import type { Agent, AgentInput, AgentReply, ToolBox, ToolOutcome } from './types.js';
 
 const HELP =

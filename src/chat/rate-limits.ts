@@ -86,7 +86,8 @@ export async function countMcpCalls(em: EntityManager, userId: string, calls: nu
   if (perMinute === 0 || calls === 0) return;
   const { sql, params } = upsert(userId, [{ kind: RateKind.MCP_CALLS, add: calls, windowMs: MINUTE_MS }]);
   const [row] = await em.execute<Row[]>(sql + RETURNING, params);
-  const { count, retryAfterMs } = counted(row!);
+  if (!row) throw new Error('the rate counter upsert returned no row');
+  const { count, retryAfterMs } = counted(row);
   if (count > perMinute) {
     throw rateLimited(
       `Rate limit reached: ${perMinute} MCP tool calls per minute; try again in ${Math.ceil(retryAfterMs / 1000)} s`,

@@ -12,10 +12,10 @@
 import { LockMode } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { AgentReply, ToolCallRecord } from '../agent/types.js';
-import { storableJson, storableText } from '../text.js';
-import { Conversation, ConversationStatus, Message, MessageRole, MessageStatus, ToolCall, TurnWaiter } from '../entities/index.js';
 import { TURN_ENDED_CHANNEL } from '../db/signals.js';
+import { Conversation, ConversationStatus, Message, MessageRole, MessageStatus, ToolCall, TurnWaiter } from '../entities/index.js';
 import { AppError, notFound } from '../errors.js';
+import { storableJson, storableText } from '../text.js';
 import { addTokensSql, countTurn, type TurnLimits } from './rate-limits.js';
 
 const TITLE_CHARS = 80;
@@ -94,7 +94,7 @@ export async function beginTurn(em: EntityManager, ids: TurnIds, input: BeginInp
     }
     const ours = conversation.turnId === ids.turn;
     if (conversation.isBusy(now) && !ours) {
-      throw new ConversationBusy(conversation.id, conversation.leaseExpiresAt!.getTime() - now.getTime());
+      throw new ConversationBusy(conversation.id, (conversation.leaseExpiresAt?.getTime() ?? now.getTime()) - now.getTime());
     }
     if (conversationId && !ours) await takeTurnFromQueue(em, conversation.id, input.ticket, now);
     // A turn that really begins is counted (one statement); refused, it rolls back with the rest.

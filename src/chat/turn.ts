@@ -15,8 +15,8 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Agent, AgentMessage, AgentReply, ToolBox, ToolCallRecord } from '../agent/types.js';
 import { retryTransient } from '../db/retry.js';
 import type { TurnSignals } from '../db/signals.js';
-import { Conversation, type Message, type ToolCall } from '../entities/index.js';
 import { isUuid, newId } from '../entities/ids.js';
+import { Conversation, type Message, type ToolCall } from '../entities/index.js';
 import { AppError, badInput } from '../errors.js';
 import type { Logger } from '../log.js';
 import { textProblem } from '../text.js';
@@ -30,9 +30,9 @@ import {
   finishTurn,
   joinQueue,
   leaveQueue,
+  type Started,
   stillWaiting,
   storeToolCall,
-  type Started,
   type TurnIds,
   type TurnToEnd,
 } from './turn-store.js';

@@ -1,7 +1,7 @@
 /** Where the database is: `DATABASE_URL`, or the embedded PostgreSQL under `DATA_DIR`. */
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
-import { startEmbeddedPostgres, type EmbeddedUse } from './embedded.js';
+import { type EmbeddedUse, startEmbeddedPostgres } from './embedded.js';
 
 export type Database = { url: string; embedded: boolean; stop(): Promise<void> };
 

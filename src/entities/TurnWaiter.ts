@@ -3,8 +3,9 @@
  * its ticket: ids grow in arrival order, and the live waiter with the smallest id goes next. A
  * waiter keeps `expiresAt` in the future while it waits; one whose process died simply expires.
  */
-import { Entity, Index, ManyToOne, PrimaryKey, Property } from '@mikro-orm/decorators/legacy';
+
 import type { Ref } from '@mikro-orm/core';
+import { Entity, Index, ManyToOne, PrimaryKey, Property } from '@mikro-orm/decorators/legacy';
 import { Conversation } from './Conversation.js';
 
 @Entity()

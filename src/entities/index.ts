@@ -1,16 +1,16 @@
 export { Conversation, ConversationStatus } from './Conversation.js';
 export { Message, MessageRole, MessageStatus } from './Message.js';
-export { ToolCall } from './ToolCall.js';
-export { Task } from './Task.js';
-export { TurnWaiter } from './TurnWaiter.js';
 export { RateCounter, RateKind } from './RateCounter.js';
+export { Task } from './Task.js';
+export { ToolCall } from './ToolCall.js';
+export { TurnWaiter } from './TurnWaiter.js';
 
 import { Conversation } from './Conversation.js';
 import { Message } from './Message.js';
+import { RateCounter } from './RateCounter.js';
 import { Task } from './Task.js';
 import { ToolCall } from './ToolCall.js';
 import { TurnWaiter } from './TurnWaiter.js';
-import { RateCounter } from './RateCounter.js';
 
 /** Every entity, for the ORM's discovery. */
 export const entities = [Conversation, Message, ToolCall, Task, TurnWaiter, RateCounter];

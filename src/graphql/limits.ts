@@ -22,25 +22,25 @@ import { maxAliasesRule } from '@escape.tech/graphql-armor-max-aliases';
 import { maxDepthRule } from '@escape.tech/graphql-armor-max-depth';
 import { maxDirectivesRule } from '@escape.tech/graphql-armor-max-directives';
 import {
-  getNamedType,
-  getNullableType,
-  GraphQLError,
-  isLeafType,
-  isListType,
-  Kind,
-  parse,
-  validate,
-  visit,
   type DocumentNode,
   type FieldNode,
   type FragmentDefinitionNode,
-  type OperationDefinitionNode,
-  type TypeNode,
+  GraphQLError,
   type GraphQLSchema,
+  getNamedType,
+  getNullableType,
+  isLeafType,
+  isListType,
+  Kind,
+  type OperationDefinitionNode,
+  parse,
   type SelectionSetNode,
+  type TypeNode,
   type ValidationContext,
+  validate,
+  visit,
 } from 'graphql';
-import { getComplexity, type ComplexityEstimator } from 'graphql-query-complexity';
+import { type ComplexityEstimator, getComplexity } from 'graphql-query-complexity';
 import type { Config } from '../config.js';
 import { jsonProblem, textProblem } from '../text.js';
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from './pagination.js';
@@ -103,7 +103,8 @@ export function createShapeCheck(schema: GraphQLSchema, limits: QueryLimits): (s
       throw error;
     }
     if (source.length <= REMEMBERED_SOURCE_MAX) {
-      if (passed.size >= REMEMBERED_SOURCES) passed.delete(passed.values().next().value!);
+      const oldest = passed.values().next();
+      if (passed.size >= REMEMBERED_SOURCES && !oldest.done) passed.delete(oldest.value);
       passed.add(source);
     }
     return null;
@@ -161,7 +162,8 @@ function checkShape(schema: GraphQLSchema, document: DocumentNode, rules: ((cont
     }
   }
   const errors = validate(schema, document, rules as Parameters<typeof validate>[2]);
-  if (errors.length > 0) throw errors[0]!;
+  const [first] = errors;
+  if (first) throw first;
   visit(document, {
     SelectionSet(node) {
       for (const [name, count] of fieldCounts(node, fragments, (field) => (field.alias ?? field.name).value)) {
@@ -278,7 +280,8 @@ function checkCost(schema: GraphQLSchema, request: GraphQLRequestContext<object>
       if (error instanceof GraphQLError) return;
       throw error;
     }
-    if (cached.size >= COSTS_PER_DOCUMENT) cached.delete(cached.keys().next().value!);
+    const oldest = cached.keys().next();
+    if (cached.size >= COSTS_PER_DOCUMENT && !oldest.done) cached.delete(oldest.value);
     cached.set(key, cost);
   }
   if (cost > maxCost) {

@@ -11,8 +11,8 @@ import DataLoader from 'dataloader';
 import type { Viewer } from '../chat/turn.js';
 import { Conversation, Message, ToolCall } from '../entities/index.js';
 import { badInput } from '../errors.js';
+import { type Connection, decodeCursor, encodeCursor, type Page, type PageArgs, parsePage, toConnection } from './pagination.js';
 import { parseId } from './resolvers/ids.js';
-import { decodeCursor, encodeCursor, parsePage, toConnection, type Connection, type Page, type PageArgs } from './pagination.js';
 
 export type Loaders = ReturnType<typeof createLoaders>;
 
@@ -109,17 +109,20 @@ function pageLoader<A extends object, T>(load: (parentIds: string[], args: A) =>
       const groups = Map.groupBy(keys, (key) => JSON.stringify(key.args));
       const results = new Map<PageKey<A>, Connection<T> | Error>();
       for (const group of groups.values()) {
+        // Every key of a group has the same arguments; any one of them stands for the group.
+        const args = group[0]?.args;
+        if (args === undefined) continue;
         try {
           const pages = await load(
             group.map((key) => key.parentId),
-            group[0]!.args,
+            args,
           );
-          group.forEach((key, i) => results.set(key, pages[i]!));
+          for (const [i, key] of group.entries()) results.set(key, pages[i] ?? new Error(`no page was loaded for ${key.parentId}`));
         } catch (error) {
-          group.forEach((key) => results.set(key, error as Error));
+          for (const key of group) results.set(key, error instanceof Error ? error : new Error(String(error)));
         }
       }
-      return keys.map((key) => results.get(key)!);
+      return keys.map((key) => results.get(key) ?? new Error(`no page was loaded for ${key.parentId}`));
     },
     { cacheKeyFn: (key) => `${key.parentId}:${JSON.stringify(key.args)}` },
   );

@@ -1,5 +1,5 @@
 /** Builds the executable schema from the resolvers (code first) and prints it as SDL. */
-import { lexicographicSortSchema, printSchema, type GraphQLSchema } from 'graphql';
+import { type GraphQLSchema, lexicographicSortSchema, printSchema } from 'graphql';
 import { buildSchema } from 'type-graphql';
 import { requestContainer } from './container.js';
 import { ChatResolver } from './resolvers/chat.js';

@@ -4,12 +4,13 @@
  * `resolvers/` through the request's loaders.
  */
 import { JSONObjectResolver, JSONResolver } from 'graphql-scalars';
-import { Field, ID, InputType, Int, ObjectType, registerEnumType } from 'type-graphql';
 import type { ClassType } from 'type-graphql';
+import { Field, ID, InputType, Int, ObjectType, registerEnumType } from 'type-graphql';
 import { ConversationStatus, MessageRole, MessageStatus } from '../entities/index.js';
 
 export const JSONObject = JSONObjectResolver;
-export const JSON = JSONResolver;
+/** The `JSON` scalar (any JSON value). */
+export const JSONValue = JSONResolver;
 
 registerEnumType(ConversationStatus, { name: 'ConversationStatus', description: 'Whether a conversation takes new messages.' });
 registerEnumType(MessageRole, { name: 'MessageRole' });
@@ -68,8 +69,8 @@ export class ToolCallType {
   @Field({ description: 'The provider’s id of the call.' }) callId!: string;
   @Field({ description: 'The MCP server the tool belongs to.' }) server!: string;
   @Field() name!: string;
-  @Field(() => JSON, { nullable: true }) arguments!: unknown;
-  @Field(() => JSON, { nullable: true }) result!: unknown;
+  @Field(() => JSONValue, { nullable: true }) arguments!: unknown;
+  @Field(() => JSONValue, { nullable: true }) result!: unknown;
   @Field() isError!: boolean;
   @Field() startedAt!: Date;
   @Field(() => Int) durationMs!: number;

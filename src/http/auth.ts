@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { createRemoteJWKSet, jwtVerify, SignJWT, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { createRemoteJWKSet, type JWTPayload, type JWTVerifyGetKey, jwtVerify, SignJWT } from 'jose';
 import type { Viewer } from '../chat/turn.js';
 import type { Config } from '../config.js';
 import { unauthenticated } from '../errors.js';
@@ -45,7 +45,7 @@ export async function resolveSecret(config: Config): Promise<string | undefined>
 /** Builds the authenticator of `config` (see `resolveSecret` for where the key comes from). */
 export async function createAuthenticator(config: Config): Promise<Authenticator> {
   const secret = await resolveSecret(config);
-  const key: Uint8Array | JWTVerifyGetKey = secret ? new TextEncoder().encode(secret) : createRemoteJWKSet(new URL(config.jwt.jwksUrl!));
+  const key: Uint8Array | JWTVerifyGetKey = secret ? new TextEncoder().encode(secret) : createRemoteJWKSet(new URL(jwksUrlOf(config)));
   const options = {
     issuer: config.jwt.issuer,
     audience: config.jwt.audience,
@@ -56,11 +56,11 @@ export async function createAuthenticator(config: Config): Promise<Authenticator
 
   return {
     async authenticate(header) {
-      const match = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '');
-      if (!match) throw unauthenticated('Missing bearer token: send "Authorization: Bearer <token>"');
+      const token = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '')?.[1];
+      if (!token) throw unauthenticated('Missing bearer token: send "Authorization: Bearer <token>"');
       let payload: JWTPayload;
       try {
-        ({ payload } = await jwtVerify(match[1]!, key as Uint8Array, options));
+        ({ payload } = await jwtVerify(token, key as Uint8Array, options));
       } catch (error) {
         throw unauthenticated(`Invalid bearer token: ${(error as Error).message}`);
       }
@@ -94,4 +94,10 @@ export function userIdOf(sub: unknown): string {
   const problem = textProblem(sub) ?? (hasControl(sub) ? 'holds a control character' : null);
   if (problem) throw unauthenticated(`Invalid bearer token: "sub" ${problem}`);
   return sub;
+}
+
+// Private: without a secret, `resolveSecret` has checked that a JWKS URL is set.
+function jwksUrlOf(config: Config): string {
+  if (!config.jwt.jwksUrl) throw new Error('JWT_JWKS_URL or JWT_SECRET is needed to verify bearer tokens');
+  return config.jwt.jwksUrl;
 }

@@ -11,7 +11,7 @@
  * `Retry-After` past it); the todo server holds each user to `tasks` tasks.
  */
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import express, { Router, type ErrorRequestHandler, type RequestHandler, type Response } from 'express';
+import express, { type ErrorRequestHandler, type RequestHandler, type Response, Router } from 'express';
 import { countMcpCalls } from '../chat/rate-limits.js';
 import type { Viewer } from '../chat/turn.js';
 import type { RateLimits } from '../config.js';
@@ -19,7 +19,7 @@ import type { Orm } from '../db/orm.js';
 import { AppError } from '../errors.js';
 import { createTodoServer } from '../mcp/todo-server.js';
 import type { Authenticator } from './auth.js';
-import { httpFailure, middlewareFailure, setFailureHeaders, type HttpFailure } from './errors.js';
+import { type HttpFailure, httpFailure, middlewareFailure, setFailureHeaders } from './errors.js';
 
 // JSON-RPC error codes: the standard ones, and the implementation-defined range the SDK uses too.
 const PARSE_ERROR = -32700;
@@ -121,10 +121,12 @@ function isToolCall(message: unknown): boolean {
 // `AppError`'s code and details go in `data`, a refused request is INVALID_REQUEST, a masked one INTERNAL_ERROR.
 function sendRpcFailure(res: Response, failure: HttpFailure): void {
   setFailureHeaders(res, failure);
-  if (failure.code === 'INTERNAL_SERVER_ERROR') return sendRpcError(res, failure.status, INTERNAL_ERROR, failure.message);
-  if (failure.code === 'BAD_REQUEST') return sendRpcError(res, failure.status, INVALID_REQUEST, failure.message);
-  const code = failure.code === 'UNAUTHENTICATED' ? UNAUTHORIZED : SERVER_ERROR;
-  sendRpcError(res, failure.status, code, failure.message, { code: failure.code, ...failure.details });
+  if (failure.code === 'INTERNAL_SERVER_ERROR') sendRpcError(res, failure.status, INTERNAL_ERROR, failure.message);
+  else if (failure.code === 'BAD_REQUEST') sendRpcError(res, failure.status, INVALID_REQUEST, failure.message);
+  else {
+    const code = failure.code === 'UNAUTHENTICATED' ? UNAUTHORIZED : SERVER_ERROR;
+    sendRpcError(res, failure.status, code, failure.message, { code: failure.code, ...failure.details });
+  }
 }
 
 function sendRpcError(res: Response, status: number, code: number, message: string, data?: unknown): void {

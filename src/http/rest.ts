@@ -29,8 +29,8 @@ export function restRouter(deps: { orm: Orm; auth: Authenticator; services: Serv
       }
       const parsed = body.safeParse(req.body);
       if (!parsed.success) {
-        const issue = parsed.error.issues[0]!;
-        throw badInput(`Invalid body: ${issue.path.join('.') || 'body'}: ${issue.message}`);
+        const issue = parsed.error.issues[0];
+        throw badInput(`Invalid body: ${issue?.path.join('.') || 'body'}: ${issue?.message ?? 'not the expected shape'}`);
       }
       const idempotencyKey = headerText(req.header('Idempotency-Key'), 'Idempotency-Key');
       const turn = await sendMessage({ ...deps.services, em: deps.orm.em.fork(), log: req.log }, viewer, {

@@ -8,7 +8,7 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../log.js';
 import type { McpConfig } from './config.js';
-import { McpConnection, type ConnectionEvents, type ConnectionSettings, type McpServerStatus } from './connection.js';
+import { type ConnectionEvents, type ConnectionSettings, McpConnection, type McpServerStatus } from './connection.js';
 import type { ToolServer } from './toolbox.js';
 
 /** What `McpHub.events` carries: the events of its connections. */

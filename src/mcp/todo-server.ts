@@ -12,10 +12,10 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
-import { Task } from '../entities/index.js';
 import { isUuid } from '../entities/ids.js';
-import { isText } from '../text.js';
+import { Task } from '../entities/index.js';
 import type { Logger } from '../log.js';
+import { isText } from '../text.js';
 
 export const TODO_SERVER_NAME = 'todo';
 

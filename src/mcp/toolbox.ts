@@ -8,8 +8,8 @@
  * `isError` outcome the agent can read, never an exception.
  */
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
+import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { Tool as McpTool } from '@modelcontextprotocol/sdk/types.js';
 import type { ToolBox, ToolCallRecord, ToolInfo, ToolOutcome } from '../agent/types.js';
 

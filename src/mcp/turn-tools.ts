@@ -6,9 +6,9 @@
  * it, so that the agent is handed a finished `ToolBox` and knows nothing of the ORM.
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
+import type { ToolBox, ToolCallRecord } from '../agent/types.js';
 import { createTodoServer, TODO_SERVER_NAME, type TodoOptions } from './todo-server.js';
 import { connectInMemory, createToolBox, type ToolLimits, type ToolServer } from './toolbox.js';
-import type { ToolBox, ToolCallRecord } from '../agent/types.js';
 
 /**
  * Opens a tool box for `userId`: the todo server over an in-memory MCP transport pair made for
