@@ -4,9 +4,9 @@
  * `npm run migrate:create` writes a new migration file beside this one and adds it here.
  */
 import type { MigrationObject } from '@mikro-orm/core';
-import { Migration20261125132632_rate_counter } from './Migration20261125132632_rate_counter.js';
-import { Migration20261125101437_turn_waiter } from './Migration20261125101437_turn_waiter.js';
 import { Migration20261125092204_initial } from './Migration20261125092204_initial.js';
+import { Migration20261125101437_turn_waiter } from './Migration20261125101437_turn_waiter.js';
+import { Migration20261125132632_rate_counter } from './Migration20261125132632_rate_counter.js';
 
 export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261125092204_initial', class: Migration20261125092204_initial },

@@ -66,7 +66,8 @@ async function register(fileName: string): Promise<void> {
   const index = path.resolve('migrations/index.ts');
   const source = await readFile(index, 'utf8');
   const updated = source
-    .replace(/(import type \{ MigrationObject \}[^\n]*\n)/, `$1import { ${base} } from './${base}.js';\n`)
+    // After the last import: migration names start with their timestamp, so the imports stay sorted (as Biome wants them).
+    .replace(/((?:^import [^\n]*\n)+)/m, `$1import { ${base} } from './${base}.js';\n`)
     .replace(/\];\s*$/, `  { name: '${base}', class: ${base} },\n];\n`)
     .replace('MigrationObject[] = [  {', 'MigrationObject[] = [\n  {');
   await writeFile(index, updated);
