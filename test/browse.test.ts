@@ -135,8 +135,8 @@ describe('SQL statements per request', () => {
     const shortClient = await server.client('turner-short');
     const longClient = await server.client('turner-long');
     // Warm up: the first turn of a process loads metadata and prepares the MCP client once.
-    const shortId = first(defined(short, 'the short conversations'), 'the short conversations');
-    const longId = first(defined(long, 'the long conversations'), 'the long conversations');
+    const shortId = first(short, 'the seeded conversations of turner-short');
+    const longId = first(long, 'the seeded conversations of turner-long');
     await send(shortClient, 'show my tasks', shortId);
 
     const withTen = await statementsFor(() => send(shortClient, 'show my tasks', shortId));
