@@ -18,9 +18,10 @@ import path from 'node:path';
 import pg from 'pg';
 import { loadConfig, RATE_LIMITS_OFF } from '../src/config.js';
 import { startPostgresServer } from '../src/db/embedded.js';
-import { seed } from './seed.js';
 import { createApp } from '../src/http/app.js';
 import { createLogger } from '../src/log.js';
+import { at, defined, first } from './defined.js';
+import { seed } from './seed.js';
 
 const HISTORY_LENGTHS = [10, 100, 1_000, 10_000];
 const TURNS_PER_LENGTH = 40;
@@ -40,6 +41,7 @@ async function main(): Promise<void> {
     ...RATE_LIMITS_OFF,
   });
   const app = await createApp(config, { log: createLogger('silent'), onQuery: (sql) => queries.push(sql) });
+  const sign = defined(app.auth.sign?.bind(app.auth), 'app.auth.sign (the bench config sets JWT_SECRET)');
   const server = createServer(app.serverOptions, app.express);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}/graphql`;
@@ -56,7 +58,7 @@ async function main(): Promise<void> {
     const turnStats: { length: number; statements: Set<number>; median: number }[] = [];
     for (const length of HISTORY_LENGTHS) {
       const userId = `bench-turn-${length}`;
-      const token = await app.auth.sign!(userId);
+      const token = await sign(userId);
       const [conversationId] = await seed(db, userId, 1, length);
       await graphql(endpoint, token, SEND, { input: { conversationId, message: 'show my tasks' } }); // warm-up
       const statements = new Set<number>();
@@ -79,7 +81,7 @@ async function main(): Promise<void> {
       failed = true;
       console.log(`FAIL: statements per turn vary with history: ${[...turnCounts].join(', ')}`);
     }
-    const ratio = turnStats.at(-1)!.median / turnStats[0]!.median;
+    const ratio = at(turnStats, -1, 'the turn stats').median / first(turnStats, 'the turn stats').median;
     console.log(`latency ratio 10,000 vs 10 messages: ${ratio.toFixed(2)}x`);
     if (ratio > 3) {
       failed = true;
@@ -89,7 +91,7 @@ async function main(): Promise<void> {
     console.log('\nBrowse: conversations(first: N) { messageCount lastMessage messages(last: 20) { toolCalls } }');
     console.log('N      statements   median ms   p95 ms');
     const userId = 'bench-browse';
-    const token = await app.auth.sign!(userId);
+    const token = await sign(userId);
     await seed(db, userId, 100, 40);
     const browseCounts = new Set<number>();
     for (const n of PAGE_SIZES) {
@@ -141,7 +143,10 @@ async function graphql(endpoint: string, token: string, query: string, variables
 
 function percentiles(times: number[]): { median: number; p95: number } {
   const sorted = [...times].sort((a, b) => a - b);
-  return { median: sorted[Math.floor(sorted.length / 2)]!, p95: sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.95))]! };
+  return {
+    median: at(sorted, Math.floor(sorted.length / 2), 'the sorted times'),
+    p95: at(sorted, Math.min(sorted.length - 1, Math.floor(sorted.length * 0.95)), 'the sorted times'),
+  };
 }
 
 async function database(): Promise<{ url: string; stop(): Promise<void> }> {

@@ -6,8 +6,9 @@
  * (no conversationId): a retried first message must never make a second conversation.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { countBy, outcomeText, sendMessage, startConversation, tokenFor, type Outcome, type SendInput } from './support/client.js';
-import { startCluster, type Cluster } from './support/cluster.js';
+import { countBy, type Outcome, outcomeText, type SendInput, sendMessage, startConversation, tokenFor } from './support/client.js';
+import { type Cluster, startCluster } from './support/cluster.js';
+import { at } from './support/defined.js';
 import { audit, printTable } from './support/tally.js';
 
 const WAVE = 50;
@@ -25,18 +26,19 @@ afterAll(async () => {
 
 /** Sends `input` WAVE times at once, round robin over the instances. */
 async function wave(token: string, input: SendInput): Promise<Outcome[]> {
-  return Promise.all(Array.from({ length: WAVE }, (_, i) => sendMessage(cluster.instances[i % 3]!, token, input)));
+  return Promise.all(Array.from({ length: WAVE }, (_, i) => sendMessage(at(cluster.instances, i % 3, 'the instances'), token, input)));
 }
 
 async function run(label: string, user: string, conversationId: string | undefined) {
   const token = await tokenFor(user);
   const message = `${label}: one key, many sends #delay:${SLOW_MS}`;
-  const input: SendInput = { message, clientMessageId: `${label}-key`, ...(conversationId ? { conversationId } : {}) };
+  const key = `${label}-key`;
+  const input: SendInput = { message, clientMessageId: key, ...(conversationId ? { conversationId } : {}) };
 
   const first = await wave(token, input);
   const second = await wave(token, input);
   const outcomes = [...first, ...second];
-  const result = await audit(cluster, [user], [{ key: input.clientMessageId!, message, outcomes }]);
+  const result = await audit(cluster, [user], [{ key, message, outcomes }]);
 
   const originals = outcomes.filter((o) => o.kind === 'ack' && !o.payload.replayed);
   const replays = outcomes.filter((o) => o.kind === 'ack' && o.payload.replayed);
@@ -53,7 +55,7 @@ async function run(label: string, user: string, conversationId: string | undefin
     [
       `model calls for the message: ${modelCalls} (expected 1); turns run (replayed: false): ${originals.length} (expected 1)`,
       `first wave: ${JSON.stringify(countBy(first, kindOf))}; second wave: ${JSON.stringify(countBy(second, kindOf))}`,
-      `conversations of the user: ${conversations[0]!.n} (expected ${expectedConversations})`,
+      `conversations of the user: ${at(conversations, 0, 'the count of conversations').n} (expected ${expectedConversations})`,
       ...others.slice(0, 5).map((o) => `unexpected answer from instance ${o.instance}: ${outcomeText(o)}`),
       ...result.lostDetails.map((line) => `lost: ${line}`),
       ...result.duplicateDetails.map((line) => `duplicated: ${line}`),
@@ -71,7 +73,7 @@ async function run(label: string, user: string, conversationId: string | undefin
   ).toBe(true);
   expect(secondNotReplayed.map(outcomeText), 'after the turn finished, every send is a replay').toEqual([]);
   expect(replays.length + busy.length + originals.length).toBe(2 * WAVE);
-  expect(conversations[0]!.n, 'conversations of the user').toBe(expectedConversations);
+  expect(at(conversations, 0, 'the count of conversations').n, 'conversations of the user').toBe(expectedConversations);
   expect(result.table.stored).toBe(1);
 }
 
@@ -80,7 +82,7 @@ const kindOf = (o: Outcome) => (o.kind === 'ack' ? (o.payload.replayed ? 'replay
 describe('a. one clientMessageId, 50 + 50 sends over three instances', () => {
   it('a1: in an existing conversation, one turn and one model call; the rest replayed or CONVERSATION_BUSY', async () => {
     const token = await tokenFor('a1');
-    await run('a1', 'a1', await startConversation(cluster.instances[0]!, token, { message: 'a1: hello' }));
+    await run('a1', 'a1', await startConversation(at(cluster.instances, 0, 'the instances'), token, { message: 'a1: hello' }));
   });
 
   it('a2: as the first message of a conversation, one conversation, one turn and one model call', async () => {

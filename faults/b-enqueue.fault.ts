@@ -10,8 +10,9 @@
  * slack covers the way from the client to the point where the server queues the request.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { countBy, outcomeText, sendMessage, startConversation, tokenFor, type Outcome } from './support/client.js';
-import { startCluster, type Cluster } from './support/cluster.js';
+import { countBy, type Outcome, outcomeText, sendMessage, startConversation, tokenFor } from './support/client.js';
+import { type Cluster, startCluster } from './support/cluster.js';
+import { at, first } from './support/defined.js';
 import { audit, orderViolations, printTable, type Sent } from './support/tally.js';
 
 const CLIENTS = 20;
@@ -33,7 +34,10 @@ afterAll(async () => {
 describe('b. 20 clients × 25 messages into one conversation with ifBusy: ENQUEUE', () => {
   it('stores seq 1..N gapless, each user message followed by its reply, each client in its order, waiters in arrival order', async () => {
     const token = await tokenFor(USER);
-    const conversationId = await startConversation(cluster.instances[0]!, token, { message: 'b: hello', clientMessageId: 'b-setup' });
+    const conversationId = await startConversation(at(cluster.instances, 0, 'the instances'), token, {
+      message: 'b: hello',
+      clientMessageId: 'b-setup',
+    });
 
     const sent: Sent[] = [];
     const started = Date.now();
@@ -43,7 +47,7 @@ describe('b. 20 clients × 25 messages into one conversation with ifBusy: ENQUEU
           const message = `b: client ${client} message ${m} #delay:${MODEL_MS}`;
           const record: Sent = { key: `b-${client}-${m}`, message, outcomes: [] };
           sent.push(record);
-          const instance = cluster.instances[(client + m) % 3]!;
+          const instance = at(cluster.instances, (client + m) % 3, 'the instances');
           record.outcomes.push(
             await sendMessage(instance, token, { conversationId, message, clientMessageId: record.key, ifBusy: 'ENQUEUE' }, 150_000),
           );
@@ -61,12 +65,13 @@ describe('b. 20 clients × 25 messages into one conversation with ifBusy: ENQUEU
     const clientOrder: string[] = [];
     for (let client = 0; client < CLIENTS; client++) {
       const seqs = Array.from({ length: MESSAGES }, (_, m) => seqOf.get(`b-${client}-${m}`)).filter((seq) => seq !== undefined);
-      if (seqs.some((seq, i) => i > 0 && seq <= seqs[i - 1]!)) clientOrder.push(`client ${client}: seqs ${seqs.join(',')}`);
+      if (seqs.some((seq, i) => i > 0 && seq <= at(seqs, i - 1, `the seqs of client ${client}`)))
+        clientOrder.push(`client ${client}: seqs ${seqs.join(',')}`);
     }
 
     // Pairs served against their arrival order (by more than the slack).
     const acked = sent
-      .map((record) => ({ record, outcome: record.outcomes[0]! }))
+      .map((record) => ({ record, outcome: first(record.outcomes, `the outcomes of ${record.key}`) }))
       .filter((entry): entry is { record: Sent; outcome: Extract<Outcome, { kind: 'ack' }> } => entry.outcome.kind === 'ack');
     let inversions = 0;
     let worstInversionMs = 0;

@@ -6,7 +6,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { outcomeText, sendMessage, startConversation, tokenFor } from './support/client.js';
-import { startCluster, type Cluster } from './support/cluster.js';
+import { type Cluster, startCluster } from './support/cluster.js';
+import { at, first } from './support/defined.js';
 import { replyTo } from './support/model.js';
 import { audit, orderViolations, printTable, type Sent } from './support/tally.js';
 
@@ -27,14 +28,19 @@ afterAll(async () => {
 describe('c. REJECT: a second message during a slow turn', () => {
   it('answers CONVERSATION_BUSY with retryAfterMs on every instance and stores nothing for it', async () => {
     const token = await tokenFor(USER);
-    const conversationId = await startConversation(cluster.instances[0]!, token, { message: 'c: hello', clientMessageId: 'c-setup' });
+    const conversationId = await startConversation(at(cluster.instances, 0, 'the instances'), token, {
+      message: 'c: hello',
+      clientMessageId: 'c-setup',
+    });
 
     const slow: Sent = { key: 'c-slow', message: `c: a slow turn #delay:${SLOW_MS}`, outcomes: [] };
-    const slowDone = sendMessage(cluster.instances[0]!, token, { conversationId, message: slow.message, clientMessageId: slow.key }).then(
-      (o) => {
-        slow.outcomes.push(o);
-      },
-    );
+    const slowDone = sendMessage(at(cluster.instances, 0, 'the instances'), token, {
+      conversationId,
+      message: slow.message,
+      clientMessageId: slow.key,
+    }).then((o) => {
+      slow.outcomes.push(o);
+    });
     // The slow turn holds the conversation once its model call has begun.
     await cluster.model.waitFor((request) => request.message === slow.message, 10_000);
 
@@ -61,19 +67,23 @@ describe('c. REJECT: a second message during a slow turn', () => {
 
     // The key was not taken: the same message now runs as a new turn.
     second.outcomes.push(
-      await sendMessage(cluster.instances[1]!, token, { conversationId, message: second.message, clientMessageId: second.key }),
+      await sendMessage(at(cluster.instances, 1, 'the instances'), token, {
+        conversationId,
+        message: second.message,
+        clientMessageId: second.key,
+      }),
     );
 
     const result = await audit(cluster, [USER], [slow, second]);
     const messages = result.conversations.get(conversationId) ?? [];
     const rejected = second.outcomes.slice(0, 3);
     const retryAfter = rejected.map((o) => (o.kind === 'error' ? o.extensions.retryAfterMs : undefined));
-    const after = second.outcomes[3]!;
+    const after = at(second.outcomes, 3, 'the outcomes of the second message');
 
     printTable('scenario c: REJECT, a second message to each instance during a slow turn, then again after it', result.table, [
       `while the slow turn ran: ${rejected.map((o) => `instance ${o.instance}: ${outcomeText(o)}`).join('; ')}`,
       `retryAfterMs: ${JSON.stringify(retryAfter)}; rejected before the slow turn ended: ${rejectedWhileRunning}`,
-      `rows of the second message while rejected: ${rowsWhileRunning[0]!.n}; conversation before: ${JSON.stringify(before)}, after: ${JSON.stringify(whileRunning)}`,
+      `rows of the second message while rejected: ${first(rowsWhileRunning, 'the rows of the second message').n}; conversation before: ${JSON.stringify(before)}, after: ${JSON.stringify(whileRunning)}`,
       `model calls for the second message: ${cluster.model.requestsFor(second.message).length} (expected 1, after the slow turn)`,
       `after the slow turn: ${outcomeText(after)}; conversation: ${messages.map((row) => `${row.seq}:${row.role}/${row.status}`).join(' ')}`,
       ...result.lostDetails.map((line) => `lost: ${line}`),
@@ -93,9 +103,9 @@ describe('c. REJECT: a second message during a slow turn', () => {
       expect(ms as number).toBeGreaterThan(0);
       expect(ms as number).toBeLessThanOrEqual(TURN_LEASE_MS);
     }
-    expect(rowsWhileRunning[0]!.n, 'nothing stored for a rejected message').toBe(0);
+    expect(first(rowsWhileRunning, 'the rows of the second message').n, 'nothing stored for a rejected message').toBe(0);
     expect(whileRunning, 'a rejected message takes no seq and changes no counter').toEqual(before);
-    expect(slow.outcomes[0]?.kind, outcomeText(slow.outcomes[0]!)).toBe('ack');
+    expect(slow.outcomes[0]?.kind, outcomeText(first(slow.outcomes, 'the outcomes of the slow message'))).toBe('ack');
     expect(after.kind === 'ack' && !after.payload.replayed && after.payload.userMessage.seq === 5, outcomeText(after)).toBe(true);
     expect(orderViolations(messages)).toEqual([]);
     expect(messages.map((row) => row.content)).toEqual([

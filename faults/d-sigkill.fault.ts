@@ -8,8 +8,9 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { outcomeText, sendMessage, startConversation, tokenFor, type Outcome } from './support/client.js';
-import { startCluster, type Cluster } from './support/cluster.js';
+import { type Outcome, outcomeText, sendMessage, startConversation, tokenFor } from './support/client.js';
+import { type Cluster, startCluster } from './support/cluster.js';
+import { at, defined } from './support/defined.js';
 import { replyTo } from './support/model.js';
 import { audit, orderViolations, printTable, type Sent } from './support/tally.js';
 
@@ -31,7 +32,11 @@ afterAll(async () => {
 describe('d. SIGKILL of the instance serving a slow turn', () => {
   it('after the lease, a retry with the same key on another instance completes the turn once; its task exists once', async () => {
     const token = await tokenFor(USER);
-    const [a, victim, b] = [cluster.instances[0]!, cluster.instances[1]!, cluster.instances[2]!];
+    const [a, victim, b] = [
+      at(cluster.instances, 0, 'the instances'),
+      at(cluster.instances, 1, 'the instances'),
+      at(cluster.instances, 2, 'the instances'),
+    ];
     const conversationId = await startConversation(a, token, { message: 'd: hello', clientMessageId: 'd-setup' });
 
     const turn: Sent = { key: 'd-turn', message: `d: add the task #task:${TASK} #delay1:60000`, outcomes: [] };
@@ -75,7 +80,7 @@ describe('d. SIGKILL of the instance serving a slow turn', () => {
       'scenario d: SIGKILL of the instance during the slow second model step, then a retry with the same key elsewhere',
       result.table,
       [
-        `the killed request: ${outcomeText(turn.outcomes[0]!)}; tasks "${TASK}" before the kill: ${tasksBeforeKill}, add_task calls stored before the kill: ${toolCallsBeforeKill}`,
+        `the killed request: ${outcomeText(at(turn.outcomes, 0, 'the outcomes of the killed request'))}; tasks "${TASK}" before the kill: ${tasksBeforeKill}, add_task calls stored before the kill: ${toolCallsBeforeKill}`,
         `retries on instance ${b.index}: ${retries.length} (${retries.map((o) => (o.kind === 'error' ? o.code : o.kind)).join(', ')}); the last: ${last ? outcomeText(last) : '-'}, ${completedAfterMs} ms after the kill`,
         `model steps for the message: ${toolSteps.length} asking for add_task (expected 1), ${textSteps.length} answering; the retry's first model request: ${retryFirstStep ? `${retryFirstStep.step} step, tool result in its context: ${retryFirstStep.sawToolResult}` : 'none'}`,
         `tasks "${TASK}": ${tasks} (expected 1); add_task calls stored in the conversation: ${toolCalls} (expected 1)`,
@@ -85,7 +90,9 @@ describe('d. SIGKILL of the instance serving a slow turn', () => {
       ],
     );
 
-    expect(turn.outcomes[0]!.kind, 'the request to the killed instance has no answer').toBe('unknown');
+    expect(at(turn.outcomes, 0, 'the outcomes of the killed request').kind, 'the request to the killed instance has no answer').toBe(
+      'unknown',
+    );
     expect(tasksBeforeKill, 'add_task ran before the kill').toBe(1);
     expect(retries[0]?.kind === 'error' && retries[0].code, 'the dead instance still holds the conversation until its lease expires').toBe(
       'CONVERSATION_BUSY',
@@ -103,14 +110,14 @@ describe('d. SIGKILL of the instance serving a slow turn', () => {
     expect(tasks, `tasks "${TASK}"`).toBe(1);
     expect(toolSteps.length, 'model steps asking for add_task').toBe(1);
     expect(toolCalls, 'add_task calls stored').toBe(1);
-    expect(next.outcomes[0]?.kind, outcomeText(next.outcomes[0]!)).toBe('ack');
+    expect(next.outcomes[0]?.kind, outcomeText(at(next.outcomes, 0, 'the outcomes of the next request'))).toBe('ack');
     expect(orderViolations(messages)).toEqual([]);
   });
 });
 
 async function countTasks(): Promise<number> {
   const [row] = await cluster.sql<{ n: number }>('select count(*)::int as n from task where user_id = $1 and title = $2', [USER, TASK]);
-  return row!.n;
+  return defined(row, 'the count of tasks').n;
 }
 
 async function countToolCalls(conversationId: string): Promise<number> {
@@ -118,5 +125,5 @@ async function countToolCalls(conversationId: string): Promise<number> {
     "select count(*)::int as n from tool_call where conversation_id = $1 and name = 'add_task'",
     [conversationId],
   );
-  return row!.n;
+  return defined(row, 'the count of tool calls').n;
 }

@@ -10,8 +10,9 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { countBy, outcomeText, sendMessage, tokenFor, type Outcome } from './support/client.js';
-import { startCluster, type Cluster } from './support/cluster.js';
+import { countBy, type Outcome, outcomeText, sendMessage, tokenFor } from './support/client.js';
+import { type Cluster, startCluster } from './support/cluster.js';
+import { at } from './support/defined.js';
 import { audit, orderViolations, printTable, type Sent } from './support/tally.js';
 
 const CLIENTS = 30;
@@ -51,7 +52,7 @@ describe('e. PostgreSQL restarted under load', () => {
           const record: Sent = { key: `e-${client}-${m}`, message: `e: client ${client} message ${m} #delay:${MODEL_MS}`, outcomes: [] };
           sent.push(record);
           for (;;) {
-            const instance = cluster.instances[attempt++ % 3]!;
+            const instance = at(cluster.instances, attempt++ % 3, 'the instances');
             const outcome = await sendMessage(
               instance,
               token,

@@ -9,7 +9,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { countBy, outcomeText, sendMessage, tokenFor } from './support/client.js';
-import { startCluster, type Cluster } from './support/cluster.js';
+import { type Cluster, startCluster } from './support/cluster.js';
+import { at } from './support/defined.js';
 import { audit, orderViolations, printTable, type Sent } from './support/tally.js';
 
 const CONVERSATIONS = 10;
@@ -71,7 +72,7 @@ describe('f. idle in transaction while the model is slow', () => {
           for (let t = 0; t < TURNS_EACH; t++) {
             const record: Sent = { key: `f-${c}-${t}`, message: `f: conversation ${c} turn ${t} #delay:${MODEL_MS}`, outcomes: [] };
             sent.push(record);
-            const outcome = await sendMessage(cluster.instances[(c + t) % 3]!, token, {
+            const outcome = await sendMessage(at(cluster.instances, (c + t) % 3, 'the instances'), token, {
               message: record.message,
               clientMessageId: record.key,
               ...(conversationId ? { conversationId } : {}),

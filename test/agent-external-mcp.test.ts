@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { reply, startFakeOpenAi, toolCalls, usage, type FakeOpenAi } from './support/fake-openai.js';
+import { at, first } from './support/defined.js';
+import { type FakeOpenAi, reply, startFakeOpenAi, toolCalls, usage } from './support/fake-openai.js';
 import { send } from './support/graphql.js';
 import { startTestServer, type TestServer } from './support/server.js';
 
@@ -54,12 +55,13 @@ describe('a model calling an external MCP server from MCP_CONFIG', () => {
         isError: false,
       }),
     ]);
-    expect(JSON.stringify(turn.toolCalls[0]!.result)).toContain('42');
+    expect(JSON.stringify(first(turn.toolCalls, 'the tool calls of the turn').result)).toContain('42');
 
     // The model was offered the external tool and was sent its result.
-    const offered = fake.requests[0]!.body.tools?.map((tool: { function: { name: string } }) => tool.function.name) ?? [];
+    const offered =
+      at(fake.requests, 0, 'the requests to the model').body.tools?.map((tool: { function: { name: string } }) => tool.function.name) ?? [];
     expect(offered).toEqual(expect.arrayContaining(['add_task', 'everything__get-sum', 'everything__echo']));
-    const toolMessage = fake.requests[1]!.body.messages.find((m: { role: string }) => m.role === 'tool');
+    const toolMessage = at(fake.requests, 1, 'the requests to the model').body.messages.find((m: { role: string }) => m.role === 'tool');
     expect(toolMessage).toMatchObject({ role: 'tool', tool_call_id: 'call_sum_1' });
     expect(String(toolMessage?.content)).toContain('42');
 

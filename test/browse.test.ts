@@ -5,6 +5,7 @@
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seed as seedRows } from '../bench/seed.js';
+import { at, defined, first } from './support/defined.js';
 import { gqlError, send } from './support/graphql.js';
 import { startTestServer, type TestServer } from './support/server.js';
 
@@ -119,10 +120,12 @@ describe('SQL statements per request', () => {
     const five = await statementsFor(async () => (small = await client.request(NESTED, { n: 5 })));
     const fifty = await statementsFor(async () => (large = await client.request(NESTED, { n: 50 })));
 
-    expect(small!.conversations.edges).toHaveLength(5);
-    expect(large!.conversations.edges).toHaveLength(50);
-    expect(large!.conversations.edges[49]!.node.messages.edges).toHaveLength(20);
-    expect(large!.conversations.edges[49]!.node.messages.edges.filter((e) => e.node.toolCalls.length === 1)).toHaveLength(10);
+    expect(defined(small, 'the page of 5').conversations.edges).toHaveLength(5);
+    const largePage = defined(large, 'the page of 50');
+    expect(largePage.conversations.edges).toHaveLength(50);
+    const fiftieth = at(largePage.conversations.edges, 49, 'the conversations of the page of 50');
+    expect(fiftieth.node.messages.edges).toHaveLength(20);
+    expect(fiftieth.node.messages.edges.filter((e) => e.node.toolCalls.length === 1)).toHaveLength(10);
     expect(fifty).toBe(five);
     expect(five).toBeLessThanOrEqual(5);
   });
@@ -132,10 +135,12 @@ describe('SQL statements per request', () => {
     const shortClient = await server.client('turner-short');
     const longClient = await server.client('turner-long');
     // Warm up: the first turn of a process loads metadata and prepares the MCP client once.
-    await send(shortClient, 'show my tasks', short![0]);
+    const shortId = first(short, 'the seeded conversations of turner-short');
+    const longId = first(long, 'the seeded conversations of turner-long');
+    await send(shortClient, 'show my tasks', shortId);
 
-    const withTen = await statementsFor(() => send(shortClient, 'show my tasks', short![0]));
-    const withFiveHundred = await statementsFor(() => send(longClient, 'show my tasks', long![0]));
+    const withTen = await statementsFor(() => send(shortClient, 'show my tasks', shortId));
+    const withFiveHundred = await statementsFor(() => send(longClient, 'show my tasks', longId));
     expect(withFiveHundred).toBe(withTen);
   });
 });

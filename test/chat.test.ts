@@ -4,7 +4,8 @@
  */
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { gqlError, send, SEND } from './support/graphql.js';
+import { first } from './support/defined.js';
+import { gqlError, SEND, send } from './support/graphql.js';
 import { startTestServer, type TestServer } from './support/server.js';
 
 let server: TestServer;
@@ -32,7 +33,7 @@ describe('sendMessage', () => {
     expect(turn.response).toContain('buy milk');
     expect(turn.toolCalls).toHaveLength(1);
     expect(turn.toolCalls[0]).toMatchObject({ server: 'todo', name: 'add_task', arguments: { title: 'buy milk' }, isError: false });
-    expect(turn.toolCalls[0]!.result).toMatchObject({ status: 'created', title: 'buy milk' });
+    expect(first(turn.toolCalls, 'the tool calls of the turn').result).toMatchObject({ status: 'created', title: 'buy milk' });
 
     const messages = await db.query('select seq, role, content, user_id from message where conversation_id = $1 order by seq', [
       turn.conversation.id,
@@ -148,7 +149,7 @@ describe('authentication', () => {
       body: JSON.stringify({ query: '{ viewer { id } }' }),
     });
     const body = (await response.json()) as { data: unknown; errors: { extensions: { code: string } }[] };
-    expect(body.errors[0]!.extensions.code).toBe('UNAUTHENTICATED');
+    expect(first(body.errors, 'the GraphQL errors').extensions.code).toBe('UNAUTHENTICATED');
     expect(body.data).toBeNull();
   });
 

@@ -3,8 +3,9 @@
  * tokens, slow clients, operation and content types the server does not serve, field suggestions,
  * the dev token's reach, and settings production refuses.
  */
-import { connect } from 'node:net';
+
 import { mkdtemp, rm } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { SignJWT } from 'jose';

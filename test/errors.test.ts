@@ -13,6 +13,7 @@ import { sendMessage, type TurnDeps } from '../src/chat/turn.js';
 import { AppError, rateLimited } from '../src/errors.js';
 import { formatError } from '../src/graphql/errors.js';
 import { createLogger, type Logger } from '../src/log.js';
+import { defined } from './support/defined.js';
 import { startTestServer, type TestServer } from './support/server.js';
 
 let server: TestServer;
@@ -81,7 +82,9 @@ function importsOf(file: string): string[] {
     /^\s*import\s+['"]([^'"]+)['"]/gm,
     /\bimport\(\s*['"]([^'"]+)['"]\s*\)/g,
   ];
-  return patterns.flatMap((pattern) => [...source.matchAll(pattern)].map((match) => match[1]!));
+  return patterns.flatMap((pattern) =>
+    [...source.matchAll(pattern)].map((match) => defined(match[1], `the module specifier in ${match[0]}`)),
+  );
 }
 
 const filesUnder = (dir: string): string[] =>

@@ -1,8 +1,8 @@
 /** Unit tests: how stored messages and tool calls become the agent's context, and how results are cut. */
 import { describe, expect, it } from 'vitest';
-import { truncate } from '../src/mcp/toolbox.js';
 import { toAgentMessages } from '../src/chat/history.js';
 import { MessageRole, MessageStatus } from '../src/entities/index.js';
+import { truncate } from '../src/mcp/toolbox.js';
 
 const user = (id: string, content: string) => ({ id, role: MessageRole.USER, content, status: MessageStatus.COMPLETE });
 const assistant = (id: string, content: string, status = MessageStatus.COMPLETE) => ({ id, role: MessageRole.ASSISTANT, content, status });

@@ -14,13 +14,14 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import type { Tool as McpTool } from '@modelcontextprotocol/sdk/types.js';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadMcpConfig, parseMcpConfig } from '../src/mcp/config.js';
-import { connectMcpServers, type McpHub, type McpHubEvents } from '../src/mcp/hub.js';
-import { DEFAULT_TOOL_LIMITS, type ToolServer, createToolBox } from '../src/mcp/toolbox.js';
-import { openTurnTools } from '../src/mcp/turn-tools.js';
 import { loadConfig } from '../src/config.js';
 import { createApp } from '../src/http/app.js';
 import { createLogger } from '../src/log.js';
+import { loadMcpConfig, parseMcpConfig } from '../src/mcp/config.js';
+import { connectMcpServers, type McpHub, type McpHubEvents } from '../src/mcp/hub.js';
+import { createToolBox, DEFAULT_TOOL_LIMITS, type ToolServer } from '../src/mcp/toolbox.js';
+import { openTurnTools } from '../src/mcp/turn-tools.js';
+import { defined } from './support/defined.js';
 import { startTestServer, TEST_JWT_SECRET, type TestServer } from './support/server.js';
 
 const EVERYTHING = path.resolve('node_modules/@modelcontextprotocol/server-everything/dist/index.js');
@@ -185,12 +186,15 @@ describe('external MCP servers from MCP_CONFIG', () => {
     const hub = server.app.mcp;
     const running = await turnTools('ivy');
     expect((await running.call('everything__echo', { message: 'before' })).isError).toBe(false);
-    const { pid } = hub.status().find((status) => status.name === 'everything')!;
+    const { pid } = defined(
+      hub.status().find((status) => status.name === 'everything'),
+      'the status of everything',
+    );
     expect(pid).toEqual(expect.any(Number));
 
     const dropped = next(hub, 'disconnected', 'everything');
     const back = next(hub, 'connected', 'everything');
-    process.kill(pid!, 'SIGKILL');
+    process.kill(defined(pid, 'the pid of everything'), 'SIGKILL');
     await dropped;
     expect(hub.status().find((status) => status.name === 'everything')).toMatchObject({ state: 'reconnecting' });
 
@@ -209,7 +213,10 @@ describe('external MCP servers from MCP_CONFIG', () => {
     }
 
     await back;
-    const after = hub.status().find((status) => status.name === 'everything')!;
+    const after = defined(
+      hub.status().find((status) => status.name === 'everything'),
+      'the status of everything after the reconnect',
+    );
     expect(after).toMatchObject({ state: 'connected', tools: everythingTools.length });
     expect(after.pid).not.toBe(pid);
     const later = await turnTools('ivy');

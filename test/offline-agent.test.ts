@@ -3,6 +3,7 @@
  * MCP todo server, the tasks stored afterwards, and what it answers.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { at } from './support/defined.js';
 import { send } from './support/graphql.js';
 import { startTestServer, type TestServer } from './support/server.js';
 
@@ -210,9 +211,10 @@ describe('offline agent through GraphQL, MCP and PostgreSQL', () => {
 
     expect(turn.toolCalls.map((call) => call.name)).toEqual(c.calls.map(([name]) => name));
     c.calls.forEach(([, args], i) => {
-      if (args) expect(turn.toolCalls[i]!.arguments).toMatchObject(args);
-      expect(turn.toolCalls[i]!.isError).toBe(false);
-      expect(turn.toolCalls[i]!.server).toBe('todo');
+      const call = at(turn.toolCalls, i, 'the tool calls of the turn');
+      if (args) expect(call.arguments).toMatchObject(args);
+      expect(call.isError).toBe(false);
+      expect(call.server).toBe('todo');
     });
     expect(turn.response).toMatch(c.reply);
     expect(turn.response).not.toMatch(/language model(?! is configured)/);

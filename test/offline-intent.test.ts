@@ -4,9 +4,9 @@
  * keeps tasks in an array, because only the agent's choices are under test; the real MCP server
  * and database are exercised end to end elsewhere.
  */
-import { describe, it, expect } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { OfflineAgent } from '../src/agent/offline.js';
-import { parseIntent, type Intent } from '../src/agent/offline-intent.js';
+import { type Intent, parseIntent } from '../src/agent/offline-intent.js';
 import type { ToolBox, ToolCallRecord, ToolInfo, ToolOutcome } from '../src/agent/types.js';
 
 describe('parseIntent', () => {

@@ -10,8 +10,9 @@ import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DEFAULT_SYSTEM_PROMPT, loadSystemPrompt } from '../src/agent/system-prompt.js';
-import { delayed, httpError, reply, startFakeOpenAi, toolCalls, usage, type FakeOpenAi } from './support/fake-openai.js';
-import { gqlError, send, SEND } from './support/graphql.js';
+import { at, defined } from './support/defined.js';
+import { delayed, type FakeOpenAi, httpError, reply, startFakeOpenAi, toolCalls, usage } from './support/fake-openai.js';
+import { gqlError, SEND, send } from './support/graphql.js';
 import { startTestServer, type TestServer } from './support/server.js';
 
 const TODO_TOOLS = ['add_task', 'complete_task', 'delete_task', 'list_tasks', 'update_task'];
@@ -47,24 +48,47 @@ beforeEach(() => {
   fake.reset();
 });
 
-async function rows(sql: string, params: unknown[]): Promise<Record<string, any>[]> {
-  return (await db.query(sql, params)).rows;
+/** The rows of `sql`; `Row` is the shape the test selected (by default: compared, not looked into). */
+async function rows<Row = Record<string, unknown>>(sql: string, params: unknown[]): Promise<Row[]> {
+  return (await db.query(sql, params)).rows as Row[];
 }
 
+type MessageRow = {
+  seq: number;
+  role: string;
+  status: string;
+  content: string | null;
+  model: string | null;
+  prompt_tokens: number | null;
+  completion_tokens: number | null;
+  total_tokens: number | null;
+};
+
+type ToolCallRow = {
+  message_id: string;
+  call_id: string;
+  server: string;
+  name: string;
+  arguments: unknown;
+  result: { error?: string } & Record<string, unknown>;
+  is_error: boolean;
+};
+
 const messagesOf = (conversationId: string) =>
-  rows(
+  rows<MessageRow>(
     `select seq, role, status, content, model, prompt_tokens, completion_tokens, total_tokens
      from message where conversation_id = $1 order by seq`,
     [conversationId],
   );
 
 const toolCallsOf = (conversationId: string) =>
-  rows('select message_id, call_id, server, name, arguments, result, is_error from tool_call where conversation_id = $1 order by call_id', [
-    conversationId,
-  ]);
+  rows<ToolCallRow>(
+    'select message_id, call_id, server, name, arguments, result, is_error from tool_call where conversation_id = $1 order by call_id',
+    [conversationId],
+  );
 
 /** The messages of the `index`-th request the model received. */
-const sentMessages = (index: number) => fake.requests[index]!.body.messages;
+const sentMessages = (index: number) => at(fake.requests, index, 'the requests to the model').body.messages;
 
 describe('a turn on an OpenAI-compatible model', () => {
   it('answers in plain text: the reply, the model the API reported and the usage are stored and summed per conversation', async () => {
@@ -145,11 +169,12 @@ describe('a turn on an OpenAI-compatible model', () => {
     ).toEqual([{ prompt_tokens: 42, completion_tokens: 11, total_tokens: 53 }]);
 
     expect(fake.requests).toHaveLength(2);
-    const [request] = fake.requests;
-    expect(request!.headers.authorization).toBe('Bearer test-key');
-    expect(request!.body.model).toBe('fake-model');
-    expect(request!.body.tools!.map((tool) => tool.function.name).sort()).toEqual(TODO_TOOLS);
-    expect(request!.body.tools!.find((tool) => tool.function.name === 'add_task')).toMatchObject({
+    const request = at(fake.requests, 0, 'the requests to the model');
+    expect(request.headers.authorization).toBe('Bearer test-key');
+    expect(request.body.model).toBe('fake-model');
+    const tools = defined(request.body.tools, 'the tools offered to the model');
+    expect(tools.map((tool) => tool.function.name).sort()).toEqual(TODO_TOOLS);
+    expect(tools.find((tool) => tool.function.name === 'add_task')).toMatchObject({
       type: 'function',
       function: { description: expect.any(String), parameters: { type: 'object', properties: { title: expect.any(Object) } } },
     });
@@ -174,9 +199,12 @@ describe('a turn on an OpenAI-compatible model', () => {
     const turn = await send(client, 'add buy milk');
 
     expect(turn.response).toBe('Added “buy milk” to your tasks.');
-    const [task] = await rows('select id, title, completed from task where user_id = $1', ['one-call']);
+    const [task] = await rows<{ id: string; title: string; completed: boolean }>(
+      'select id, title, completed from task where user_id = $1',
+      ['one-call'],
+    );
     expect(task).toEqual({ id: expect.any(String), title: 'buy milk', completed: false });
-    const result = { task_id: task!.id, status: 'created', title: 'buy milk' };
+    const result = { task_id: defined(task, 'the stored task').id, status: 'created', title: 'buy milk' };
     expect(turn.toolCalls).toEqual([
       {
         callId: 'call_add_1',
@@ -217,7 +245,7 @@ describe('a turn on an OpenAI-compatible model', () => {
       tool_calls: [{ id: 'call_add_1', type: 'function', function: { name: 'add_task', arguments: '{"title":"buy milk"}' } }],
     });
     expect(toolResult).toEqual({ role: 'tool', tool_call_id: 'call_add_1', content: expect.any(String) });
-    expect(JSON.parse(toolResult!.content!)).toEqual(result);
+    expect(JSON.parse(defined(defined(toolResult, 'the tool message sent').content, 'the content of the tool message'))).toEqual(result);
   });
 
   it('runs two tool calls of one step, records both and sends both results back', async () => {
@@ -253,8 +281,19 @@ describe('a turn on an OpenAI-compatible model', () => {
     ]);
 
     const sent = sentMessages(1);
-    expect(sent.at(-3)!.tool_calls!.map((call) => call.id)).toEqual(['call_a', 'call_b']);
-    expect(sent.slice(-2).map((message) => [message.role, message.tool_call_id, JSON.parse(message.content!).title])).toEqual([
+    expect(defined(at(sent, -3, 'the messages sent').tool_calls, 'the tool calls of the assistant step').map((call) => call.id)).toEqual([
+      'call_a',
+      'call_b',
+    ]);
+    expect(
+      sent
+        .slice(-2)
+        .map((message) => [
+          message.role,
+          message.tool_call_id,
+          JSON.parse(defined(message.content, 'the content of a tool message')).title,
+        ]),
+    ).toEqual([
       ['tool', 'call_a', 'walk the dog'],
       ['tool', 'call_b', 'water the plants'],
     ]);
@@ -320,7 +359,11 @@ describe('a turn on an OpenAI-compatible model', () => {
       is_error: true,
     });
     expect(await rows('select count(*)::int as n from task where user_id = $1', ['bad-json'])).toEqual([{ n: 0 }]);
-    expect(sentMessages(1).at(-1)).toEqual({ role: 'tool', tool_call_id: 'call_bad_json', content: call!.result.error });
+    expect(sentMessages(1).at(-1)).toEqual({
+      role: 'tool',
+      tool_call_id: 'call_bad_json',
+      content: defined(call, 'the stored tool call').result.error,
+    });
   });
 
   it('records a call of an unknown tool as an error, tells the model the tools it has, and completes the turn', async () => {
@@ -342,7 +385,11 @@ describe('a turn on an OpenAI-compatible model', () => {
       result: { error: expect.stringMatching(/^Unknown tool "order_pizza"\. Available tools: .*add_task/) },
       is_error: true,
     });
-    expect(sentMessages(1).at(-1)).toEqual({ role: 'tool', tool_call_id: 'call_pizza', content: call!.result.error });
+    expect(sentMessages(1).at(-1)).toEqual({
+      role: 'tool',
+      tool_call_id: 'call_pizza',
+      content: defined(call, 'the stored tool call').result.error,
+    });
   });
 
   it('retries a 429 in the SDK and stores one reply', async () => {
@@ -352,7 +399,7 @@ describe('a turn on an OpenAI-compatible model', () => {
 
     expect(turn.response).toBe('Done after a short wait.');
     expect(fake.requests).toHaveLength(2);
-    expect(fake.requests[1]!.body).toEqual(fake.requests[0]!.body);
+    expect(at(fake.requests, 1, 'the requests to the model').body).toEqual(at(fake.requests, 0, 'the requests to the model').body);
     expect((await messagesOf(turn.conversation.id)).map((m) => `${m.seq}:${m.role}:${m.status}`)).toEqual([
       '1:user:complete',
       '2:assistant:complete',
@@ -442,7 +489,9 @@ describe('a turn on an OpenAI-compatible model', () => {
       { role: 'assistant', content: 'Added “call mom”.' },
       { role: 'user', content: 'what did you add?' },
     ]);
-    expect(JSON.parse(sent[3]!.content!)).toEqual(stored!.result);
+    expect(JSON.parse(defined(at(sent, 3, 'the messages sent').content, 'the content of the tool message'))).toEqual(
+      defined(stored, 'the stored tool call').result,
+    );
   });
 });
 

@@ -7,15 +7,16 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { chmod, cp, mkdir, mkdtemp, readdir, rm, symlink } from 'node:fs/promises';
-import { createServer as createNetServer, type AddressInfo } from 'node:net';
+import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { GraphQLClient } from 'graphql-request';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from './support/database.js';
-import { delayed, reply, startFakeOpenAi, type FakeOpenAi } from './support/fake-openai.js';
-import { gqlError, send, SEND as SEND_MESSAGE } from './support/graphql.js';
-import { killAll, runCli, runServer, serverEnv, startServer, type ServerProcess } from './support/process.js';
+import { defined } from './support/defined.js';
+import { delayed, type FakeOpenAi, reply, startFakeOpenAi } from './support/fake-openai.js';
+import { gqlError, SEND as SEND_MESSAGE, send } from './support/graphql.js';
+import { killAll, runCli, runServer, type ServerProcess, serverEnv, startServer } from './support/process.js';
 
 const JWT_SECRET = 'process-test-secret-that-is-long-enough-for-hs256';
 const JWT = /^[\w-]+\.[\w-]+\.[\w-]+$/;
@@ -73,6 +74,8 @@ describe('npm start with the defaults, as a newcomer runs it (embedded PostgreSQ
   let firstToken: string;
   let conversationId: string;
   const env = () => serverEnv({ DATA_DIR: dataDir });
+  /** The server an earlier test of this suite started and left running. */
+  const running = (): ServerProcess => defined(server, 'the server an earlier test left running');
 
   beforeAll(async () => {
     dataDir = await makeDataDir();
@@ -141,25 +144,25 @@ describe('npm start with the defaults, as a newcomer runs it (embedded PostgreSQ
     const token = cli.stdout.trim();
     expect(token).toMatch(JWT);
 
-    const alice = client(server!, token);
+    const alice = client(running(), token);
     expect(await alice.request(VIEWER)).toEqual({ viewer: { id: 'alice' } });
     expect(await taskTitles(alice)).toEqual([]);
   });
 
   it('serves Apollo Sandbox to a browser at GET /graphql, with the dev token in its Authorization header, and allows introspection', async () => {
-    const token = await server!.devToken();
-    const page = await fetch(server!.url, { headers: { accept: 'text/html' } });
+    const token = await running().devToken();
+    const page = await fetch(running().url, { headers: { accept: 'text/html' } });
     expect(page.status).toBe(200);
     expect(page.headers.get('content-type')).toMatch(/^text\/html/);
     const html = await page.text();
     expect(html).toContain('embeddable-sandbox');
     expect(html.match(/"sharedHeaders":\{"Authorization":"Bearer ([^"]+)"\}/)?.[1]).toBe(token);
 
-    expect(await client(server!, token).request(INTROSPECTION)).toEqual({ __schema: { queryType: { name: 'Query' } } });
+    expect(await client(running(), token).request(INTROSPECTION)).toEqual({ __schema: { queryType: { name: 'Query' } } });
   });
 
   it('stops gracefully with exit code 0 on SIGINT', async () => {
-    await expectGracefulStop(server!, 'SIGINT');
+    await expectGracefulStop(running(), 'SIGINT');
   });
 
   it('after a SIGKILL of the server alone, stops the PostgreSQL it left running at the next start, and the conversation goes on', async () => {
@@ -180,9 +183,9 @@ describe('npm start with the defaults, as a newcomer runs it (embedded PostgreSQ
   });
 
   it('exits 0 when Ctrl-C reaches the whole process group, PostgreSQL included', async () => {
-    process.kill(-server!.pid, 'SIGINT');
-    expect(await server!.exited).toEqual({ code: 0, signal: null });
-    expect(messages(server!)).toEqual(expect.arrayContaining(['shutting down', 'stopped']));
+    process.kill(-running().pid, 'SIGINT');
+    expect(await running().exited).toEqual({ code: 0, signal: null });
+    expect(messages(running())).toEqual(expect.arrayContaining(['shutting down', 'stopped']));
   });
 });
 

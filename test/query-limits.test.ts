@@ -5,6 +5,7 @@
  */
 import { getIntrospectionQuery } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { defined, first } from './support/defined.js';
 import { send } from './support/graphql.js';
 import { startTestServer, type TestServer } from './support/server.js';
 
@@ -39,7 +40,7 @@ async function expectRefused(query: string, limit: string, code = 'GRAPHQL_VALID
   expect(answer.errors?.[0]?.extensions).toMatchObject({ code, limit });
   expect(answer.data).toBeUndefined();
   expect(server.queries).toEqual([]);
-  return answer.errors![0]!.message;
+  return first(defined(answer.errors, 'the errors of the answer'), 'the errors of the answer').message;
 }
 
 /** `conversation(id) { messages(first: 100) { edges { node { conversation { … } } } } }`, `levels` times. */

@@ -8,10 +8,11 @@ import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RATE_LIMITS_OFF } from '../src/config.js';
-import { connectInMemory } from '../src/mcp/toolbox.js';
 import { createTodoServer } from '../src/mcp/todo-server.js';
-import { reply, startFakeOpenAi, type FakeOpenAi } from './support/fake-openai.js';
-import { gqlError, send, SEND } from './support/graphql.js';
+import { connectInMemory } from '../src/mcp/toolbox.js';
+import { defined, first } from './support/defined.js';
+import { type FakeOpenAi, reply, startFakeOpenAi } from './support/fake-openai.js';
+import { gqlError, SEND, send } from './support/graphql.js';
 import { startTestServer, type TestServer } from './support/server.js';
 
 const LIMITS = {
@@ -35,7 +36,8 @@ afterAll(async () => {
 });
 
 async function count(sql: string, params: unknown[], on: TestServer = server): Promise<number> {
-  return (await on.db.query<{ n: number }>(`select count(*)::int as n from (${sql}) t`, params)).rows[0]!.n;
+  const { rows } = await on.db.query<{ n: number }>(`select count(*)::int as n from (${sql}) t`, params);
+  return first(rows, 'the count row').n;
 }
 
 async function counter(userId: string, kind: string): Promise<number | null> {
@@ -50,11 +52,11 @@ type RpcResponse = {
   jsonrpc: string;
   id: unknown;
   result?: CallToolResult & Record<string, unknown>;
-  error?: { code: number; message: string; data?: any };
+  error?: { code: number; message: string; data?: { retryAfterMs?: number } & Record<string, unknown> };
 };
 
-/** A raw JSON-RPC POST to `/mcp` as `userId` (one message, or a batch when given an array). */
-async function mcp(userId: string, body: unknown, on: TestServer = server) {
+/** A raw JSON-RPC POST to `/mcp` as `userId` (one message, or a batch when given an array: then `B` is `RpcResponse[]`). */
+async function mcp<B = RpcResponse>(userId: string, body: unknown, on: TestServer = server) {
   const response = await fetch(`${on.url}/mcp`, {
     method: 'POST',
     headers: {
@@ -64,7 +66,7 @@ async function mcp(userId: string, body: unknown, on: TestServer = server) {
     },
     body: JSON.stringify(body),
   });
-  return { status: response.status, headers: response.headers, body: (await response.json()) as any };
+  return { status: response.status, headers: response.headers, body: (await response.json()) as B };
 }
 
 let rpcId = 0;
@@ -152,7 +154,9 @@ describe('turns per user', () => {
         headers: { 'content-type': 'application/json', authorization: `Bearer ${await server.token('rory')}` },
         body: JSON.stringify(body),
       });
-      return { status: response.status, retryAfter: response.headers.get('retry-after'), body: (await response.json()) as any };
+      // The JSON a client gets back, read loosely: a turn or an error.
+      type Body = { conversation_id?: string; error?: { code?: string; message?: string; retryAfterMs?: number } };
+      return { status: response.status, retryAfter: response.headers.get('retry-after'), body: (await response.json()) as Body };
     };
     const first = await post({ message: 'add a task to fix the bike' });
     expect(first.status).toBe(200);
@@ -164,7 +168,9 @@ describe('turns per user', () => {
     expect(refused.body).toEqual({
       error: { code: 'RATE_LIMITED', message: expect.stringContaining('3 turns per minute'), retryAfterMs: expect.any(Number) },
     });
-    expect(Number(refused.retryAfter)).toBe(Math.ceil(refused.body.error.retryAfterMs / 1000));
+    expect(Number(refused.retryAfter)).toBe(
+      Math.ceil(defined(refused.body.error?.retryAfterMs, 'error.retryAfterMs of the refusal') / 1000),
+    );
     expect(Number(refused.retryAfter)).toBeGreaterThanOrEqual(1);
     expect(Number(refused.retryAfter)).toBeLessThanOrEqual(60);
     expect(await count('select 1 from message where user_id = $1', ['rory'])).toBe(6);
@@ -174,14 +180,14 @@ describe('turns per user', () => {
 describe('/mcp per user', () => {
   it('counts every tools/call of a batch and answers 429 with Retry-After past RATE_MCP_CALLS_PER_MINUTE', async () => {
     for (let batch = 0; batch < 4; batch++) {
-      const answered = await mcp(
+      const answered = await mcp<RpcResponse[]>(
         'mika',
         Array.from({ length: 5 }, () => call('list_tasks')),
       );
       expect(answered.status).toBe(200);
       expect(answered.body).toHaveLength(5);
     }
-    const adds = await mcp(
+    const adds = await mcp<RpcResponse[]>(
       'mika',
       Array.from({ length: 5 }, (_, i) => call('add_task', { title: `task ${i}` })),
     );
@@ -200,7 +206,9 @@ describe('/mcp per user', () => {
       },
       id: null,
     });
-    expect(Number(refused.headers.get('retry-after'))).toBe(Math.ceil(refused.body.error.data.retryAfterMs / 1000));
+    expect(Number(refused.headers.get('retry-after'))).toBe(
+      Math.ceil(defined(refused.body.error?.data?.retryAfterMs, 'error.data.retryAfterMs of the refusal') / 1000),
+    );
     expect(Number(refused.headers.get('retry-after'))).toBeLessThanOrEqual(60);
     expect((await mcp('mika', call('list_tasks'))).status).toBe(429);
     expect(await count('select 1 from task where user_id = $1', ['mika'])).toBe(5);
@@ -208,7 +216,7 @@ describe('/mcp per user', () => {
     // Only tool calls count: listing the tools still works.
     const listed = await mcp('mika', listTools());
     expect(listed.status).toBe(200);
-    expect(listed.body.result.tools).toHaveLength(5);
+    expect(defined(listed.body.result, 'the tools/list result').tools).toHaveLength(5);
   });
 
   it('refuses a batch longer than MCP_BATCH_MAX with 400 and a JSON-RPC error naming the limit, running none of it', async () => {
@@ -258,8 +266,10 @@ describe('tasks per user', () => {
 
     // Delete one, and there is room for one again.
     const { rows } = await server.db.query<{ id: string }>(`select id from task where user_id = 'tara' order by id limit 1`);
-    expect((await mcp('tara', call('delete_task', { task_id: rows[0]!.id }))).body.result.isError).toBeFalsy();
-    expect((await mcp('tara', call('add_task', { title: 'fits again' }))).body.result.isError).toBeFalsy();
+    const deleted = await mcp('tara', call('delete_task', { task_id: first(rows, 'the tasks of tara').id }));
+    expect(defined(deleted.body.result, 'the delete_task result').isError).toBeFalsy();
+    const fits = await mcp('tara', call('add_task', { title: 'fits again' }));
+    expect(defined(fits.body.result, 'the add_task result').isError).toBeFalsy();
     expect((await mcp('tara', call('add_task', { title: 'does not fit' }))).body.result).toMatchObject({ isError: true });
     expect(await count('select 1 from task where user_id = $1', ['tara'])).toBe(10);
   });
@@ -310,7 +320,7 @@ describe('todo tools that fail unexpectedly', () => {
       expect(result).toMatchObject({ isError: true, content: [{ type: 'text', text: expect.stringMatching(/^Internal error/) }] });
       expect(logged).toHaveLength(1);
       expect(logged[0]).toMatchObject({ msg: 'todo tool failed', obj: { tool: 'add_task', userId: 'bram' } });
-      expect(String((logged[0]!.obj.err as Error).message)).toContain('secret detail');
+      expect(String((first(logged, 'the logged errors').obj.err as Error).message)).toContain('secret detail');
     } finally {
       await client.close();
     }

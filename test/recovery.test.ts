@@ -8,7 +8,8 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Agent, AgentInput, AgentMessage } from '../src/agent/types.js';
 import { isTransient } from '../src/db/retry.js';
-import { gqlError, send, SEND } from './support/graphql.js';
+import { at, defined } from './support/defined.js';
+import { gqlError, SEND, send } from './support/graphql.js';
 import { startTestServer, type TestServer } from './support/server.js';
 
 /**
@@ -125,7 +126,7 @@ describe('a turn whose instance died', () => {
     const retry = await send(client, 'run buy milk', conversation.id, { clientMessageId: 'key-crash' });
 
     expect([retry.userMessage.seq, retry.assistantMessage.seq, retry.assistantMessage.id, retry.replayed]).toEqual([3, 4, replyId, false]);
-    const context = agent.seen[seenBefore]!;
+    const context = at(agent.seen, seenBefore, 'the contexts the agent saw');
     expect(context.slice(-3)).toEqual([
       { role: 'user', content: 'run buy milk' },
       { role: 'assistant', content: '', toolCalls: [{ id: 'call_before_crash', name: 'add_task', arguments: '{"title":"buy milk"}' }] },
@@ -166,7 +167,7 @@ describe('ifBusy: ENQUEUE', () => {
     }
     agent.release();
     const [slow, ...rest] = await Promise.all([running, ...queued]);
-    expect(slow!.assistantMessage.seq).toBe(4);
+    expect(defined(slow, 'the slow turn').assistantMessage.seq).toBe(4);
     expect(rest.map((turn) => [turn.userMessage.content, turn.userMessage.seq])).toEqual([
       ['run a', 5],
       ['run b', 7],

@@ -11,11 +11,12 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { seed } from '../bench/seed.js';
 import type { Viewer } from '../src/chat/turn.js';
 import { unauthenticated } from '../src/errors.js';
-import { requestContainer, RequestContainer } from '../src/graphql/container.js';
-import { createContext, type Context, type RequestScope, type Services } from '../src/graphql/context.js';
+import { RequestContainer, requestContainer } from '../src/graphql/container.js';
+import { type Context, createContext, type RequestScope, type Services } from '../src/graphql/context.js';
 import { ConversationResolver } from '../src/graphql/resolvers/conversation.js';
 import { MessageResolver } from '../src/graphql/resolvers/message.js';
 import { ViewerResolver } from '../src/graphql/resolvers/viewer.js';
+import { at, defined, first } from './support/defined.js';
 import { startTestServer, type TestServer } from './support/server.js';
 
 let server: TestServer;
@@ -118,8 +119,8 @@ describe('concurrent requests', () => {
     // The same answers as one at a time, each of its own user only.
     expect(together).toEqual(alone);
     requests.forEach((r, i) => {
-      const edges = together[i]!.conversations.edges;
-      expect(edges.map((e) => e.node.id).sort()).toEqual([...conversations[r.user]!].sort());
+      const edges = at(together, i, 'the answers sent together').conversations.edges;
+      expect(edges.map((e) => e.node.id).sort()).toEqual([...defined(conversations[r.user], `the conversations of ${r.user}`)].sort());
       for (const { node } of edges) {
         expect(node.title.startsWith(`${r.user} `)).toBe(true);
         expect(node.messages.edges).toHaveLength(r.last);
@@ -147,7 +148,8 @@ describe('concurrent requests', () => {
     const resolverOfRoot = new Map<object, unknown>();
     messages.mock.calls.forEach(([root, , , last], i) => {
       const instance = messages.mock.contexts[i];
-      resolverOf.set(last!, (resolverOf.get(last!) ?? new Set()).add(instance));
+      const page = defined(last, 'the last argument of messages');
+      resolverOf.set(page, (resolverOf.get(page) ?? new Set()).add(instance));
       resolverOfRoot.set(root, instance);
     });
     expect(messages).toHaveBeenCalledTimes(9);
@@ -156,7 +158,9 @@ describe('concurrent requests', () => {
     expect(new Set([...resolverOf.values()].flatMap((s) => [...s])).size).toBe(3);
     // lastMessage of a conversation ran on the same instance as its messages.
     expect(lastMessage).toHaveBeenCalledTimes(9);
-    lastMessage.mock.calls.forEach(([root], i) => expect(lastMessage.mock.contexts[i]).toBe(resolverOfRoot.get(root)));
+    lastMessage.mock.calls.forEach(([root], i) => {
+      expect(lastMessage.mock.contexts[i]).toBe(resolverOfRoot.get(root));
+    });
     // toolCalls of every message: one MessageResolver per request, three in all.
     expect(toolCalls).toHaveBeenCalled();
     expect(new Set(toolCalls.mock.contexts).size).toBe(3);
@@ -207,6 +211,6 @@ describe('a request without a viewer', () => {
     expect(body.data).toEqual({ message: null, conversation: null });
     expect(body.errors.map((e) => e.extensions.code)).toEqual(['UNAUTHENTICATED', 'UNAUTHENTICATED']);
     expect(new Set(body.errors.map((e) => e.message)).size).toBe(1);
-    expect(body.errors[0]!.message).toMatch(/^Invalid bearer token: /);
+    expect(first(body.errors, 'the GraphQL errors').message).toMatch(/^Invalid bearer token: /);
   });
 });

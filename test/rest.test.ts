@@ -1,7 +1,16 @@
 /** The REST route of the original sketch: its contract and its status codes. */
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { defined } from './support/defined.js';
 import { startTestServer, type TestServer } from './support/server.js';
+
+/** A JSON answer of `POST /api/{user_id}/chat`: a turn or an error. */
+type ChatBody = {
+  conversation_id?: string;
+  response?: string;
+  tool_calls?: { name: string }[];
+  error?: { code?: string; message?: string };
+};
 
 let server: TestServer;
 let db: pg.Client;
@@ -23,7 +32,7 @@ async function chat(userId: string, body: unknown, token?: string | null, header
     body: typeof body === 'string' ? body : JSON.stringify(body),
   });
   // The JSON a client gets back, read loosely: each test states the exact shape it expects.
-  return { status: response.status, body: (await response.json()) as any };
+  return { status: response.status, body: (await response.json()) as ChatBody };
 }
 
 describe('POST /api/{user_id}/chat', () => {
@@ -38,7 +47,7 @@ describe('POST /api/{user_id}/chat', () => {
     const second = await chat('rita', { conversation_id: first.body.conversation_id, message: 'list my tasks' });
     expect(second.status).toBe(200);
     expect(second.body.conversation_id).toBe(first.body.conversation_id);
-    expect(second.body.tool_calls.map((c: { name: string }) => c.name)).toEqual(['list_tasks']);
+    expect(defined(second.body.tool_calls, 'the tool_calls of the answer').map((c) => c.name)).toEqual(['list_tasks']);
     const stored = await db.query('select seq, role from message where conversation_id = $1 order by seq', [first.body.conversation_id]);
     expect(stored.rows.map((r) => `${r.seq}:${r.role}`)).toEqual(['1:user', '2:assistant', '3:user', '4:assistant']);
   });
@@ -68,7 +77,7 @@ describe('POST /api/{user_id}/chat', () => {
     const theirs = await chat('tom', { message: 'add secret' });
     const foreign = await chat('rita', { conversation_id: theirs.body.conversation_id, message: 'hi' });
     expect(foreign.status).toBe(404);
-    expect(foreign.body.error.code).toBe('NOT_FOUND');
+    expect(foreign.body.error?.code).toBe('NOT_FOUND');
     const unknown = await chat('rita', { conversation_id: '0190a3c0-0000-7000-8000-000000000000', message: 'hi' });
     expect(unknown.status).toBe(404);
     const count = await db.query('select count(*)::int as n from message where conversation_id = $1', [theirs.body.conversation_id]);
@@ -84,7 +93,7 @@ describe('POST /api/{user_id}/chat', () => {
   ])('answers 400 with a JSON error for %s', async (_name, body) => {
     const response = await chat('uma', body);
     expect(response.status).toBe(400);
-    expect(response.body.error.message).toEqual(expect.any(String));
+    expect(response.body.error?.message).toEqual(expect.any(String));
     const count = await db.query('select count(*)::int as n from message where user_id = $1', ['uma']);
     expect(count.rows[0].n).toBe(0);
   });

@@ -4,8 +4,8 @@
  */
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectInMemory } from '../src/mcp/toolbox.js';
 import { createTodoServer } from '../src/mcp/todo-server.js';
+import { connectInMemory } from '../src/mcp/toolbox.js';
 import { startTestServer, type TestServer } from './support/server.js';
 
 let server: TestServer;
@@ -24,11 +24,14 @@ afterAll(async () => {
   await server?.close();
 });
 
+/** What the todo tools put in `structuredContent`, read loosely: each test states the exact shape it expects. */
+type Structured = { task_id?: string; status?: string; title?: string; tasks?: unknown[] };
+
 async function call(client: Client, name: string, args: Record<string, unknown>) {
   const result = await client.callTool({ name, arguments: args });
   return {
     isError: result.isError === true,
-    structured: result.structuredContent as any,
+    structured: result.structuredContent as Structured,
     text: (result.content as { text: string }[])[0]?.text,
   };
 }

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OfflineAgent } from '../src/agent/offline.js';
 import type { Agent, AgentInput } from '../src/agent/types.js';
 import { failTurn } from '../src/chat/turn-store.js';
-import { gqlError, send, SEND } from './support/graphql.js';
+import { gqlError, SEND, send } from './support/graphql.js';
 import { startTestServer, type TestServer } from './support/server.js';
 
 /** The reply the test database refuses to store. */

@@ -7,7 +7,7 @@
  *   turn may or may not have happened.
  */
 import { SignJWT } from 'jose';
-import { JWT_SECRET, type Instance } from './cluster.js';
+import { type Instance, JWT_SECRET } from './cluster.js';
 
 export const SEND = /* GraphQL */ `
   mutation Send($input: SendMessageInput!) {

@@ -6,7 +6,7 @@
  * Every child leads its own process group and is SIGKILLed with it at `close()`, and at the
  * worker's exit should a run die half way; the temporary directory goes with `close()`.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -14,7 +14,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { RATE_LIMITS_OFF } from '../../src/config.js';
 import { startPostgresServer } from '../../src/db/embedded.js';
-import { startFakeModel, type FakeModel } from './model.js';
+import { defined } from './defined.js';
+import { type FakeModel, startFakeModel } from './model.js';
 
 export const JWT_SECRET = 'fault-runs-secret-that-is-long-enough-for-hs256';
 const PASSWORD = 'faults';
@@ -123,7 +124,7 @@ export async function startCluster(settings: Record<string, string> = {}): Promi
       instances,
       databaseUrl,
       async sql<Row>(text: string, values?: unknown[]) {
-        return (await pool!.query(text, values)).rows as Row[];
+        return (await defined(pool, 'the test pool (made at start)').query(text, values)).rows as Row[];
       },
       async restartPostgres(downMs) {
         const began = Date.now();
@@ -187,7 +188,7 @@ async function launchInstance(index: number, env: NodeJS.ProcessEnv, children: S
       stream.setEncoding('utf8');
       stream.on('data', (chunk: string) => {
         const parts = (partial + chunk).split('\n');
-        partial = parts.pop()!;
+        partial = parts.pop() ?? ''; // split always gives at least one part
         for (const line of parts) {
           keep(prefix + line);
           const url = found(line);
@@ -198,12 +199,12 @@ async function launchInstance(index: number, env: NodeJS.ProcessEnv, children: S
         }
       });
     };
-    onLines(child.stdout!, '');
-    onLines(child.stderr!, 'stderr: ');
+    onLines(defined(child.stdout, 'the piped stdout of the server'), '');
+    onLines(defined(child.stderr, 'the piped stderr of the server'), 'stderr: ');
   });
   return {
     index,
-    pid: child.pid!,
+    pid: defined(child.pid, 'the pid of the spawned server'),
     url,
     origin: new URL(url).origin,
     output: () => [...lines],
@@ -230,12 +231,9 @@ function problem(line: string): string[] {
     // The first frame in the server's own code says which step met the error.
     const frame = /at (?:async )?(?:([\w.<>]+) \()?[^\n]*?dist\/src\/([\w/.-]+\.js:\d+)/.exec(log.err?.stack ?? '');
     const where = `${log.path ? ` at ${log.path.join('.')}` : ''}${frame ? ` (${frame[1] ? `${frame[1]} ` : ''}${frame[2]})` : ''}`;
-    const err = log.err
-      ? `: ${log.err.type ?? 'Error'}${log.err.code ? ` ${log.err.code}` : ''} ${String(log.err.message ?? '')
-          .split('\n')[0]!
-          .slice(0, 160)}`
-      : '';
-    return [`${log.level! >= 50 ? 'error' : 'warn'} ${log.msg}${where}${err}`];
+    const firstLine = (String(log.err?.message ?? '').split('\n')[0] ?? '').slice(0, 160);
+    const err = log.err ? `: ${log.err.type ?? 'Error'}${log.err.code ? ` ${log.err.code}` : ''} ${firstLine}` : '';
+    return [`${(log.level ?? 0) >= 50 ? 'error' : 'warn'} ${log.msg}${where}${err}`];
   } catch {
     return [];
   }

@@ -23,6 +23,7 @@ import { appendFileSync } from 'node:fs';
 import { inject } from 'vitest';
 import type { Outcome } from './client.js';
 import type { Cluster } from './cluster.js';
+import { defined } from './defined.js';
 import { replyTo } from './model.js';
 
 /** One message of a scenario: its key, its text and every request made for it. */
@@ -76,24 +77,24 @@ export async function audit(cluster: Cluster, users: string[], sent: Sent[]): Pr
     if (mine.length > 0) stored++;
     const payloads = message.outcomes.flatMap((outcome) => (outcome.kind === 'ack' ? [outcome.payload] : []));
     if (payloads.length === 0) continue;
-    const [first] = payloads;
+    const first = defined(payloads[0], `the first payload of ${message.key}`);
     const why: string[] = [];
-    const row = mine.find((candidate) => candidate.id === first!.userMessage.id);
-    if (!row) why.push(`its user message ${first!.userMessage.id} (seq ${first!.userMessage.seq}) is not stored`);
+    const row = mine.find((candidate) => candidate.id === first.userMessage.id);
+    if (!row) why.push(`its user message ${first.userMessage.id} (seq ${first.userMessage.seq}) is not stored`);
     else {
       const reply = at(row.conversation_id, row.seq + 1);
       if (!reply) why.push(`no reply at seq ${row.seq + 1}`);
-      else if (reply.role !== 'assistant' || reply.status !== 'complete' || reply.content !== first!.response) {
+      else if (reply.role !== 'assistant' || reply.status !== 'complete' || reply.content !== first.response) {
         why.push(
-          `the reply at seq ${row.seq + 1} is ${reply.role}/${reply.status} ${JSON.stringify(reply.content.slice(0, 60))}, the client got ${JSON.stringify(first!.response.slice(0, 60))}`,
+          `the reply at seq ${row.seq + 1} is ${reply.role}/${reply.status} ${JSON.stringify(reply.content.slice(0, 60))}, the client got ${JSON.stringify(first.response.slice(0, 60))}`,
         );
       }
     }
     const disagree = payloads.filter(
       (payload) =>
-        payload.userMessage.id !== first!.userMessage.id ||
-        payload.assistantMessage.id !== first!.assistantMessage.id ||
-        payload.response !== first!.response,
+        payload.userMessage.id !== first.userMessage.id ||
+        payload.assistantMessage.id !== first.assistantMessage.id ||
+        payload.response !== first.response,
     );
     if (disagree.length > 0) why.push(`${disagree.length} of its ${payloads.length} payloads name another turn`);
     if (why.length > 0) lostDetails.push(`${message.key}: ${why.join('; ')}`);
@@ -122,7 +123,10 @@ export async function audit(cluster: Cluster, users: string[], sent: Sent[]): Pr
     Map.groupBy(tasks, (task) => `${task.user_id} ${JSON.stringify(task.title)}`),
     'task',
   );
-  const duplicated = duplicateDetails.reduce((sum, line) => sum + Number(/stored (\d+) times/.exec(line)![1]) - 1, 0);
+  const duplicated = duplicateDetails.reduce(
+    (sum, line) => sum + Number(defined(/stored (\d+) times/.exec(line), `a count in "${line}"`)[1]) - 1,
+    0,
+  );
 
   return {
     table: {
@@ -172,7 +176,8 @@ const COLUMNS = ['sent', 'acknowledged', 'failed', 'unknown', 'stored', 'lost', 
 /** Prints the scenario's table and notes, and keeps them for the summary at the end of the run. */
 export function printTable(title: string, table: Table, notes: string[] = []): void {
   const widths = COLUMNS.map((column) => Math.max(column.length, String(table[column]).length));
-  const row = (cells: string[]) => `| ${cells.map((cell, i) => cell.padStart(widths[i]!)).join(' | ')} |`;
+  const row = (cells: string[]) =>
+    `| ${cells.map((cell, i) => cell.padStart(defined(widths[i], `the width of column ${i}`))).join(' | ')} |`;
   const text = [
     '',
     title,

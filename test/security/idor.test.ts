@@ -16,6 +16,11 @@ import { readFileSync } from 'node:fs';
 import {
   buildSchema,
   extendSchema,
+  type GraphQLField,
+  type GraphQLInputType,
+  type GraphQLNamedType,
+  type GraphQLObjectType,
+  type GraphQLSchema,
   getNamedType,
   getNullableType,
   isEnumType,
@@ -27,15 +32,11 @@ import {
   isObjectType,
   isUnionType,
   parse,
-  type GraphQLField,
-  type GraphQLInputType,
-  type GraphQLNamedType,
-  type GraphQLObjectType,
-  type GraphQLSchema,
 } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SEND } from '../support/graphql.js';
-import { callMcpTool, gql, postMcp, postRest, rowsChecksum, uniqueUser, type Answer, type GraphQLBody } from '../support/security.js';
+import { defined, first } from '../support/defined.js';
+import { SEND, type SendResult } from '../support/graphql.js';
+import { type Answer, callMcpTool, type GraphQLBody, gql, postMcp, postRest, rowsChecksum, uniqueUser } from '../support/security.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -77,8 +78,10 @@ function connectionNode(type: GraphQLNamedType): GraphQLNamedType | null {
   const edges = type.getFields().edges;
   if (!edges) return null;
   const edge = getNamedType(edges.type);
-  if (!isObjectType(edge) || !edge.getFields().node) return null;
-  return getNamedType(edge.getFields().node!.type);
+  if (!isObjectType(edge)) return null;
+  const node = edge.getFields().node;
+  if (!node) return null;
+  return getNamedType(node.type);
 }
 
 /** Which of bob's rows an id argument named `name` of `field` points at, or null when unknown. */
@@ -99,10 +102,11 @@ function idKind(schema: GraphQLSchema, name: string, field: GraphQLField<unknown
 
 /** Fields from Query to an object of `typeName`, through fields without required arguments (shortest first). */
 function routeTo(schema: GraphQLSchema, typeName: string): GraphQLField<unknown, unknown>[] | null {
-  const queue: { type: GraphQLObjectType; route: GraphQLField<unknown, unknown>[] }[] = [{ type: schema.getQueryType()!, route: [] }];
-  const seen = new Set<string>([schema.getQueryType()!.name]);
-  while (queue.length > 0) {
-    const { type, route } = queue.shift()!;
+  const query = defined(schema.getQueryType(), 'the Query type');
+  const queue: { type: GraphQLObjectType; route: GraphQLField<unknown, unknown>[] }[] = [{ type: query, route: [] }];
+  const seen = new Set<string>([query.name]);
+  for (let item = queue.shift(); item !== undefined; item = queue.shift()) {
+    const { type, route } = item;
     for (const field of Object.values(type.getFields())) {
       if (field.args.some((arg) => isNonNullType(arg.type) && arg.defaultValue === undefined)) continue;
       const next = getNamedType(field.type);
@@ -122,9 +126,10 @@ function routeTo(schema: GraphQLSchema, typeName: string): GraphQLField<unknown,
 function discoverTargets(schema: GraphQLSchema): { targets: Target[]; unknown: string[] } {
   const targets: Target[] = [];
   const unknown: string[] = [];
+  const mutation = schema.getMutationType();
   const roots = new Map<string, 'query' | 'mutation'>([
-    [schema.getQueryType()!.name, 'query'],
-    ...(schema.getMutationType() ? [[schema.getMutationType()!.name, 'mutation'] as [string, 'mutation']] : []),
+    [defined(schema.getQueryType(), 'the Query type').name, 'query'],
+    ...(mutation ? [[mutation.name, 'mutation'] as [string, 'mutation']] : []),
   ]);
   for (const type of Object.values(schema.getTypeMap())) {
     if (!isObjectType(type) || type.name.startsWith('__')) continue;
@@ -196,7 +201,7 @@ function filler(type: GraphQLInputType): unknown {
         .map((field) => [field.name, filler(field.type)]),
     );
   }
-  if (isEnumType(type)) return type.getValues()[0]!.name;
+  if (isEnumType(type)) return first(type.getValues(), `the values of enum ${type.name}`).name;
   switch (type.name) {
     case 'Int':
     case 'Float':
@@ -232,7 +237,7 @@ function selection(type: GraphQLNamedType, depth: number): string {
 /** The document and variables with which alice gives `value` to `target`. */
 function probe(schema: GraphQLSchema, target: Target, value: unknown): { query: string; variables: Record<string, unknown> } {
   const parent = schema.getType(target.parent) as GraphQLObjectType;
-  const field = parent.getFields()[target.field]!;
+  const field = defined(parent.getFields()[target.field], `the field ${target.parent}.${target.field}`);
   const variables: Record<string, unknown> = {};
   const definitions: string[] = [];
   const args: string[] = [];
@@ -243,8 +248,11 @@ function probe(schema: GraphQLSchema, target: Target, value: unknown): { query: 
     if (probed && target.argPath.length > 1) {
       // Into the input object: the probed field set, the required others filled.
       let holder = argValue as Record<string, unknown>;
-      for (const key of target.argPath.slice(1, -1)) holder = (holder[key] ??= {}) as Record<string, unknown>;
-      holder[target.argPath.at(-1)!] = value;
+      for (const key of target.argPath.slice(1, -1)) {
+        holder[key] ??= {};
+        holder = holder[key] as Record<string, unknown>;
+      }
+      holder[defined(target.argPath.at(-1), 'the last key of the argument path')] = value;
       argValue = (argValue as Record<string, unknown>) ?? {};
     }
     variables[arg.name] = argValue;
@@ -291,10 +299,10 @@ const bobKeys = {} as Record<KeyName, string[]>;
 beforeAll(async () => {
   server = await startTestServer();
   // bob: two conversations with messages, add_task and list_tasks tool calls, two tasks, metadata.
-  const first = await gql(server, bob, SEND, {
+  const first = await gql<SendResult>(server, bob, SEND, {
     input: { message: `add a task to buy ${SECRET} milk`, clientMessageId: `key-1-${bob}`, metadata: { secret: SECRET } },
   });
-  const conversationId = first.body!.data!.sendMessage.conversation.id;
+  const conversationId = defined(first.body?.data, 'the data of the first turn').sendMessage.conversation.id;
   await gql(server, bob, SEND, { input: { message: 'show my tasks', conversationId } });
   await gql(server, bob, SEND, { input: { message: `add a task to call ${SECRET} grandma`, clientMessageId: `key-2-${bob}` } });
   // alice: a conversation of her own, so that nested fields are reached through her data.
@@ -313,14 +321,17 @@ beforeAll(async () => {
     bobKeys[key as KeyName] = rows.map((row) => row.key as string);
   }
   expect(bobKeys.clientMessageId).toHaveLength(2);
-  const cursors = await gql(
+  type Edge = { cursor: string };
+  const cursors = await gql<{
+    conversations: { edges: (Edge & { node: { messages: { edges: Edge[] }; toolCalls: { edges: Edge[] } } })[] };
+    tasks: { edges: Edge[] };
+  }>(
     server,
     bob,
     `{ conversations(first: 100) { edges { cursor node { messages(first: 100) { edges { cursor } } toolCalls(first: 100) { edges { cursor } } } } }
        tasks(first: 100) { edges { cursor } } }`,
   );
-  type Edge = { cursor: string };
-  const data = cursors.body!.data!;
+  const data = defined(cursors.body?.data, 'the data of the cursor query');
   bobCursors.Conversation = data.conversations.edges.map((edge: Edge) => edge.cursor);
   bobCursors.Task = data.tasks.edges.map((edge: Edge) => edge.cursor);
   bobCursors.Message = data.conversations.edges.flatMap((edge: { node: { messages: { edges: Edge[] } } }) =>

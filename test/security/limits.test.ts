@@ -17,7 +17,7 @@ import { randomUUID } from 'node:crypto';
 import { getIntrospectionQuery } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SEND } from '../support/graphql.js';
-import { codes, countRows, firstError, gql, postGraphQL, request, uniqueUser, type Answer, type GraphQLBody } from '../support/security.js';
+import { type Answer, codes, countRows, firstError, type GraphQLBody, gql, postGraphQL, request, uniqueUser } from '../support/security.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 
 let server: TestServer;
@@ -31,9 +31,13 @@ afterAll(async () => {
 });
 
 /** Sends `query` as a fresh user, with the SQL log cleared first: `server.queries` is then this request's. */
-async function send(query: string, variables?: Record<string, unknown>, user = uniqueUser('limits')): Promise<Answer<GraphQLBody>> {
+async function send<D = Record<string, unknown>>(
+  query: string,
+  variables?: Record<string, unknown>,
+  user = uniqueUser('limits'),
+): Promise<Answer<GraphQLBody<D>>> {
   server.resetQueries();
-  return gql(server, user, query, variables);
+  return gql<D>(server, user, query, variables);
 }
 
 /**
@@ -92,7 +96,7 @@ describe('what stays within the limits', () => {
       }
       tasks(first: 20) { edges { node { title completed } } }
     }`;
-    const answer = await send(browse, undefined, user);
+    const answer = await send<{ conversations: { edges: unknown[] } }>(browse, undefined, user);
     expectAnswered(answer);
     expect(answer.body?.data?.conversations.edges).toHaveLength(1);
   });
@@ -106,7 +110,7 @@ describe('what stays within the limits', () => {
   });
 
   it('answers the introspection query Apollo Sandbox sends: __schema is exempt from the depth limit', async () => {
-    const answer = await send(getIntrospectionQuery());
+    const answer = await send<{ __schema: { queryType: unknown } }>(getIntrospectionQuery());
     expectAnswered(answer);
     expect(answer.body?.data?.__schema.queryType).toMatchObject({ name: 'Query' });
   });

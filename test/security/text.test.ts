@@ -9,21 +9,23 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SEND } from '../support/graphql.js';
+import { defined, first } from '../support/defined.js';
+import { SEND, type SendResult } from '../support/graphql.js';
 import {
+  type Answer,
+  type Cursored,
   callMcpTool,
   countRows,
   expectNoServerError,
   expectNothingStored,
   firstError,
+  type GraphQLBody,
   gql,
   postRest,
   RAW_DATABASE_TEXT,
   rawRequest,
   request,
   uniqueUser,
-  type Answer,
-  type GraphQLBody,
 } from '../support/security.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 
@@ -58,9 +60,9 @@ type Started = { conversationId: string; userMessageId: string; toolCallId: stri
 
 /** A conversation of `user` with two messages, an add_task tool call and the task it made. */
 async function startConversation(user: string): Promise<Started> {
-  const answer = await gql(server, user, SEND, { input: { message: 'add a task to buy milk' } });
+  const answer = await gql<SendResult>(server, user, SEND, { input: { message: 'add a task to buy milk' } });
   expect(answer.status, answer.text).toBe(200);
-  const turn = answer.body!.data!.sendMessage;
+  const turn = defined(answer.body?.data, 'the data of the turn').sendMessage;
   const { rows } = await server.db.query('select id from task where user_id = $1', [user]);
   const calls = await server.db.query('select id from tool_call where user_id = $1', [user]);
   return { conversationId: turn.conversation.id, userMessageId: turn.userMessage.id, toolCallId: calls.rows[0].id, taskId: rows[0].id };
@@ -73,14 +75,16 @@ describe('sendMessage', () => {
   describe.each(NOT_TEXT)('with %s', (_name, bad) => {
     it('refuses it in message, naming the field, and stores nothing', async () => {
       const user = uniqueUser('text');
-      const answer = await gql(server, user, SEND, { input: { message: `add a task to buy milk${bad}` } });
+      const answer = await gql<SendResult>(server, user, SEND, { input: { message: `add a task to buy milk${bad}` } });
       expectBadInput(answer, field('message'), 'message');
       await expectNothingStored(server.db, user);
     });
 
     it('refuses it in clientMessageId, naming the field, and stores nothing', async () => {
       const user = uniqueUser('text');
-      const answer = await gql(server, user, SEND, { input: { message: 'add a task to buy milk', clientMessageId: `key-${bad}` } });
+      const answer = await gql<SendResult>(server, user, SEND, {
+        input: { message: 'add a task to buy milk', clientMessageId: `key-${bad}` },
+      });
       expectBadInput(answer, field('clientMessageId'), 'clientMessageId');
       await expectNothingStored(server.db, user);
     });
@@ -89,7 +93,7 @@ describe('sendMessage', () => {
       const user = uniqueUser('text');
       const { conversationId } = await startConversation(user);
       const before = await countRows(server.db, user);
-      const answer = await gql(server, user, SEND, {
+      const answer = await gql<SendResult>(server, user, SEND, {
         input: { message: 'add a task to buy eggs', conversationId: `${conversationId}${bad}` },
       });
       expectBadInput(answer, field('conversationId'), 'conversationId');
@@ -105,7 +109,7 @@ describe('sendMessage', () => {
       ['a key of an object in an array', { list: [1, { [`k${bad}`]: true }] }],
     ])('refuses it in metadata (%s), naming metadata, and stores nothing', async (_where, metadata) => {
       const user = uniqueUser('text');
-      const answer = await gql(server, user, SEND, { input: { message: 'add a task to buy milk', metadata } });
+      const answer = await gql<SendResult>(server, user, SEND, { input: { message: 'add a task to buy milk', metadata } });
       expectBadInput(answer, METADATA_FIELD, `metadata ${JSON.stringify(metadata)}`);
       await expectNothingStored(server.db, user);
     });
@@ -127,9 +131,9 @@ describe('sendMessage', () => {
     const message = 'add a task to buy 🦊 e\u0301clair \u05e9\u05dc\u05d5\u05dd \ufffd \u0001\u001f\u007f\u0085 \ufeff done';
     const clientMessageId = `key-🦊-\u00e9-${randomUUID()}`;
     const metadata = { source: 'web', tags: ['🦊', 'e\u0301', ''], nested: { n: 1.5, nil: null, t: true, bom: '\ufeff', c1: '\u0085' } };
-    const answer = await gql(server, user, SEND, { input: { message, clientMessageId, metadata } });
+    const answer = await gql<SendResult>(server, user, SEND, { input: { message, clientMessageId, metadata } });
     expect(answer.status, answer.text).toBe(200);
-    const turn = answer.body!.data!.sendMessage;
+    const turn = defined(answer.body?.data, 'the data of the turn').sendMessage;
     const stored = await server.db.query('select content, client_message_id from message where id = $1', [turn.userMessage.id]);
     expect(stored.rows).toEqual([{ content: message, client_message_id: clientMessageId }]);
     const conversation = await server.db.query('select metadata from conversation where id = $1', [turn.conversation.id]);
@@ -140,9 +144,9 @@ describe('sendMessage', () => {
     const user = uniqueUser('title');
     // The fox (two UTF-16 units) straddles the 80th unit, where the title is cut.
     const message = `add a task to ${'x'.repeat(65)}🦊 and then some more words`;
-    const answer = await gql(server, user, SEND, { input: { message } });
+    const answer = await gql<SendResult>(server, user, SEND, { input: { message } });
     expect(answer.status, answer.text).toBe(200);
-    const title: string = answer.body!.data!.sendMessage.conversation.title;
+    const title = defined(defined(answer.body?.data, 'the data of the turn').sendMessage.conversation.title, 'the conversation title');
     const { rows } = await server.db.query('select title from conversation where user_id = $1', [user]);
     expect(rows[0].title, 'stored title').toBe(title);
     expect(title.isWellFormed(), `title ${JSON.stringify(title)}`).toBe(true);
@@ -161,7 +165,7 @@ describe('metadata: depth, size and keys', () => {
   it('accepts 7 levels and 4 KB and stores them exactly', async () => {
     const user = uniqueUser('meta');
     const metadata = { ...nested(7), note: 'n'.repeat(4_000) };
-    const answer = await gql(server, user, SEND, { input: { message: 'hello', metadata } });
+    const answer = await gql<SendResult>(server, user, SEND, { input: { message: 'hello', metadata } });
     expect(answer.status, answer.text.slice(0, 300)).toBe(200);
     const { rows } = await server.db.query('select metadata from conversation where user_id = $1', [user]);
     expect(rows).toEqual([{ metadata }]);
@@ -178,17 +182,17 @@ describe('metadata: depth, size and keys', () => {
     ['a blank key two levels down', { a: { '  ': 1 } }],
   ])('refuses %s with BAD_USER_INPUT and stores nothing', async (_name, metadata) => {
     const user = uniqueUser('meta');
-    const answer = await gql(server, user, SEND, { input: { message: 'hello', metadata } });
+    const answer = await gql<SendResult>(server, user, SEND, { input: { message: 'hello', metadata } });
     expectBadInput(answer, METADATA_FIELD, _name);
     await expectNothingStored(server.db, user);
   });
 
   it('refuses metadata over the limits when merged into an existing conversation, and keeps the old metadata', async () => {
     const user = uniqueUser('meta');
-    const first = await gql(server, user, SEND, { input: { message: 'hello', metadata: { kept: true } } });
-    const conversationId = first.body!.data!.sendMessage.conversation.id;
+    const first = await gql<SendResult>(server, user, SEND, { input: { message: 'hello', metadata: { kept: true } } });
+    const conversationId = defined(first.body?.data, 'the data of the first turn').sendMessage.conversation.id;
     const before = await countRows(server.db, user);
-    const answer = await gql(server, user, SEND, {
+    const answer = await gql<SendResult>(server, user, SEND, {
       input: { message: 'again', conversationId, metadata: { note: `x${'\u0000'}`, big: 'n'.repeat(9_000) } },
     });
     expectBadInput(answer, METADATA_FIELD, 'merged metadata');
@@ -344,19 +348,19 @@ describe('cursors', () => {
     async (_name, target) => {
       const user = uniqueUser('cursor');
       const { conversationId } = await startConversation(user);
-      const mine = await gql(
+      const mine = await gql<{ conversations: Cursored; tasks: Cursored; conversation: { messages: Cursored; toolCalls: Cursored } }>(
         server,
         user,
         `query ($id: ID!) { conversations(first: 1) { edges { cursor } } tasks(first: 1) { edges { cursor } }
         conversation(id: $id) { messages(first: 1) { edges { cursor } } toolCalls(first: 1) { edges { cursor } } } }`,
         { id: conversationId },
       );
-      const data = mine.body!.data!;
+      const data = defined(mine.body?.data, 'the data of the cursor query');
       const cursors: Cursors = {
-        conversation: data.conversations.edges[0].cursor,
-        task: data.tasks.edges[0].cursor,
-        message: data.conversation.messages.edges[0].cursor,
-        toolCall: data.conversation.toolCalls.edges[0].cursor,
+        conversation: first(data.conversations.edges, 'a conversation edge').cursor,
+        task: first(data.tasks.edges, 'a task edge').cursor,
+        message: first(data.conversation.messages.edges, 'a message edge').cursor,
+        toolCall: first(data.conversation.toolCalls.edges, 'a tool call edge').cursor,
       };
       const own = target.own(cursors);
       const others = Object.values(cursors).filter((cursor) => cursor !== own);

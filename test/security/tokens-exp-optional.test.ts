@@ -4,7 +4,7 @@
  * past, and `sub` must still be usable text.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { nowSeconds, postGraphQL, signClaims, uniqueUser } from '../support/security.js';
+import { nowSeconds, postGraphQL, signClaims, uniqueUser, type ViewerData } from '../support/security.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 
 let server: TestServer;
@@ -18,7 +18,7 @@ afterAll(async () => {
 });
 
 async function viewer(claims: Record<string, unknown>): Promise<string> {
-  const answer = await postGraphQL(server, { query: '{ viewer { id } }' }, { token: await signClaims(claims) });
+  const answer = await postGraphQL<ViewerData>(server, { query: '{ viewer { id } }' }, { token: await signClaims(claims) });
   return answer.body?.data?.viewer?.id ?? String(answer.body?.errors?.[0]?.extensions?.code ?? `HTTP ${answer.status} ${answer.text}`);
 }
 

@@ -13,7 +13,17 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SEND } from '../support/graphql.js';
-import { countRows, gql, nowSeconds, postGraphQL, postMcp, postRest, signClaims, uniqueUser } from '../support/security.js';
+import {
+  countRows,
+  gql,
+  nowSeconds,
+  postGraphQL,
+  postMcp,
+  postRest,
+  signClaims,
+  uniqueUser,
+  type ViewerData,
+} from '../support/security.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 
 let server: TestServer;
@@ -47,7 +57,7 @@ type Outcome = { graphql: string; rest: number; mcp: number };
  * the REST route (as the user `restUser`) and of an `/mcp` initialize.
  */
 async function outcome(token: string, restUser = 'someone'): Promise<Outcome> {
-  const graphql = await postGraphQL(server, { query: '{ viewer { id } }' }, { token });
+  const graphql = await postGraphQL<ViewerData>(server, { query: '{ viewer { id } }' }, { token });
   const rest = await postRest(server, restUser, { message: 'hello' }, { token });
   const mcp = await postMcp(server, INITIALIZE, { token });
   return {

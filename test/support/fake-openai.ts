@@ -15,7 +15,7 @@ export type FakeToolCall = { id: string; name: string; arguments: string };
 export type FakeStep =
   | { kind: 'reply'; content: string | null; toolCalls: FakeToolCall[]; usage: FakeUsage | null; model?: string }
   | { kind: 'error'; status: number; headers: Record<string, string>; message: string }
-  | { kind: 'delay'; ms: number; then: FakeStep };
+  | { kind: 'delay'; ms: number; step: FakeStep };
 
 /** A request the fake received: its parsed JSON body and its headers. */
 export type FakeRequest = { body: ChatRequestBody; headers: IncomingMessage['headers'] };
@@ -63,7 +63,7 @@ export function httpError(status: number, options: { headers?: Record<string, st
 
 /** `step`, answered `ms` milliseconds after the request came (nothing, if the client leaves first). */
 export function delayed(ms: number, step: FakeStep): FakeStep {
-  return { kind: 'delay', ms, then: step };
+  return { kind: 'delay', ms, step };
 }
 
 export function usage(prompt: number, completion: number): FakeUsage {
@@ -129,7 +129,7 @@ export async function startFakeOpenAi(): Promise<FakeOpenAi> {
 
 function answer(step: FakeStep, body: ChatRequestBody, res: ServerResponse, n: number): void {
   if (step.kind === 'delay') {
-    const timer = setTimeout(() => answer(step.then, body, res, n), step.ms);
+    const timer = setTimeout(() => answer(step.step, body, res, n), step.ms);
     // The client gave up (the turn's deadline aborted the request): nothing left to answer.
     res.once('close', () => clearTimeout(timer));
     return;

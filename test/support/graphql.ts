@@ -1,6 +1,7 @@
 /** GraphQL test helpers: run an operation and get its data, or get the error codes it failed with. */
 import { ClientError, type GraphQLClient } from 'graphql-request';
 import { expect } from 'vitest';
+import { defined } from './defined.js';
 
 /** Runs `query` and returns the first error's `{ code, message, extensions }`; fails the test if it succeeded. */
 export async function gqlError(
@@ -14,7 +15,8 @@ export async function gqlError(
     if (!(error instanceof ClientError)) throw error;
     const first = error.response.errors?.[0];
     expect(first, `expected a GraphQL error, got HTTP ${error.response.status}`).toBeDefined();
-    return { code: String(first!.extensions?.code), message: first!.message, extensions: first!.extensions ?? {} };
+    const { extensions, message } = defined(first, 'the first GraphQL error');
+    return { code: String(extensions?.code), message, extensions: extensions ?? {} };
   }
   throw new Error('expected the operation to fail, but it succeeded');
 }
@@ -43,7 +45,7 @@ export type SendResult = {
       server: string;
       name: string;
       arguments: Record<string, unknown>;
-      result: any;
+      result: unknown;
       isError: boolean;
       durationMs: number;
     }[];

@@ -4,8 +4,9 @@
  * fails the message shows what the process printed. Each child leads its own process group, so
  * that `killAll()` also takes down an embedded PostgreSQL a killed server leaves behind.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
+import { defined } from './defined.js';
 
 export type Exit = { code: number | null; signal: NodeJS.Signals | null };
 
@@ -70,9 +71,9 @@ export async function startServer(env: NodeJS.ProcessEnv, ms = 30_000, projectDi
       await child.kill();
       throw error;
     });
-  const url = String(parseLog(listening)!.url);
+  const url = String(defined(parseLog(listening), 'the listening log line as JSON').url);
   return {
-    pid: child.process.pid!,
+    pid: defined(child.process.pid, 'the pid of the server process'),
     url,
     origin: new URL(url).origin,
     lines: () => [...child.stdoutLines()],
@@ -85,7 +86,7 @@ export async function startServer(env: NodeJS.ProcessEnv, ms = 30_000, projectDi
       await child.waitForLine((line) => DEV_TOKEN_HEADING.test(line), 'the dev token heading', wait);
       const lines = child.stdoutLines();
       const heading = lines.findIndex((line) => DEV_TOKEN_HEADING.test(line));
-      const token = await child.waitForLine((line, index) => index === heading + 1, 'the dev token after its heading', wait);
+      const token = await child.waitForLine((_line, index) => index === heading + 1, 'the dev token after its heading', wait);
       return token.trim();
     },
     exited: child.exited,
@@ -138,7 +139,7 @@ function launch(script: string, args: string[], env: NodeJS.ProcessEnv, cwd = pr
   child.stdout.setEncoding('utf8');
   child.stdout.on('data', (chunk: string) => {
     const parts = (partial + chunk).split('\n');
-    partial = parts.pop()!;
+    partial = parts.pop() ?? ''; // split always gives at least one part
     lines.push(...parts);
     notify();
   });

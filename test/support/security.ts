@@ -6,9 +6,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import { connect } from 'node:net';
-import { SignJWT, type JWTPayload } from 'jose';
+import { type JWTPayload, SignJWT } from 'jose';
 import type pg from 'pg';
 import { expect } from 'vitest';
+import { defined, first } from './defined.js';
 import { TEST_JWT_SECRET, type TestServer } from './server.js';
 
 /** The tables that hold user data; every one has a `user_id` column. */
@@ -16,16 +17,34 @@ export const USER_TABLES = ['conversation', 'message', 'tool_call', 'task'] as c
 export type UserTable = (typeof USER_TABLES)[number];
 
 export type GraphQLErrorBody = { message: string; path?: (string | number)[]; extensions?: Record<string, unknown> & { code?: string } };
-export type GraphQLBody = { data?: Record<string, any> | null; errors?: GraphQLErrorBody[] };
+/** A GraphQL answer; `D` is the shape of `data` the test selected (by default: not looked into). */
+export type GraphQLBody<D = Record<string, unknown>> = { data?: D | null; errors?: GraphQLErrorBody[] };
+
+/** A connection as the tests select it: only the cursors of its edges. */
+export type Cursored = { edges: { cursor: string }[] };
+
+/** The data of `{ viewer { id } }`. */
+export type ViewerData = { viewer?: { id: string } | null };
+
+/** A JSON-RPC result of `/mcp` (tools/call or tools/list), read loosely: each test checks what it needs. */
+export type McpResult = { isError?: boolean; content?: { type: string; text?: string }[]; structuredContent?: unknown; tools?: unknown[] };
+
+/** A JSON answer of the REST route, read loosely: a turn or an error. */
+export type RestBody = {
+  conversation_id?: string;
+  response?: string;
+  tool_calls?: unknown[];
+  error?: { code?: string; message?: string };
+};
 
 /** An HTTP answer: status, headers, the raw text and, when it is JSON, the parsed body. */
-export type Answer<T = any> = { status: number; headers: Headers; text: string; body: T | undefined; ms: number };
+export type Answer<T = unknown> = { status: number; headers: Headers; text: string; body: T | undefined; ms: number };
 
 /** A user id no other test uses: tests never share state through a user. */
 export const uniqueUser = (name: string): string => `${name}-${randomUUID().slice(0, 8)}`;
 
 /** Sends `init` to `url` and reads the whole answer (never throws on an HTTP error status). */
-export async function request<T = any>(url: string, init: RequestInit): Promise<Answer<T>> {
+export async function request<T = unknown>(url: string, init: RequestInit): Promise<Answer<T>> {
   const started = performance.now();
   const response = await fetch(url, init);
   const text = await response.text();
@@ -49,12 +68,12 @@ async function authHeaders(server: TestServer, as: As): Promise<Record<string, s
  * POSTs a GraphQL request to `/graphql` as `as.user` (a token signed by the server), with
  * `as.token`, or anonymously. `body` is sent as it is when it is a string (batches, broken JSON).
  */
-export async function postGraphQL(
+export async function postGraphQL<D = Record<string, unknown>>(
   server: TestServer,
   body: string | { query: string; variables?: Record<string, unknown>; operationName?: string } | unknown[],
   as: As = {},
-): Promise<Answer<GraphQLBody>> {
-  return request<GraphQLBody>(`${server.url}/graphql`, {
+): Promise<Answer<GraphQLBody<D>>> {
+  return request<GraphQLBody<D>>(`${server.url}/graphql`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...(await authHeaders(server, as)) },
     body: typeof body === 'string' ? body : JSON.stringify(body),
@@ -62,17 +81,17 @@ export async function postGraphQL(
 }
 
 /** `postGraphQL` for the usual case: a query, its variables, a user. */
-export function gql(
+export function gql<D = Record<string, unknown>>(
   server: TestServer,
   user: string | null,
   query: string,
   variables?: Record<string, unknown>,
-): Promise<Answer<GraphQLBody>> {
-  return postGraphQL(server, { query, variables }, user === null ? {} : { user });
+): Promise<Answer<GraphQLBody<D>>> {
+  return postGraphQL<D>(server, { query, variables }, user === null ? {} : { user });
 }
 
 /** POSTs a JSON body to the REST route `POST /api/:userId/chat`. */
-export async function postRest(server: TestServer, pathUser: string, body: unknown, as: As = {}): Promise<Answer> {
+export async function postRest(server: TestServer, pathUser: string, body: unknown, as: As = {}): Promise<Answer<RestBody>> {
   return request(`${server.url}/api/${encodeURIComponent(pathUser)}/chat`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...(await authHeaders(server, as)) },
@@ -80,7 +99,12 @@ export async function postRest(server: TestServer, pathUser: string, body: unkno
   });
 }
 
-export type RpcAnswer = Answer<{ jsonrpc: string; id: unknown; result?: any; error?: { code: number; message: string; data?: unknown } }>;
+export type RpcAnswer = Answer<{
+  jsonrpc: string;
+  id: unknown;
+  result?: McpResult;
+  error?: { code: number; message: string; data?: unknown };
+}>;
 
 /** POSTs one JSON-RPC message to `/mcp`, as a client without an SDK sends it. */
 export async function postMcp(server: TestServer, message: unknown, as: As = {}): Promise<RpcAnswer> {
@@ -104,7 +128,7 @@ export const codes = (answer: Answer<GraphQLBody>): string[] => (answer.body?.er
 export function firstError(answer: Answer<GraphQLBody>): GraphQLErrorBody {
   const error = answer.body?.errors?.[0];
   expect(error, `expected a GraphQL error, got HTTP ${answer.status}: ${answer.text.slice(0, 500)}`).toBeDefined();
-  return error!;
+  return defined(error, 'the first GraphQL error');
 }
 
 /**
@@ -137,7 +161,7 @@ export async function countRows(db: pg.Client, userId: string): Promise<Record<U
   const counts = {} as Record<UserTable, number>;
   for (const table of USER_TABLES) {
     const { rows } = await db.query<{ n: number }>(`select count(*)::int as n from ${table} where user_id = $1`, [userId]);
-    counts[table] = rows[0]!.n;
+    counts[table] = first(rows, `the count of ${table} rows`).n;
   }
   return counts;
 }
@@ -163,7 +187,7 @@ export async function rowsChecksum(db: pg.Client, userId: string): Promise<Recor
       `select md5(string_agg(t::text, ',' order by id)) as sum from ${table} t where user_id = $1`,
       [userId],
     );
-    sums[table] = rows[0]!.sum;
+    sums[table] = first(rows, `the checksum of ${table} rows`).sum;
   }
   return sums;
 }

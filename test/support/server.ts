@@ -9,10 +9,11 @@ import type { AddressInfo } from 'node:net';
 import { GraphQLClient } from 'graphql-request';
 import pg from 'pg';
 import type { Agent } from '../../src/agent/types.js';
-import { loadConfig, type Config } from '../../src/config.js';
-import { createApp, type App } from '../../src/http/app.js';
+import { type Config, loadConfig } from '../../src/config.js';
+import { type App, createApp } from '../../src/http/app.js';
 import { createLogger } from '../../src/log.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
+import { defined } from './defined.js';
 
 export const TEST_JWT_SECRET = 'test-secret-that-is-long-enough-for-hs256';
 
@@ -50,7 +51,7 @@ export async function startTestServer(
   const server: Server = createServer(app.serverOptions, app.express);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const token = (userId: string) => app.auth.sign!(userId);
+  const token = (userId: string) => defined(app.auth.sign, 'app.auth.sign (a config that can sign tokens)').call(app.auth, userId);
   const db = new pg.Client({ connectionString: database.url });
   await db.connect();
   return {
