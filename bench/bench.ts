@@ -20,7 +20,7 @@ import { loadConfig, RATE_LIMITS_OFF } from '../src/config.js';
 import { startPostgresServer } from '../src/db/embedded.js';
 import { createApp } from '../src/http/app.js';
 import { createLogger } from '../src/log.js';
-import { at, defined, first } from './defined.js';
+import { at, defined, first } from '../test/support/defined.js';
 import { seed } from './seed.js';
 
 const HISTORY_LENGTHS = [10, 100, 1_000, 10_000];

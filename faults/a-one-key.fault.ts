@@ -6,9 +6,9 @@
  * (no conversationId): a retried first message must never make a second conversation.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { at } from '../test/support/defined.js';
 import { countBy, type Outcome, outcomeText, type SendInput, sendMessage, startConversation, tokenFor } from './support/client.js';
 import { type Cluster, startCluster } from './support/cluster.js';
-import { at } from './support/defined.js';
 import { audit, printTable } from './support/tally.js';
 
 const WAVE = 50;

@@ -10,9 +10,9 @@
  * slack covers the way from the client to the point where the server queues the request.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { at, first } from '../test/support/defined.js';
 import { countBy, type Outcome, outcomeText, sendMessage, startConversation, tokenFor } from './support/client.js';
 import { type Cluster, startCluster } from './support/cluster.js';
-import { at, first } from './support/defined.js';
 import { audit, orderViolations, printTable, type Sent } from './support/tally.js';
 
 const CLIENTS = 20;

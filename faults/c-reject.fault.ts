@@ -5,9 +5,9 @@
  * done, the same message with the same key runs as a new turn at the next seq.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { at, first } from '../test/support/defined.js';
 import { outcomeText, sendMessage, startConversation, tokenFor } from './support/client.js';
 import { type Cluster, startCluster } from './support/cluster.js';
-import { at, first } from './support/defined.js';
 import { replyTo } from './support/model.js';
 import { audit, orderViolations, printTable, type Sent } from './support/tally.js';
 

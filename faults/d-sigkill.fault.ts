@@ -8,9 +8,9 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { at, defined } from '../test/support/defined.js';
 import { type Outcome, outcomeText, sendMessage, startConversation, tokenFor } from './support/client.js';
 import { type Cluster, startCluster } from './support/cluster.js';
-import { at, defined } from './support/defined.js';
 import { replyTo } from './support/model.js';
 import { audit, orderViolations, printTable, type Sent } from './support/tally.js';
 

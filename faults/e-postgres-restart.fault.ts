@@ -10,9 +10,9 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { at } from '../test/support/defined.js';
 import { countBy, type Outcome, outcomeText, sendMessage, tokenFor } from './support/client.js';
 import { type Cluster, startCluster } from './support/cluster.js';
-import { at } from './support/defined.js';
 import { audit, orderViolations, printTable, type Sent } from './support/tally.js';
 
 const CLIENTS = 30;

@@ -8,9 +8,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { at } from '../test/support/defined.js';
 import { countBy, outcomeText, sendMessage, tokenFor } from './support/client.js';
 import { type Cluster, startCluster } from './support/cluster.js';
-import { at } from './support/defined.js';
 import { audit, orderViolations, printTable, type Sent } from './support/tally.js';
 
 const CONVERSATIONS = 10;

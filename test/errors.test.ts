@@ -9,7 +9,7 @@ import { GraphQLError } from 'graphql';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Agent } from '../src/agent/types.js';
-import { sendMessage, type TurnDeps } from '../src/chat/turn.js';
+import { sendMessage, type TurnDeps, turnSettings } from '../src/chat/turn.js';
 import { AppError, rateLimited } from '../src/errors.js';
 import { formatError } from '../src/graphql/errors.js';
 import { createLogger, type Logger } from '../src/log.js';
@@ -122,15 +122,7 @@ describe('domain errors', () => {
         calls: [],
         close: async () => {},
       }),
-      settings: {
-        historyLimit: config.historyLimit,
-        maxMessageChars: config.maxMessageChars,
-        turnLeaseMs: config.turnLeaseMs,
-        enqueueTimeoutMs: config.enqueueTimeoutMs,
-        turnDeadlineMs: config.limits.turnDeadlineMs,
-        metadataMaxBytes: config.metadataMaxBytes,
-        rateLimits: config.rateLimits,
-      },
+      settings: turnSettings(config),
       log: createLogger('silent'),
     };
     const error = await sendMessage(deps, { userId: 'cause' }, { message: 'hello' }).catch((thrown: unknown) => thrown);

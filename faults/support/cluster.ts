@@ -14,7 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { RATE_LIMITS_OFF } from '../../src/config.js';
 import { startPostgresServer } from '../../src/db/embedded.js';
-import { defined } from './defined.js';
+import { defined } from '../../test/support/defined.js';
 import { type FakeModel, startFakeModel } from './model.js';
 
 export const JWT_SECRET = 'fault-runs-secret-that-is-long-enough-for-hs256';

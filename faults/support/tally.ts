@@ -21,9 +21,9 @@
  */
 import { appendFileSync } from 'node:fs';
 import { inject } from 'vitest';
+import { defined } from '../../test/support/defined.js';
 import type { Outcome } from './client.js';
 import type { Cluster } from './cluster.js';
-import { defined } from './defined.js';
 import { replyTo } from './model.js';
 
 /** One message of a scenario: its key, its text and every request made for it. */

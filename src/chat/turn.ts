@@ -13,6 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Agent, AgentMessage, AgentReply, ToolBox, ToolCallRecord } from '../agent/types.js';
+import type { Config } from '../config.js';
 import { retryTransient } from '../db/retry.js';
 import type { TurnSignals } from '../db/signals.js';
 import { isUuid, newId } from '../entities/ids.js';
@@ -68,6 +69,19 @@ export type TurnSettings = {
   /** Per-user limits on turns, new conversations and model tokens (0 = off). */
   rateLimits: TurnLimits;
 };
+
+/** The settings of a turn, from the configuration. */
+export function turnSettings(config: Config): TurnSettings {
+  return {
+    historyLimit: config.historyLimit,
+    maxMessageChars: config.maxMessageChars,
+    turnLeaseMs: config.turnLeaseMs,
+    enqueueTimeoutMs: config.enqueueTimeoutMs,
+    turnDeadlineMs: config.limits.turnDeadlineMs,
+    metadataMaxBytes: config.metadataMaxBytes,
+    rateLimits: config.rateLimits,
+  };
+}
 
 /** A turn this process is running: what shutdown releases if it cannot wait for it. */
 export type RunningTurn = TurnToEnd;

@@ -15,7 +15,7 @@ import { OfflineAgent } from '../agent/offline.js';
 import { OpenAiAgent } from '../agent/openai-agent.js';
 import { loadSystemPrompt } from '../agent/system-prompt.js';
 import type { Agent } from '../agent/types.js';
-import type { RunningTurn } from '../chat/turn.js';
+import { type RunningTurn, turnSettings } from '../chat/turn.js';
 import { abandonTurns } from '../chat/turn-store.js';
 import type { Config } from '../config.js';
 import { type Database, openDatabase } from '../db/database.js';
@@ -124,15 +124,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
       ),
     running,
     signals,
-    settings: {
-      historyLimit: config.historyLimit,
-      maxMessageChars: config.maxMessageChars,
-      turnLeaseMs: config.turnLeaseMs,
-      enqueueTimeoutMs: config.enqueueTimeoutMs,
-      turnDeadlineMs: config.limits.turnDeadlineMs,
-      metadataMaxBytes: config.metadataMaxBytes,
-      rateLimits: config.rateLimits,
-    },
+    settings: turnSettings(config),
     log,
   };
 

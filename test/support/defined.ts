@@ -1,5 +1,5 @@
 /**
- * Narrowing helpers for tests: each states what the test expects to be there and, when it is
+ * Narrowing helpers for tests, fault runs and the bench: each states what the test expects to be there and, when it is
  * not, fails with an Error that names it (instead of a `!` that lets `undefined` through to a
  * confusing "cannot read properties of undefined" further on).
  */
