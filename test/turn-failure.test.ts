@@ -8,7 +8,7 @@ import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OfflineAgent } from '../src/agent/offline.js';
 import type { Agent, AgentInput } from '../src/agent/types.js';
-import { failTurn } from '../src/chat/turn-store.js';
+import { failTurn } from '../src/chat/lease.js';
 import { gqlError, SEND, send } from './support/graphql.js';
 import { startTestServer, type TestServer } from './support/server.js';
 

@@ -1,11 +1,11 @@
 /**
- * What a turn writes, in its two short transactions (steps 4 and 7 of the turn), and the queue
- * of turns waiting for a conversation.
+ * What a turn writes, in its two short transactions (steps 4 and 7 of the turn). The queue of
+ * turns waiting for a conversation is in `queue.ts`; the lease's renewal and early release in `lease.ts`.
  *
  * Step 4 locks the conversation row, decides (replay, resume, run, busy), stores the user
  * message together with its reply in progress at the next two `seq`s, and takes the lease.
  * Step 7 completes (or fails) that reply and frees the lease; a turn that cannot get there (an
- * error in between, a shutdown) is ended by `failTurn` the same way. All may be tried again after a
+ * error in between, a shutdown) is ended by `failTurn` (`lease.ts`) the same way. All may be tried again after a
  * transient error: ids are made before the first try, so a try finds out whether an earlier one
  * committed by looking rows up, never by inserting twice.
  */
@@ -13,27 +13,13 @@ import { LockMode } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { AgentReply, ToolCallRecord } from '../agent/types.js';
 import { TURN_ENDED_CHANNEL } from '../db/signals.js';
-import { Conversation, ConversationStatus, Message, MessageRole, MessageStatus, ToolCall, TurnWaiter } from '../entities/index.js';
+import { Conversation, ConversationStatus, Message, MessageRole, MessageStatus, ToolCall } from '../entities/index.js';
 import { AppError, notFound } from '../errors.js';
 import { storableJson, storableText } from '../text.js';
+import { ConversationBusy, takeTurnFromQueue } from './queue.js';
 import { addTokensSql, countTurn, type TurnLimits } from './rate-limits.js';
 
 const TITLE_CHARS = 80;
-/** How long a waiter stays in the queue without showing it is alive. */
-export const WAITER_TTL_MS = 5_000;
-/** What a busy answer suggests when the queue, not a lease, is in the way. */
-const QUEUE_RETRY_MS = 250;
-
-/** CONVERSATION_BUSY, knowing which conversation (a first message's retry learns it only here). */
-export class ConversationBusy extends AppError {
-  constructor(
-    readonly conversationId: string,
-    retryAfterMs: number,
-  ) {
-    super('CONVERSATION_BUSY', 'Another turn is running in this conversation', { details: { retryAfterMs: Math.max(1, retryAfterMs) } });
-  }
-}
-
 /** The ids of one request's turn, made before its first try. */
 export type TurnIds = { userMessage: string; reply: string; turn: string };
 
@@ -224,85 +210,6 @@ export async function storeToolCall(
   stored.id = row.id;
   // One INSERT on its own (autocommit), not a flush with its own transaction around it.
   await em.insert(stored);
-}
-
-/** Joins the queue of `conversationId`; the ticket is the row's id, growing in arrival order. */
-export async function joinQueue(em: EntityManager, conversationId: string, userId: string): Promise<string> {
-  // Waiters whose process died are passed over once expired; they are swept here, off the hot path.
-  await em.nativeDelete(TurnWaiter, { conversation: conversationId, expiresAt: { $lt: new Date(Date.now() - WAITER_TTL_MS) } });
-  const waiter = new TurnWaiter(
-    em.getReference(Conversation, conversationId, { wrapped: true }),
-    userId,
-    new Date(Date.now() + WAITER_TTL_MS),
-  );
-  await em.persist(waiter).flush();
-  return waiter.id;
-}
-
-/** Keeps a waiter alive; false when it is gone (it expired and was passed over). */
-export async function stillWaiting(em: EntityManager, ticket: string): Promise<boolean> {
-  return (await em.nativeUpdate(TurnWaiter, { id: ticket }, { expiresAt: new Date(Date.now() + WAITER_TTL_MS) })) > 0;
-}
-
-export async function leaveQueue(em: EntityManager, ticket: string): Promise<void> {
-  await em.nativeDelete(TurnWaiter, { id: ticket });
-}
-
-/** The turn a failure path ends: the conversation it holds, its user, its reply in progress. */
-export type TurnToEnd = { conversationId: string; userId: string; replyId: string; turnId: string };
-
-/**
- * Ends a turn that will not reach step 7 (an error between the two transactions, or a shutdown):
- * its reply is marked failed and the conversation freed at once, instead of being held until the
- * lease runs out. Only while the turn still holds the conversation: a turn whose lease was taken
- * over leaves both alone (a retry elsewhere may be resuming that very reply). One short
- * transaction; returns whether the turn was still ours.
- */
-export async function failTurn(
-  em: EntityManager,
-  turn: TurnToEnd,
-  content = 'The turn failed before the assistant answered.',
-): Promise<boolean> {
-  return em.transactional(async (em) => {
-    const released = await em.nativeUpdate(
-      Conversation,
-      { id: turn.conversationId, userId: turn.userId, turnId: turn.turnId },
-      { turnId: null, leaseExpiresAt: null },
-    );
-    if (released === 0) return false;
-    await em.nativeUpdate(
-      Message,
-      { id: turn.replyId, userId: turn.userId, status: MessageStatus.IN_PROGRESS },
-      { status: MessageStatus.FAILED, content },
-    );
-    // Delivered on commit: requests waiting for this conversation, on any instance, look again.
-    await em.execute('select pg_notify(?, ?)', [TURN_ENDED_CHANNEL, turn.conversationId]);
-    return true;
-  });
-}
-
-/**
- * Frees the leases of turns this process will not finish (it is shutting down) and marks their
- * replies failed, so that a retry on another instance can run at once instead of waiting.
- */
-export async function abandonTurns(em: EntityManager, turns: Iterable<TurnToEnd>): Promise<number> {
-  let abandoned = 0;
-  for (const turn of turns) {
-    if (await failTurn(em, turn, 'The turn was interrupted: the server shut down before the assistant answered.')) abandoned += 1;
-  }
-  return abandoned;
-}
-
-// Private: the queue's head goes first. A request without a ticket may run only when nobody
-// waits; a waiter only when no live waiter arrived before it. Its ticket is used up here.
-async function takeTurnFromQueue(em: EntityManager, conversationId: string, ticket: string | null, now: Date): Promise<void> {
-  const head = await em.findOne(
-    TurnWaiter,
-    { conversation: conversationId, expiresAt: { $gt: now } },
-    { orderBy: { id: 'asc' }, fields: ['id'], refresh: true },
-  );
-  if (head && head.id !== ticket) throw new ConversationBusy(conversationId, QUEUE_RETRY_MS);
-  if (ticket) await em.nativeDelete(TurnWaiter, { id: ticket });
 }
 
 /** The reply of a turn, in progress: it holds its reserved seq from the start, so seq stays gapless. */

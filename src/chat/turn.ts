@@ -17,26 +17,16 @@ import type { Config } from '../config.js';
 import { retryTransient } from '../db/retry.js';
 import type { TurnSignals } from '../db/signals.js';
 import { isUuid, newId } from '../entities/ids.js';
-import { Conversation, type Message, type ToolCall } from '../entities/index.js';
+import type { Conversation, Message, ToolCall } from '../entities/index.js';
 import { AppError, badInput } from '../errors.js';
 import type { Logger } from '../log.js';
 import { textProblem } from '../text.js';
 import { loadContext } from './history.js';
+import { extendLease, failTurn, type TurnToEnd } from './lease.js';
 import { checkMetadata } from './metadata.js';
+import { ConversationBusy, joinQueue, leaveQueue, stillWaiting } from './queue.js';
 import type { TurnLimits } from './rate-limits.js';
-import {
-  beginTurn,
-  ConversationBusy,
-  failTurn,
-  finishTurn,
-  joinQueue,
-  leaveQueue,
-  type Started,
-  stillWaiting,
-  storeToolCall,
-  type TurnIds,
-  type TurnToEnd,
-} from './turn-store.js';
+import { beginTurn, finishTurn, type Started, storeToolCall, type TurnIds } from './turn-store.js';
 
 export type Viewer = { userId: string };
 
@@ -127,7 +117,7 @@ export async function sendMessage(deps: TurnDeps, viewer: Viewer, input: SendMes
   const { conversation, userMessage, reply } = start;
   const running: RunningTurn = { conversationId: conversation.id, userId: viewer.userId, turnId: ids.turn, replyId: reply.id };
   deps.running?.add(running);
-  const renewal = renewLease(deps, conversation.id, ids.turn);
+  const renewal = renewLease(deps, running);
   // Set once step 7 has stored the reply (completed, or failed by the agent): from then on the
   // conversation is free and nothing is left to undo.
   let settled = false;
@@ -287,15 +277,14 @@ async function runAgent(
 }
 
 // Private: pushes the lease's expiry forward while the turn is alive, so that only a dead
-// instance's turn can be taken over. The update matches on the turn id: a lost lease stays lost.
-function renewLease(deps: TurnDeps, conversationId: string, turnId: string): { stop(): void } {
+// instance's turn can be taken over (`extendLease`: a lost lease stays lost).
+function renewLease(deps: TurnDeps, turn: RunningTurn): { stop(): void } {
   const { turnLeaseMs } = deps.settings;
   const timer = setInterval(
     () => {
-      deps.em
-        .fork()
-        .nativeUpdate(Conversation, { id: conversationId, turnId }, { leaseExpiresAt: new Date(Date.now() + turnLeaseMs) })
-        .catch((error: unknown) => deps.log.warn({ err: error, conversationId }, 'lease renewal failed'));
+      extendLease(deps.em.fork(), turn, turnLeaseMs).catch((error: unknown) =>
+        deps.log.warn({ err: error, conversationId: turn.conversationId }, 'lease renewal failed'),
+      );
     },
     Math.max(Math.floor(turnLeaseMs / 3), 50),
   );
