@@ -193,7 +193,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 }
 
 /** The smallest HS256 secret production accepts: 256 bits, the size of the hash (RFC 7518 3.2). */
-export const JWT_SECRET_MIN_BYTES = 32;
+const JWT_SECRET_MIN_BYTES = 32;
 
 // Private: settings that are fine for a developer but unsafe on the internet.
 function productionProblems(e: z.infer<typeof schema>): string[] {

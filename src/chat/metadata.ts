@@ -6,7 +6,7 @@ import { badInput } from '../errors.js';
 import { jsonProblem } from '../text.js';
 
 /** Objects and arrays nested deeper than this are refused. */
-export const METADATA_DEPTH_MAX = 8;
+const METADATA_DEPTH_MAX = 8;
 
 /** `value` when it is acceptable metadata of at most `maxBytes` bytes of JSON, else BAD_USER_INPUT naming `field`. */
 export function checkMetadata(value: unknown, field: string, maxBytes: number): Record<string, unknown> {

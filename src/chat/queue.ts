@@ -9,7 +9,7 @@ import { Conversation, TurnWaiter } from '../entities/index.js';
 import { AppError } from '../errors.js';
 
 /** How long a waiter stays in the queue without showing it is alive. */
-export const WAITER_TTL_MS = 5_000;
+const WAITER_TTL_MS = 5_000;
 /** What a busy answer suggests when the queue, not a lease, is in the way. */
 const QUEUE_RETRY_MS = 250;
 

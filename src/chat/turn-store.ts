@@ -232,7 +232,7 @@ function markFailed(message: Message, content: string): void {
 }
 
 /** The first `TITLE_CHARS` UTF-16 units of a first message, never cutting a surrogate pair in two. */
-export function titleFrom(content: string): string {
+function titleFrom(content: string): string {
   const cut = content.slice(0, TITLE_CHARS);
   return /[\ud800-\udbff]$/.test(cut) && content.length > TITLE_CHARS ? cut.slice(0, -1) : cut;
 }

@@ -59,11 +59,11 @@ export type LimitName =
   | 'operationType';
 
 /** How often one response name may appear in one selection set (inline fragments included). */
-export const REPEATED_FIELD_MAX = 5;
+const REPEATED_FIELD_MAX = 5;
 /** Fields an operation may select once its fragments are written out in place. */
-export const EXPANDED_FIELDS_MAX = 10_000;
+const EXPANDED_FIELDS_MAX = 10_000;
 /** What a list without paging arguments is assumed to hold, for the cost. */
-export const LIST_COST_SIZE = 10;
+const LIST_COST_SIZE = 10;
 /** Variables nested deeper than this are refused outright (metadata has its own, lower limit). */
 const VARIABLE_DEPTH_MAX = 32;
 /** Mutation fields a request may hold at most once: each runs a whole turn. */
@@ -137,7 +137,7 @@ export function queryLimits(schema: GraphQLSchema, limits: QueryLimits): ApolloS
 }
 
 /** An error for a broken limit: 400, GRAPHQL_VALIDATION_FAILED, the limit named. */
-export function limitError(limit: LimitName, message: string): GraphQLError {
+function limitError(limit: LimitName, message: string): GraphQLError {
   return new GraphQLError(message, { extensions: { code: 'GRAPHQL_VALIDATION_FAILED', limit, http: { status: 400 } } });
 }
 

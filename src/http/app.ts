@@ -239,7 +239,7 @@ async function bounded(what: string, step: () => Promise<unknown>, log: Logger, 
 }
 
 /** True when `host` is a loopback address: only this machine can connect. */
-export function isLoopback(host: string): boolean {
+function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 

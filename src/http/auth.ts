@@ -87,7 +87,7 @@ export async function createAuthenticator(config: Config): Promise<Authenticator
  * Unicode, without control characters. Anything else (an object, an array, `true`) is refused: a
  * claim is never used as a query value it was not checked to be.
  */
-export function userIdOf(sub: unknown): string {
+function userIdOf(sub: unknown): string {
   if (typeof sub !== 'string' || sub.trim() === '') throw unauthenticated('Invalid bearer token: "sub" must be a non-empty string');
   if (sub.length > USER_ID_MAX)
     throw unauthenticated(`Invalid bearer token: "sub" is ${sub.length} characters; at most ${USER_ID_MAX} are accepted`);

@@ -17,16 +17,16 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RATE_LIMITS_OFF } from '../../src/config.js';
-import { defined, first } from '../support/defined.js';
+import { defined } from '../support/defined.js';
 import { SEND, type SendResult } from '../support/graphql.js';
 import {
   type Answer,
-  type Cursored,
   callMcpTool,
   countRows,
   fuzzSeed,
   gql,
   nowSeconds,
+  ownCursors,
   postGraphQL,
   postRest,
   RAW_DATABASE_TEXT,
@@ -274,17 +274,7 @@ describe('fuzzing', () => {
       fc.date({ noInvalidDate: false }).map((date) => (Number.isNaN(date.getTime()) ? 'Invalid Date' : date.toISOString())),
       fc.constantFrom(2 ** 31, -(2 ** 31) - 1, 2 ** 53, '-010000-01-01T00:00:00.000Z', "' or 1=1 --", null, true),
     );
-    const mine = await gql<{ conversations: Cursored; tasks: Cursored; conversation: { messages: Cursored; toolCalls: Cursored } }>(
-      server,
-      user,
-      `query ($id: ID!) { conversations(first: 1) { edges { cursor } } tasks(first: 1) { edges { cursor } }
-        conversation(id: $id) { messages(first: 1) { edges { cursor } } toolCalls(first: 1) { edges { cursor } } } }`,
-      { id: conversationId },
-    );
-    const data = defined(mine.body?.data, 'the data of the cursor query');
-    const valid: string[] = [data.conversations, data.tasks, data.conversation.messages, data.conversation.toolCalls].map(
-      (connection) => first(connection.edges, 'an edge').cursor,
-    );
+    const valid = Object.values(await ownCursors(server, user, conversationId));
     const cursor = fc.oneof(
       fc.constantFrom(...valid),
       fc.tuple(fc.constantFrom(...valid), fc.nat(40), text(3)).map(([base, at, inserted]) => base.slice(0, at) + inserted + base.slice(at)),

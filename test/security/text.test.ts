@@ -9,11 +9,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { defined, first } from '../support/defined.js';
+import { defined } from '../support/defined.js';
 import { SEND, type SendResult } from '../support/graphql.js';
 import {
   type Answer,
-  type Cursored,
   callMcpTool,
   countRows,
   expectNoServerError,
@@ -21,6 +20,8 @@ import {
   firstError,
   type GraphQLBody,
   gql,
+  type OwnCursors,
+  ownCursors,
   postRest,
   RAW_DATABASE_TEXT,
   rawRequest,
@@ -268,7 +269,7 @@ describe('cursors', () => {
   const uuid = '0190f0c0-0000-7000-8000-000000000000';
 
   type Target = { name: string; query: string; argument: 'after' | 'before'; own: (c: Cursors) => string; specific: [string, string][] };
-  type Cursors = Record<'conversation' | 'message' | 'toolCall' | 'task', string>;
+  type Cursors = OwnCursors;
 
   // Per connection: where its cursor goes, and the malformed cursors only it can be given.
   const targets: Target[] = [
@@ -348,20 +349,7 @@ describe('cursors', () => {
     async (_name, target) => {
       const user = uniqueUser('cursor');
       const { conversationId } = await startConversation(user);
-      const mine = await gql<{ conversations: Cursored; tasks: Cursored; conversation: { messages: Cursored; toolCalls: Cursored } }>(
-        server,
-        user,
-        `query ($id: ID!) { conversations(first: 1) { edges { cursor } } tasks(first: 1) { edges { cursor } }
-        conversation(id: $id) { messages(first: 1) { edges { cursor } } toolCalls(first: 1) { edges { cursor } } } }`,
-        { id: conversationId },
-      );
-      const data = defined(mine.body?.data, 'the data of the cursor query');
-      const cursors: Cursors = {
-        conversation: first(data.conversations.edges, 'a conversation edge').cursor,
-        task: first(data.tasks.edges, 'a task edge').cursor,
-        message: first(data.conversation.messages.edges, 'a message edge').cursor,
-        toolCall: first(data.conversation.toolCalls.edges, 'a tool call edge').cursor,
-      };
+      const cursors = await ownCursors(server, user, conversationId);
       const own = target.own(cursors);
       const others = Object.values(cursors).filter((cursor) => cursor !== own);
 

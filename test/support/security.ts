@@ -23,6 +23,26 @@ export type GraphQLBody<D = Record<string, unknown>> = { data?: D | null; errors
 /** A connection as the tests select it: only the cursors of its edges. */
 export type Cursored = { edges: { cursor: string }[] };
 
+/** One valid cursor of each connection, made by the server for `user` (who has a conversation with a tool call and a task). */
+export type OwnCursors = Record<'conversation' | 'message' | 'toolCall' | 'task', string>;
+
+export async function ownCursors(server: TestServer, user: string, conversationId: string): Promise<OwnCursors> {
+  const mine = await gql<{ conversations: Cursored; tasks: Cursored; conversation: { messages: Cursored; toolCalls: Cursored } }>(
+    server,
+    user,
+    `query ($id: ID!) { conversations(first: 1) { edges { cursor } } tasks(first: 1) { edges { cursor } }
+      conversation(id: $id) { messages(first: 1) { edges { cursor } } toolCalls(first: 1) { edges { cursor } } } }`,
+    { id: conversationId },
+  );
+  const data = defined(mine.body?.data, 'the data of the cursor query');
+  return {
+    conversation: first(data.conversations.edges, 'a conversation edge').cursor,
+    task: first(data.tasks.edges, 'a task edge').cursor,
+    message: first(data.conversation.messages.edges, 'a message edge').cursor,
+    toolCall: first(data.conversation.toolCalls.edges, 'a tool call edge').cursor,
+  };
+}
+
 /** The data of `{ viewer { id } }`. */
 export type ViewerData = { viewer?: { id: string } | null };
 
