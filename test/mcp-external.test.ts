@@ -15,6 +15,7 @@ import type { Tool as McpTool } from '@modelcontextprotocol/sdk/types.js';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
+import { taskStore } from '../src/db/stores/tasks.js';
 import { createApp } from '../src/http/app.js';
 import { createLogger } from '../src/log.js';
 import { loadMcpConfig, parseMcpConfig } from '../src/mcp/config.js';
@@ -83,7 +84,7 @@ async function listDirectly(): Promise<McpTool[]> {
 
 /** The tool box a turn of `userId` gets: the todo server plus the app's shared external servers. */
 async function turnTools(userId: string, shared: ToolServer[] = server.app.mcp.servers()) {
-  const tools = await openTurnTools(server.app.orm.em.fork(), userId, DEFAULT_TOOL_LIMITS, shared);
+  const tools = await openTurnTools(taskStore(server.app.orm.em.fork()), userId, DEFAULT_TOOL_LIMITS, shared);
   closeAfter.push(tools);
   return tools;
 }

@@ -124,7 +124,7 @@ describe('/mcp without a valid token', () => {
   it('stores nothing for a refused call', async () => {
     const call = { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'add_task', arguments: { title: 'sneaky' } } };
     expect((await post(call, { authorization: 'Bearer not-a-token' })).status).toBe(401);
-    const rows = await server.app.orm.em.fork().execute(`select count(*)::int as n from task where title = 'sneaky'`);
+    const { rows } = await server.db.query(`select count(*)::int as n from task where title = 'sneaky'`);
     expect(rows[0].n).toBe(0);
   });
 });

@@ -8,6 +8,7 @@ import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RATE_LIMITS_OFF } from '../src/config.js';
+import { taskStore } from '../src/db/stores/tasks.js';
 import { createTodoServer } from '../src/mcp/todo-server.js';
 import { connectInMemory } from '../src/mcp/toolbox.js';
 import { defined, first } from './support/defined.js';
@@ -314,7 +315,7 @@ describe('todo tools that fail unexpectedly', () => {
   it('log the cause with the logger they are given', async () => {
     const logged: { obj: Record<string, unknown>; msg: string }[] = [];
     const log = { error: (obj: Record<string, unknown>, msg: string) => logged.push({ obj, msg }) } as never;
-    const client: Client = await connectInMemory(createTodoServer(server.app.orm.em.fork(), 'bram', { log }));
+    const client: Client = await connectInMemory(createTodoServer(taskStore(server.app.orm.em.fork()), 'bram', { log }));
     try {
       const result = (await client.callTool({ name: 'add_task', arguments: { title: 'boom' } })) as CallToolResult;
       expect(result).toMatchObject({ isError: true, content: [{ type: 'text', text: expect.stringMatching(/^Internal error/) }] });

@@ -4,6 +4,7 @@
  */
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { taskStore } from '../src/db/stores/tasks.js';
 import { createTodoServer } from '../src/mcp/todo-server.js';
 import { connectInMemory } from '../src/mcp/toolbox.js';
 import { startTestServer, type TestServer } from './support/server.js';
@@ -14,8 +15,8 @@ let bob: Client;
 
 beforeAll(async () => {
   server = await startTestServer();
-  alice = await connectInMemory(createTodoServer(server.app.orm.em.fork(), 'alice'));
-  bob = await connectInMemory(createTodoServer(server.app.orm.em.fork(), 'bob'));
+  alice = await connectInMemory(createTodoServer(taskStore(server.app.orm.em.fork()), 'alice'));
+  bob = await connectInMemory(createTodoServer(taskStore(server.app.orm.em.fork()), 'bob'));
 });
 
 afterAll(async () => {

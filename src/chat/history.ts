@@ -6,32 +6,29 @@
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { AgentMessage } from '../agent/types.js';
-import { Message, MessageRole, MessageStatus, ToolCall } from '../entities/index.js';
+import { recentMessages } from '../db/stores/messages.js';
+import { contextToolCalls } from '../db/stores/tool-calls.js';
+import { type Message, MessageRole, MessageStatus, type ToolCall } from '../entities/index.js';
 
 type StoredMessage = Pick<Message, 'id' | 'role' | 'content' | 'status'>;
 type StoredCall = Pick<ToolCall, 'callId' | 'name' | 'arguments' | 'result'>;
 
 /**
- * Loads the messages of `conversationId` up to and including `uptoSeq` (the reply in progress of
+ * Loads the messages of the user's conversation `conversationId` up to and including `uptoSeq` (the reply in progress of
  * this turn, right after the new user message), at most `limit` of them, oldest first, with
  * their tool calls.
  */
-export async function loadContext(em: EntityManager, conversationId: string, uptoSeq: number, limit: number): Promise<AgentMessage[]> {
-  const rows = await em.find(
-    Message,
-    { conversation: conversationId, seq: { $lte: uptoSeq } },
-    { orderBy: { seq: 'desc' }, limit, fields: ['id', 'role', 'content', 'status', 'seq'] },
-  );
+export async function loadContext(
+  em: EntityManager,
+  userId: string,
+  conversationId: string,
+  uptoSeq: number,
+  limit: number,
+): Promise<AgentMessage[]> {
+  const rows = await recentMessages(em, userId, conversationId, uptoSeq, limit);
   rows.reverse();
   const replies = rows.filter((row) => row.role === MessageRole.ASSISTANT).map((row) => row.id);
-  const calls =
-    replies.length === 0
-      ? []
-      : await em.find(
-          ToolCall,
-          { message: { $in: replies } },
-          { orderBy: { id: 'asc' }, fields: ['message', 'callId', 'name', 'arguments', 'result'] },
-        );
+  const calls = replies.length === 0 ? [] : await contextToolCalls(em, userId, replies);
   return toAgentMessages(
     rows,
     Map.groupBy(calls, (call) => call.message.id),

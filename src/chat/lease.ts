@@ -4,8 +4,10 @@
  * failed, when a turn will not reach step 7.
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { TURN_ENDED_CHANNEL } from '../db/signals.js';
-import { Conversation, Message, MessageStatus } from '../entities/index.js';
+import { signalTurnEnded } from '../db/signals.js';
+import { extendLease as moveLease, releaseLease } from '../db/stores/conversations.js';
+import { updateMessage } from '../db/stores/messages.js';
+import { MessageStatus } from '../entities/index.js';
 
 /** The turn a failure path ends: the conversation it holds, its user, its reply in progress. */
 export type TurnToEnd = { conversationId: string; userId: string; replyId: string; turnId: string };
@@ -23,19 +25,10 @@ export async function failTurn(
   content = 'The turn failed before the assistant answered.',
 ): Promise<boolean> {
   return em.transactional(async (em) => {
-    const released = await em.nativeUpdate(
-      Conversation,
-      { id: turn.conversationId, userId: turn.userId, turnId: turn.turnId },
-      { turnId: null, leaseExpiresAt: null },
-    );
-    if (released === 0) return false;
-    await em.nativeUpdate(
-      Message,
-      { id: turn.replyId, userId: turn.userId, status: MessageStatus.IN_PROGRESS },
-      { status: MessageStatus.FAILED, content },
-    );
+    if (!(await releaseLease(em, turn.userId, turn.conversationId, turn.turnId))) return false;
+    await updateMessage(em, turn.userId, turn.replyId, { status: MessageStatus.FAILED, content }, MessageStatus.IN_PROGRESS);
     // Delivered on commit: requests waiting for this conversation, on any instance, look again.
-    await em.execute('select pg_notify(?, ?)', [TURN_ENDED_CHANNEL, turn.conversationId]);
+    await signalTurnEnded(em, turn.conversationId);
     return true;
   });
 }
@@ -56,11 +49,6 @@ export async function abandonTurns(em: EntityManager, turns: Iterable<TurnToEnd>
  * Pushes the lease of `turn` forward by `leaseMs`. The update matches on the turn id: a lease lost
  * to another instance stays lost. Returns whether the turn still held it.
  */
-export async function extendLease(em: EntityManager, turn: Omit<TurnToEnd, 'replyId'>, leaseMs: number): Promise<boolean> {
-  const extended = await em.nativeUpdate(
-    Conversation,
-    { id: turn.conversationId, userId: turn.userId, turnId: turn.turnId },
-    { leaseExpiresAt: new Date(Date.now() + leaseMs) },
-  );
-  return extended > 0;
+export function extendLease(em: EntityManager, turn: Omit<TurnToEnd, 'replyId'>, leaseMs: number): Promise<boolean> {
+  return moveLease(em, turn.userId, turn.conversationId, turn.turnId, new Date(Date.now() + leaseMs));
 }

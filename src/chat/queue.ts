@@ -5,7 +5,7 @@
  * expires (its process died). Nothing is held while a request waits.
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { Conversation, TurnWaiter } from '../entities/index.js';
+import * as waiters from '../db/stores/waiters.js';
 import { AppError } from '../errors.js';
 
 /** How long a waiter stays in the queue without showing it is alive. */
@@ -23,38 +23,34 @@ export class ConversationBusy extends AppError {
   }
 }
 
-/** Joins the queue of `conversationId`; the ticket is the row's id, growing in arrival order. */
-export async function joinQueue(em: EntityManager, conversationId: string, userId: string): Promise<string> {
+/** Joins the queue of the user's conversation; the ticket is the row's id, growing in arrival order. */
+export async function joinQueue(em: EntityManager, userId: string, conversationId: string): Promise<string> {
   // Waiters whose process died are passed over once expired; they are swept here, off the hot path.
-  await em.nativeDelete(TurnWaiter, { conversation: conversationId, expiresAt: { $lt: new Date(Date.now() - WAITER_TTL_MS) } });
-  const waiter = new TurnWaiter(
-    em.getReference(Conversation, conversationId, { wrapped: true }),
-    userId,
-    new Date(Date.now() + WAITER_TTL_MS),
-  );
-  await em.persist(waiter).flush();
-  return waiter.id;
+  await waiters.deleteExpiredWaiters(em, userId, conversationId, new Date(Date.now() - WAITER_TTL_MS));
+  return waiters.insertWaiter(em, userId, conversationId, new Date(Date.now() + WAITER_TTL_MS));
 }
 
 /** Keeps a waiter alive; false when it is gone (it expired and was passed over). */
-export async function stillWaiting(em: EntityManager, ticket: string): Promise<boolean> {
-  return (await em.nativeUpdate(TurnWaiter, { id: ticket }, { expiresAt: new Date(Date.now() + WAITER_TTL_MS) })) > 0;
+export function stillWaiting(em: EntityManager, userId: string, ticket: string): Promise<boolean> {
+  return waiters.touchWaiter(em, userId, ticket, new Date(Date.now() + WAITER_TTL_MS));
 }
 
-export async function leaveQueue(em: EntityManager, ticket: string): Promise<void> {
-  await em.nativeDelete(TurnWaiter, { id: ticket });
+export function leaveQueue(em: EntityManager, userId: string, ticket: string): Promise<void> {
+  return waiters.deleteWaiter(em, userId, ticket);
 }
 
 /**
  * Inside step 4's transaction: the queue's head goes first. A request without a ticket may run only when nobody
  * waits; a waiter only when no live waiter arrived before it. Its ticket is used up here.
  */
-export async function takeTurnFromQueue(em: EntityManager, conversationId: string, ticket: string | null, now: Date): Promise<void> {
-  const head = await em.findOne(
-    TurnWaiter,
-    { conversation: conversationId, expiresAt: { $gt: now } },
-    { orderBy: { id: 'asc' }, fields: ['id'], refresh: true },
-  );
-  if (head && head.id !== ticket) throw new ConversationBusy(conversationId, QUEUE_RETRY_MS);
-  if (ticket) await em.nativeDelete(TurnWaiter, { id: ticket });
+export async function takeTurnFromQueue(
+  em: EntityManager,
+  userId: string,
+  conversationId: string,
+  ticket: string | null,
+  now: Date,
+): Promise<void> {
+  const head = await waiters.queueHead(em, userId, conversationId, now);
+  if (head !== null && head !== ticket) throw new ConversationBusy(conversationId, QUEUE_RETRY_MS);
+  if (ticket) await waiters.deleteWaiter(em, userId, ticket);
 }

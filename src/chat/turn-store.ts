@@ -9,10 +9,12 @@
  * transient error: ids are made before the first try, so a try finds out whether an earlier one
  * committed by looking rows up, never by inserting twice.
  */
-import { LockMode } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { AgentReply, ToolCallRecord } from '../agent/types.js';
-import { TURN_ENDED_CHANNEL } from '../db/signals.js';
+import { signalTurnEnded } from '../db/signals.js';
+import * as conversations from '../db/stores/conversations.js';
+import * as messages from '../db/stores/messages.js';
+import * as toolCalls from '../db/stores/tool-calls.js';
 import { Conversation, ConversationStatus, Message, MessageRole, MessageStatus, ToolCall } from '../entities/index.js';
 import { AppError, notFound } from '../errors.js';
 import { storableJson, storableText } from '../text.js';
@@ -48,10 +50,11 @@ export async function beginTurn(em: EntityManager, ids: TurnIds, input: BeginInp
   const now = new Date();
   return em.transactional(async (em) => {
     // A retry of a turn already started (same key, or our own try whose commit we did not see).
+    // Rows are read detached and written back by explicit statements (`db/stores/`).
     const retried = input.clientMessageId
-      ? await em.findOne(Message, { userId, clientMessageId: input.clientMessageId })
+      ? await messages.readByClientMessageId(em, userId, input.clientMessageId)
       : input.retrying
-        ? await em.findOne(Message, { id: ids.userMessage, userId })
+        ? await messages.readMessage(em, userId, ids.userMessage)
         : null;
     if (retried && (retried.content !== input.content || (input.conversationId && retried.conversation.id !== input.conversationId))) {
       throw new AppError('IDEMPOTENCY_KEY_REUSED', 'This clientMessageId was already used for a different message');
@@ -60,20 +63,18 @@ export async function beginTurn(em: EntityManager, ids: TurnIds, input: BeginInp
 
     let conversation: Conversation;
     if (conversationId) {
-      // `refresh`: a row already in this request's identity map (an earlier try) must be re-read under the lock.
-      const found = await em.findOne(Conversation, { id: conversationId, userId }, { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true });
+      const found = await conversations.lockConversation(em, userId, conversationId);
       if (!found) throw notFound('Conversation');
       conversation = found;
     } else {
       conversation = new Conversation(userId, titleFrom(input.content), input.metadata ?? null);
-      em.persist(conversation);
     }
 
     // The reply's seq was reserved with the user message: replay it when it is complete.
-    const reply = retried ? await em.findOne(Message, { conversation: conversation.id, seq: retried.seq + 1 }, { refresh: true }) : null;
+    const reply = retried ? await messages.readAtSeq(em, userId, conversation.id, retried.seq + 1) : null;
     if (retried && reply?.status === MessageStatus.COMPLETE) {
-      const toolCalls = await em.find(ToolCall, { message: reply.id, userId }, { orderBy: { id: 'asc' } });
-      return { kind: 'replay', conversation, userMessage: retried, reply, toolCalls };
+      const calls = await toolCalls.toolCallsOfMessages(em, userId, [reply.id]);
+      return { kind: 'replay', conversation, userMessage: retried, reply, toolCalls: calls };
     }
     if (conversation.status !== ConversationStatus.ACTIVE) {
       throw new AppError('CONVERSATION_CLOSED', `The conversation is ${conversation.status} and takes no new messages`);
@@ -82,7 +83,7 @@ export async function beginTurn(em: EntityManager, ids: TurnIds, input: BeginInp
     if (conversation.isBusy(now) && !ours) {
       throw new ConversationBusy(conversation.id, (conversation.leaseExpiresAt?.getTime() ?? now.getTime()) - now.getTime());
     }
-    if (conversationId && !ours) await takeTurnFromQueue(em, conversation.id, input.ticket, now);
+    if (conversationId && !ours) await takeTurnFromQueue(em, userId, conversation.id, input.ticket, now);
     // A turn that really begins is counted (one statement); refused, it rolls back with the rest.
     // When it is `ours`, an earlier try of this request committed and was counted then.
     if (!ours) await countTurn(em, userId, input.limits, !conversationId);
@@ -92,8 +93,13 @@ export async function beginTurn(em: EntityManager, ids: TurnIds, input: BeginInp
     if (conversation.turnId !== null && !ours) {
       const slot = conversation.nextSeq - 1;
       if (retried?.seq !== slot - 1) {
-        const dead = await em.findOne(Message, { conversation: conversation.id, seq: slot }, { refresh: true });
-        if (dead?.status === MessageStatus.IN_PROGRESS) markFailed(dead, 'The turn was interrupted before the assistant answered.');
+        const dead = await messages.readAtSeq(em, userId, conversation.id, slot);
+        if (dead?.status === MessageStatus.IN_PROGRESS) {
+          await messages.updateMessage(em, userId, dead.id, {
+            status: MessageStatus.FAILED,
+            content: 'The turn was interrupted before the assistant answered.',
+          });
+        }
       }
     }
 
@@ -103,15 +109,18 @@ export async function beginTurn(em: EntityManager, ids: TurnIds, input: BeginInp
     if (retried) {
       // Stored before this version kept replies in progress, a reply slot may still be empty.
       const resumed = reply ?? newReply(em, conversation, retried.seq + 1, ids.reply);
-      if (!reply) {
-        em.persist(resumed);
-        conversation.messageCount += 1;
+      if (!reply) conversation.messageCount += 1;
+      await saveTurnState(em, conversation, false);
+      if (!reply) await messages.insertMessages(em, [resumed]);
+      else if (resumed.status !== MessageStatus.IN_PROGRESS) {
+        resumed.status = MessageStatus.IN_PROGRESS;
+        await messages.updateMessage(em, userId, resumed.id, { status: resumed.status });
       }
-      resumed.status = MessageStatus.IN_PROGRESS;
       return { kind: 'run', conversation, userMessage: retried, reply: resumed };
     }
 
-    if (input.metadata && conversationId) conversation.metadata = { ...conversation.metadata, ...input.metadata };
+    const merged = input.metadata != null && conversationId != null;
+    if (merged) conversation.metadata = { ...conversation.metadata, ...input.metadata };
     const userMessage = new Message({
       conversation: em.getReference(Conversation, conversation.id, { wrapped: true }),
       userId,
@@ -122,11 +131,28 @@ export async function beginTurn(em: EntityManager, ids: TurnIds, input: BeginInp
     });
     userMessage.id = ids.userMessage;
     const started = newReply(em, conversation, conversation.nextSeq + 1, ids.reply);
-    em.persist([userMessage, started]);
     conversation.nextSeq += 2;
     conversation.messageCount += 2;
     conversation.lastMessageAt = now;
+    if (conversationId) await saveTurnState(em, conversation, merged);
+    else await conversations.insertConversation(em, conversation);
+    await messages.insertMessages(em, [userMessage, started]);
     return { kind: 'run', conversation, userMessage, reply: started };
+  });
+}
+
+// Private: writes what step 4 changed on a conversation that is already stored (its metadata
+// only when the message merged some in).
+async function saveTurnState(em: EntityManager, conversation: Conversation, metadataChanged: boolean): Promise<void> {
+  const { metadata, turnId, leaseExpiresAt, updatedAt, lastMessageAt, nextSeq, messageCount } = conversation;
+  await conversations.updateConversation(em, conversation.userId, conversation.id, {
+    ...(metadataChanged ? { metadata } : {}),
+    turnId,
+    leaseExpiresAt,
+    updatedAt,
+    lastMessageAt,
+    nextSeq,
+    messageCount,
   });
 }
 
@@ -137,18 +163,17 @@ export async function finishTurn(
 ): Promise<{ conversation: Conversation; assistantMessage: Message; toolCalls: ToolCall[] }> {
   const now = new Date();
   return em.transactional(async (em) => {
-    // `refresh`: the identity map holds these rows as step 4 left them; the lease may have moved since.
-    const conversation = await em.findOneOrFail(
-      Conversation,
-      { id: input.conversationId, userId: input.userId },
-      { lockMode: LockMode.PESSIMISTIC_WRITE, refresh: true },
-    );
-    const assistant = await em.findOneOrFail(Message, { id: input.replyId, userId: input.userId }, { refresh: true });
-    const toolCalls = await em.find(ToolCall, { message: input.replyId, userId: input.userId }, { orderBy: { id: 'asc' } });
+    const { userId } = input;
+    // Read fresh and detached: the lease may have moved since step 4.
+    const conversation = await conversations.lockConversation(em, userId, input.conversationId);
+    const assistant = await messages.readMessage(em, userId, input.replyId);
+    if (!conversation || !assistant)
+      throw new Error(`the turn's conversation or reply is gone (${input.conversationId}, ${input.replyId})`);
+    const calls = await toolCalls.toolCallsOfMessages(em, userId, [input.replyId]);
     const ours = conversation.turnId === input.turnId;
     // Already completed: an earlier try of this step committed, or (our lease lost) a retry of
     // the same message on another instance finished it first. Either way it happened once.
-    if (assistant.status === MessageStatus.COMPLETE && !ours) return { conversation, assistantMessage: assistant, toolCalls };
+    if (assistant.status === MessageStatus.COMPLETE && !ours) return { conversation, assistantMessage: assistant, toolCalls: calls };
 
     const { reply } = input;
     assistant.status = reply ? MessageStatus.COMPLETE : MessageStatus.FAILED;
@@ -159,6 +184,17 @@ export async function finishTurn(
     assistant.completionTokens = reply?.usage?.completionTokens ?? null;
     assistant.totalTokens = reply?.usage?.totalTokens ?? null;
     assistant.createdAt = now;
+    const { status, content, model, promptTokens, completionTokens, totalTokens, createdAt } = assistant;
+    await messages.updateMessage(em, userId, assistant.id, {
+      status,
+      content,
+      model,
+      promptTokens,
+      completionTokens,
+      totalTokens,
+      createdAt,
+    });
+
     if (reply?.usage) {
       conversation.promptTokens += reply.usage.promptTokens;
       conversation.completionTokens += reply.usage.completionTokens;
@@ -170,19 +206,20 @@ export async function finishTurn(
       conversation.turnId = null;
       conversation.leaseExpiresAt = null;
     }
+    await conversations.updateConversation(em, userId, conversation.id, {
+      promptTokens: conversation.promptTokens,
+      completionTokens: conversation.completionTokens,
+      totalTokens: conversation.totalTokens,
+      lastMessageAt: now,
+      updatedAt: now,
+      turnId: conversation.turnId,
+      leaseExpiresAt: conversation.leaseExpiresAt,
+    });
     // One statement for two things: when the lease was ours, the notice (delivered on commit) that
     // wakes requests waiting for this conversation on any instance; when the quota is on, the
     // turn's model tokens added to the user's day.
-    const tokens = addTokensSql(input.userId, reply?.usage?.totalTokens ?? 0, input.limits);
-    if (ours || tokens) {
-      await em.execute(`${tokens?.sql ?? ''}select pg_notify(?, ?) where ?`, [
-        ...(tokens?.params ?? []),
-        TURN_ENDED_CHANNEL,
-        conversation.id,
-        ours,
-      ]);
-    }
-    return { conversation, assistantMessage: assistant, toolCalls };
+    await signalTurnEnded(em, conversation.id, { notify: ours, first: addTokensSql(userId, reply?.usage?.totalTokens ?? 0, input.limits) });
+    return { conversation, assistantMessage: assistant, toolCalls: calls };
   });
 }
 
@@ -195,7 +232,7 @@ export async function storeToolCall(
   row: { id: string; conversationId: string; replyId: string; userId: string; call: ToolCallRecord },
   retrying: boolean,
 ): Promise<void> {
-  if (retrying && (await em.findOne(ToolCall, { id: row.id }))) return;
+  if (retrying && (await toolCalls.toolCallExists(em, row.userId, row.id))) return;
   const stored = new ToolCall({
     ...row.call,
     // Made by the model and by tool servers: NUL and lone surrogates are replaced, not refused.
@@ -208,8 +245,7 @@ export async function storeToolCall(
     userId: row.userId,
   });
   stored.id = row.id;
-  // One INSERT on its own (autocommit), not a flush with its own transaction around it.
-  await em.insert(stored);
+  await toolCalls.insertToolCall(em, stored);
 }
 
 /** The reply of a turn, in progress: it holds its reserved seq from the start, so seq stays gapless. */
@@ -224,11 +260,6 @@ function newReply(em: EntityManager, conversation: Conversation, seq: number, id
   reply.id = id;
   reply.status = MessageStatus.IN_PROGRESS;
   return reply;
-}
-
-function markFailed(message: Message, content: string): void {
-  message.status = MessageStatus.FAILED;
-  message.content = content;
 }
 
 /** The first `TITLE_CHARS` UTF-16 units of a first message, never cutting a surrogate pair in two. */

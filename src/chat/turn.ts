@@ -124,10 +124,13 @@ export async function sendMessage(deps: TurnDeps, viewer: Viewer, input: SendMes
   try {
     // Step 5: the context, by keyset on (conversation_id, seq): never the whole history. It ends
     // with the reply in progress, which holds the tool calls a resumed turn already made.
-    const messages = await retryTransient(() => loadContext(deps.em, conversation.id, reply.seq, deps.settings.historyLimit), {
-      log: deps.log,
-      what: 'load context',
-    });
+    const messages = await retryTransient(
+      () => loadContext(deps.em, viewer.userId, conversation.id, reply.seq, deps.settings.historyLimit),
+      {
+        log: deps.log,
+        what: 'load context',
+      },
+    );
 
     // Step 6: the agent, with no transaction open; each tool call is stored as it completes.
     const recorder = toolCallRecorder(deps, { conversationId: conversation.id, replyId: reply.id, userId: viewer.userId });
@@ -219,15 +222,15 @@ async function beginInOrder(deps: TurnDeps, viewer: Viewer, input: SendMessageIn
       } catch (error) {
         if (error instanceof UniqueConstraintViolationException && races++ < KEY_RACES_MAX) continue;
         if (!(error instanceof ConversationBusy) || input.ifBusy !== 'ENQUEUE' || Date.now() >= deadline) throw error;
-        if (ticket === null || !(await stillWaiting(deps.em, ticket)))
-          ticket = await joinQueue(deps.em, error.conversationId, viewer.userId);
+        if (ticket === null || !(await stillWaiting(deps.em, viewer.userId, ticket)))
+          ticket = await joinQueue(deps.em, viewer.userId, error.conversationId);
         const pause = Math.min(20 * 2 ** Math.min(wait, 5), 400, Math.max(deadline - Date.now(), 0));
         await (deps.signals ? deps.signals.waitForTurnEnd(error.conversationId, pause) : sleep(pause));
       }
     }
   } finally {
     // Used up by a turn that began, or given back by one that gave up; deleting twice is harmless.
-    if (ticket !== null) await leaveQueue(deps.em, ticket).catch(() => undefined);
+    if (ticket !== null) await leaveQueue(deps.em, viewer.userId, ticket).catch(() => undefined);
   }
 }
 

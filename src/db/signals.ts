@@ -7,10 +7,31 @@
  * poll on a timer anyway, so a lost notification (the listener reconnecting after the database
  * restarted, say) costs a little latency, never a turn.
  */
+import type { EntityManager } from '@mikro-orm/postgresql';
 import pg from 'pg';
 import type { Logger } from '../log.js';
 
 export const TURN_ENDED_CHANNEL = 'turn_ended';
+
+/**
+ * Inside a turn's closing transaction: the notice that a turn of `conversationId` ended, delivered
+ * on commit to every instance (unless `notify` is false), after `first` (a `with` clause that has
+ * to run in that transaction anyway, such as counting the turn's tokens): one statement for both.
+ */
+export async function signalTurnEnded(
+  em: EntityManager,
+  conversationId: string,
+  options: { notify?: boolean; first?: { sql: string; params: unknown[] } | null } = {},
+): Promise<void> {
+  const { notify = true, first } = options;
+  if (!notify && !first) return;
+  await em.execute(`${first?.sql ?? ''}select pg_notify(?, ?) where ?`, [
+    ...(first?.params ?? []),
+    TURN_ENDED_CHANNEL,
+    conversationId,
+    notify,
+  ]);
+}
 
 export type TurnSignals = {
   /** Resolves when a turn of `conversationId` ends, or after `ms`, whichever comes first. */

@@ -1,22 +1,23 @@
 /**
  * The DataLoaders of one request, made by `createLoaders(em, viewer)` in the context function.
  *
- * Each loader batches one field level into one SQL statement, whatever the number of parents:
- * pages of messages or tool calls of many conversations are read with a LATERAL join (one
- * indexed keyset range per parent). Every statement filters by the viewer's `user_id`. Loaders
- * return in key order, one entry per key.
+ * Each loader batches one field level into one SQL statement of a store (`db/stores/`), whatever
+ * the number of parents: pages of messages or tool calls of many conversations are read with a
+ * LATERAL join (one indexed keyset range per parent). Every statement filters by the viewer's
+ * `user_id`. Loaders return in key order, one entry per key.
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
 import DataLoader from 'dataloader';
 import type { Viewer } from '../chat/turn.js';
-import { Conversation, Message, ToolCall } from '../entities/index.js';
+import { findConversations } from '../db/stores/conversations.js';
+import { findMessages, messagePages } from '../db/stores/messages.js';
+import { type ToolCallFilter, toolCallPages, toolCallsOfMessages } from '../db/stores/tool-calls.js';
+import type { Conversation, Message, ToolCall } from '../entities/index.js';
 import { badInput } from '../errors.js';
 import { type Connection, decodeCursor, encodeCursor, type Page, type PageArgs, parsePage, toConnection } from './pagination.js';
 import { parseId } from './resolvers/ids.js';
 
 export type Loaders = ReturnType<typeof createLoaders>;
-
-export type ToolCallFilter = { name?: string | null; isError?: boolean | null };
 
 type PageKey<A> = { parentId: string; args: A };
 
@@ -37,63 +38,31 @@ export function createLoaders(em: EntityManager, viewer: Viewer) {
   const { userId } = viewer;
 
   const conversation = new DataLoader<string, Conversation | null>(async (ids) => {
-    const rows = await em.find(Conversation, { id: { $in: [...ids] }, userId });
+    const rows = await findConversations(em, userId, ids);
     return inKeyOrder(ids, rows, (row) => row.id);
   });
 
   const message = new DataLoader<string, Message | null>(async (ids) => {
-    const rows = await em.find(Message, { id: { $in: [...ids] }, userId });
+    const rows = await findMessages(em, userId, ids);
     return inKeyOrder(ids, rows, (row) => row.id);
   });
 
   const toolCallsOfMessage = new DataLoader<string, ToolCall[]>(async (ids) => {
-    const rows = await em.find(ToolCall, { message: { $in: [...ids] }, userId }, { orderBy: { id: 'asc' } });
+    const rows = await toolCallsOfMessages(em, userId, ids);
     const byMessage = Map.groupBy(rows, (row) => row.message.id);
     return ids.map((id) => byMessage.get(id) ?? []);
   });
 
   const messages = pageLoader<PageArgs, Message>(async (parentIds, args) => {
     const page = parsePage(args, decodeMessageCursor);
-    const rows = await lateralPage(em, {
-      table: 'message',
-      parentColumn: 'conversation_id',
-      keyColumn: 'seq',
-      keyType: 'int',
-      parentIds,
-      userId,
-      page,
-    });
-    return groupPages(
-      parentIds,
-      rows.map((row) => em.map(Message, row)),
-      (m) => m.conversation.id,
-      page,
-      messageCursor,
-    );
+    const rows = await messagePages(em, userId, parentIds, page);
+    return groupPages(parentIds, rows, (m) => m.conversation.id, page, messageCursor);
   });
 
   const toolCalls = pageLoader<PageArgs & ToolCallFilter, ToolCall>(async (parentIds, args) => {
     const page = parsePage(args, decodeToolCallCursor);
-    const rows = await lateralPage(em, {
-      table: 'tool_call',
-      parentColumn: 'conversation_id',
-      keyColumn: 'id',
-      keyType: 'uuid',
-      parentIds,
-      userId,
-      page,
-      where: [
-        ...(args.name != null ? [{ sql: 'name = ?', value: args.name }] : []),
-        ...(args.isError != null ? [{ sql: 'is_error = ?', value: args.isError }] : []),
-      ],
-    });
-    return groupPages(
-      parentIds,
-      rows.map((row) => em.map(ToolCall, row)),
-      (c) => c.conversation.id,
-      page,
-      toolCallCursor,
-    );
+    const rows = await toolCallPages(em, userId, parentIds, page, args);
+    return groupPages(parentIds, rows, (c) => c.conversation.id, page, toolCallCursor);
   });
 
   return { conversation, message, toolCallsOfMessage, messages, toolCalls };
@@ -126,35 +95,6 @@ function pageLoader<A extends object, T>(load: (parentIds: string[], args: A) =>
     },
     { cacheKeyFn: (key) => `${key.parentId}:${JSON.stringify(key.args)}` },
   );
-}
-
-type LateralQuery = {
-  table: 'message' | 'tool_call';
-  parentColumn: string;
-  keyColumn: 'seq' | 'id';
-  keyType: 'int' | 'uuid';
-  parentIds: string[];
-  userId: string;
-  page: Page<string | number>;
-  where?: { sql: string; value: unknown }[];
-};
-
-// Private: one page (limit + 1 rows) of each parent, in page direction, in one statement.
-async function lateralPage(em: EntityManager, q: LateralQuery): Promise<Record<string, unknown>[]> {
-  const forward = q.page.direction === 'forward';
-  const conditions = [`t.${q.parentColumn} = p.id`, 't.user_id = ?', ...(q.where ?? []).map((w) => `t.${w.sql}`)];
-  // The ORM expands array parameters into lists; a PostgreSQL array literal keeps one parameter.
-  const params: unknown[] = [`{${q.parentIds.join(',')}}`, q.userId, ...(q.where ?? []).map((w) => w.value)];
-  if (q.page.cursor !== null) {
-    conditions.push(`t.${q.keyColumn} ${forward ? '>' : '<'} ?::${q.keyType}`);
-    params.push(q.page.cursor);
-  }
-  params.push(q.page.limit + 1);
-  const sql =
-    `select t.* from unnest(?::uuid[]) as p(id) cross join lateral (` +
-    `select * from ${q.table} t where ${conditions.join(' and ')} ` +
-    `order by t.${q.keyColumn} ${forward ? 'asc' : 'desc'} limit ?) t`;
-  return em.execute(sql, params);
 }
 
 function groupPages<T>(

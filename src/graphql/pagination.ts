@@ -5,7 +5,7 @@
  * unique sort key (`seq`, `(last_message_at, id)`, `id`). The kind keeps a cursor of one
  * connection from being used in another. Pages hold 1..100 items, 20 by default.
  */
-import type { Page } from '../chat/queries.js';
+import type { Page } from '../db/stores/pages.js';
 import { badInput } from '../errors.js';
 
 export type { Page };

@@ -21,6 +21,7 @@ import type { Config } from '../config.js';
 import { type Database, openDatabase } from '../db/database.js';
 import { migrate, type Orm, openOrm } from '../db/orm.js';
 import { listenForTurnEnds, type TurnSignals } from '../db/signals.js';
+import { taskStore } from '../db/stores/tasks.js';
 import { AppError } from '../errors.js';
 import { type Context, createContext, type Services } from '../graphql/context.js';
 import { formatError } from '../graphql/errors.js';
@@ -115,7 +116,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
     agent,
     openTools: (em, userId, onCall) =>
       openTurnTools(
-        em,
+        taskStore(em),
         userId,
         { timeoutMs: config.limits.toolTimeoutMs, maxResultBytes: config.limits.toolResultMaxBytes },
         hub.servers(),

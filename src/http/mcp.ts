@@ -16,6 +16,7 @@ import { countMcpCalls } from '../chat/rate-limits.js';
 import type { Viewer } from '../chat/turn.js';
 import type { RateLimits } from '../config.js';
 import type { Orm } from '../db/orm.js';
+import { taskStore } from '../db/stores/tasks.js';
 import { AppError } from '../errors.js';
 import { createTodoServer } from '../mcp/todo-server.js';
 import type { Authenticator } from './auth.js';
@@ -61,7 +62,7 @@ export function mcpRouter(deps: { orm: Orm; auth: Authenticator; bodyLimit: stri
       sendRpcFailure(res, httpFailure(error, req.log, FAILED));
       return;
     }
-    const server = createTodoServer(em, viewer.userId, { maxTasks: limits.tasks, log: req.log });
+    const server = createTodoServer(taskStore(em), viewer.userId, { maxTasks: limits.tasks, log: req.log });
     // Stateless: no session id; plain JSON answers, since the todo tools stream nothing.
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
     res.on('close', () => {

@@ -3,17 +3,18 @@
  *
  * The acting user is bound when the server is made (from the request's verified viewer); no tool
  * takes a user id, and a task of another user is reported exactly like a task that does not
- * exist. Each call works in its own fork of the given entity manager, so parallel calls are safe.
- * A user has at most `maxTasks` tasks (race-safe: adds of one user take turns on a lock). A tool
+ * exist. Every read and write goes through the task store (`db/stores/tasks.ts`), one statement
+ * or transaction per call, so parallel calls are safe. A user has at most `maxTasks` tasks
+ * (race-safe: the store's adds of one user take turns on a lock). A tool
  * that fails unexpectedly (the database, a bug) answers a generic tool error and logs the cause:
  * no SQL or driver text ever reaches the client or the model.
  */
-import type { EntityManager } from '@mikro-orm/postgresql';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
+import type { TaskStore } from '../db/stores/tasks.js';
 import { isUuid } from '../entities/ids.js';
-import { Task } from '../entities/index.js';
+import type { Task } from '../entities/index.js';
 import type { Logger } from '../log.js';
 import { isText } from '../text.js';
 
@@ -41,9 +42,6 @@ const taskView = z.object({
   created_at: z.string(),
 });
 
-// The key space of the advisory lock that one user's adds take turns on (with a hash of the user id).
-const TASK_QUOTA_LOCK = 0x7461736b; // 'task'
-
 export type TodoOptions = {
   /** Tasks a user may have; `add_task` refuses past it. Default 0: no limit. */
   maxTasks?: number;
@@ -51,8 +49,8 @@ export type TodoOptions = {
   log?: Pick<Logger, 'error'>;
 };
 
-/** Creates a todo MCP server acting for `userId`, storing through `em`. */
-export function createTodoServer(em: EntityManager, userId: string, options: TodoOptions = {}): McpServer {
+/** Creates a todo MCP server acting for `userId`, storing through `tasks`. */
+export function createTodoServer(tasks: TaskStore, userId: string, options: TodoOptions = {}): McpServer {
   const server = new McpServer({ name: TODO_SERVER_NAME, version: '1.0.0' });
   const { maxTasks = 0 } = options;
   const guarded = guard(options.log, userId);
@@ -65,20 +63,8 @@ export function createTodoServer(em: EntityManager, userId: string, options: Tod
       outputSchema: changeResult,
     },
     guarded('add_task', async (args) => {
-      const task = new Task(userId, args.title, args.description?.trim() || null);
-      if (maxTasks === 0) {
-        await em.fork().persist(task).flush();
-        return changed(task, 'created');
-      }
-      // Count and insert under a per-user lock, held to the commit: concurrent adds at the limit
-      // take turns, so none sees a count that another is about to make stale.
-      const added = await em.fork().transactional(async (em) => {
-        await em.execute('select pg_advisory_xact_lock(?, hashtext(?))', [TASK_QUOTA_LOCK, userId]);
-        if ((await em.count(Task, { userId })) >= maxTasks) return false;
-        await em.insert(task);
-        return true;
-      });
-      return added ? changed(task, 'created') : failure(`Task limit reached: ${maxTasks} tasks; delete some first.`);
+      const task = await tasks.add(userId, args.title, args.description?.trim() || null, maxTasks);
+      return task ? changed(task, 'created') : failure(`Task limit reached: ${maxTasks} tasks; delete some first.`);
     }),
   );
 
@@ -91,11 +77,10 @@ export function createTodoServer(em: EntityManager, userId: string, options: Tod
     },
     guarded('list_tasks', async (args) => {
       const status = args.status ?? 'all';
-      const where = status === 'all' ? { userId } : { userId, completed: status === 'completed' };
-      const tasks = await em.fork().find(Task, where, { orderBy: { id: 'asc' } });
-      const structured = { tasks: tasks.map(view) };
+      const found = await tasks.list(userId, status === 'all' ? null : status === 'completed');
+      const structured = { tasks: found.map(view) };
       const text =
-        tasks.length === 0 ? 'No tasks.' : tasks.map((t) => `${t.completed ? '[x]' : '[ ]'} ${t.title} (task_id ${t.id})`).join('\n');
+        found.length === 0 ? 'No tasks.' : found.map((t) => `${t.completed ? '[x]' : '[ ]'} ${t.title} (task_id ${t.id})`).join('\n');
       return { content: [{ type: 'text', text }], structuredContent: structured };
     }),
   );
@@ -104,12 +89,8 @@ export function createTodoServer(em: EntityManager, userId: string, options: Tod
     'complete_task',
     { description: 'Mark a task as completed.', inputSchema: { task_id: taskId }, outputSchema: changeResult },
     guarded('complete_task', async (args) => {
-      const fork = em.fork();
-      const task = await findTask(fork, userId, args.task_id);
-      if (!task) return notFound(args.task_id);
-      task.completed = true;
-      await fork.flush();
-      return changed(task, 'completed');
+      const task = isUuid(args.task_id) ? await tasks.update(userId, args.task_id, { completed: true }) : null;
+      return task ? changed(task, 'completed') : notFound(args.task_id);
     }),
   );
 
@@ -117,11 +98,8 @@ export function createTodoServer(em: EntityManager, userId: string, options: Tod
     'delete_task',
     { description: 'Delete a task.', inputSchema: { task_id: taskId }, outputSchema: changeResult },
     guarded('delete_task', async (args) => {
-      const fork = em.fork();
-      const task = await findTask(fork, userId, args.task_id);
-      if (!task) return notFound(args.task_id);
-      await fork.remove(task).flush();
-      return changed(task, 'deleted');
+      const task = isUuid(args.task_id) ? await tasks.remove(userId, args.task_id) : null;
+      return task ? changed(task, 'deleted') : notFound(args.task_id);
     }),
   );
 
@@ -136,23 +114,17 @@ export function createTodoServer(em: EntityManager, userId: string, options: Tod
       if (args.title === undefined && args.description === undefined) {
         return failure('Nothing to update: give a new title or a new description.');
       }
-      const fork = em.fork();
-      const task = await findTask(fork, userId, args.task_id);
-      if (!task) return notFound(args.task_id);
-      if (args.title !== undefined) task.title = args.title;
-      if (args.description !== undefined) task.description = args.description.trim() || null;
-      await fork.flush();
-      return changed(task, 'updated');
+      const changes = {
+        ...(args.title !== undefined ? { title: args.title } : {}),
+        ...(args.description !== undefined ? { description: args.description.trim() || null } : {}),
+      };
+      // A malformed id is reported like an unknown one, before any SQL.
+      const task = isUuid(args.task_id) ? await tasks.update(userId, args.task_id, changes) : null;
+      return task ? changed(task, 'updated') : notFound(args.task_id);
     }),
   );
 
   return server;
-}
-
-// Private: a task of this user, or null for an unknown id, a malformed id or another user's task.
-async function findTask(em: EntityManager, userId: string, id: string): Promise<Task | null> {
-  if (!isUuid(id)) return null;
-  return em.findOne(Task, { id, userId });
 }
 
 function view(task: Task) {

@@ -14,6 +14,7 @@ import { type App, createApp } from '../../src/http/app.js';
 import { createLogger } from '../../src/log.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
 import { defined } from './defined.js';
+import { unscopedReason } from './user-scope.js';
 
 export const TEST_JWT_SECRET = 'test-secret-that-is-long-enough-for-hs256';
 
@@ -47,7 +48,14 @@ export async function startTestServer(
     ...options.env,
   });
   const queries: string[] = [];
-  const app = await createApp(config, { log: createLogger(config.logLevel), agent: options.agent, onQuery: (sql) => queries.push(sql) });
+  // Every statement of every test is checked: one on user data without its user fails the file.
+  const unscoped: string[] = [];
+  const onQuery = (sql: string) => {
+    queries.push(sql);
+    const reason = unscopedReason(sql);
+    if (reason) unscoped.push(`${reason}: ${sql}`);
+  };
+  const app = await createApp(config, { log: createLogger(config.logLevel), agent: options.agent, onQuery });
   const server: Server = createServer(app.serverOptions, app.express);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -75,6 +83,11 @@ export async function startTestServer(
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await app.close();
       if (owned) await database.drop();
+      if (unscoped.length > 0) {
+        throw new Error(
+          `the server sent ${unscoped.length} statement(s) on user data without a user_id:\n${[...new Set(unscoped)].join('\n')}`,
+        );
+      }
     },
   };
 }

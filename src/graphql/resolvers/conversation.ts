@@ -1,6 +1,6 @@
 /** Conversations: the viewer's list, one by id, and their nested fields through the loaders. */
 import { Arg, FieldResolver, ID, Int, Query, Resolver, Root } from 'type-graphql';
-import { type ConversationKey, findConversation, listConversations } from '../../chat/queries.js';
+import { type ConversationKey, findConversation, listConversations } from '../../db/stores/conversations.js';
 import type { Conversation, Message } from '../../entities/index.js';
 import { badInput } from '../../errors.js';
 import type { RequestScope } from '../context.js';

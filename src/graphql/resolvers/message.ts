@@ -1,6 +1,6 @@
 /** Messages and tool calls: one message by id, and their nested fields through the loaders. */
 import { Arg, FieldResolver, ID, Query, Resolver, Root } from 'type-graphql';
-import { findMessage } from '../../chat/queries.js';
+import { findMessage } from '../../db/stores/messages.js';
 import type { Conversation, Message, ToolCall } from '../../entities/index.js';
 import type { RequestScope } from '../context.js';
 import { ConversationType, MessageType, ToolCallType, Usage } from '../types.js';

@@ -1,6 +1,6 @@
 /** The viewer, their tasks and the tools the agent is offered. */
 import { Arg, Int, Query, Resolver } from 'type-graphql';
-import { listTasks } from '../../chat/queries.js';
+import { taskStore } from '../../db/stores/tasks.js';
 import type { RequestScope } from '../context.js';
 import { decodeCursor, encodeCursor, parsePage, toConnection } from '../pagination.js';
 import { TaskConnection, Tool, Viewer } from '../types.js';
@@ -27,7 +27,7 @@ export class ViewerResolver {
   ) {
     const { viewer } = this.scope;
     const page = parsePage({ first, after }, decodeTaskCursor);
-    return toConnection(await listTasks(this.scope.em, viewer.userId, page, completed), page, taskCursor);
+    return toConnection(await taskStore(this.scope.em).page(viewer.userId, page, completed), page, taskCursor);
   }
 
   @Query(() => [Tool], { description: 'Every tool the agent is offered in a turn of the viewer.' })

@@ -1,0 +1,96 @@
+/**
+ * The conversation store: every statement on `conversation`. Each function acts for one user and
+ * filters by `user_id`; another user's conversation is simply not there.
+ *
+ * Rows a caller goes on to change (the turn's locked conversation) are read detached from the
+ * unit of work (`disableIdentityMap`) and written back by explicit statements: nothing here is
+ * ever flushed behind the caller's back, and every write names the user.
+ */
+import { LockMode } from '@mikro-orm/core';
+import type { EntityData, EntityManager, FilterQuery } from '@mikro-orm/postgresql';
+import { Conversation, type ConversationStatus } from '../../entities/index.js';
+import type { Page } from './pages.js';
+
+export type ConversationKey = { lastMessageAt: Date; id: string };
+
+export type ConversationFilter = { status?: ConversationStatus | null; updatedAfter?: Date | null; updatedBefore?: Date | null };
+
+/** The columns a turn changes on its conversation. */
+export type ConversationChanges = Partial<
+  Pick<
+    Conversation,
+    | 'metadata'
+    | 'updatedAt'
+    | 'lastMessageAt'
+    | 'messageCount'
+    | 'nextSeq'
+    | 'turnId'
+    | 'leaseExpiresAt'
+    | 'promptTokens'
+    | 'completionTokens'
+    | 'totalTokens'
+  >
+>;
+
+/** The user's conversation `id`, or null when it does not exist or belongs to someone else. */
+export function findConversation(em: EntityManager, userId: string, id: string): Promise<Conversation | null> {
+  return em.findOne(Conversation, { id, userId });
+}
+
+/** The user's conversations among `ids` (any order; unknown ids and other users' are left out). */
+export function findConversations(em: EntityManager, userId: string, ids: readonly string[]): Promise<Conversation[]> {
+  return em.find(Conversation, { id: { $in: [...ids] }, userId });
+}
+
+/**
+ * One page of the user's conversations, newest activity first, keyed on `(last_message_at, id)`.
+ * Returns up to `page.limit + 1` rows in page direction.
+ */
+export function listConversations(
+  em: EntityManager,
+  userId: string,
+  page: Page<ConversationKey>,
+  filter: ConversationFilter = {},
+): Promise<Conversation[]> {
+  // Forward reads towards older activity: descending order.
+  const older = page.direction === 'forward';
+  const where: FilterQuery<Conversation>[] = [{ userId }];
+  if (filter.status) where.push({ status: filter.status });
+  if (filter.updatedAfter) where.push({ updatedAt: { $gte: filter.updatedAfter } });
+  if (filter.updatedBefore) where.push({ updatedAt: { $lt: filter.updatedBefore } });
+  if (page.cursor) {
+    const { lastMessageAt, id } = page.cursor;
+    const cmp = older ? '$lt' : '$gt';
+    where.push({ $or: [{ lastMessageAt: { [cmp]: lastMessageAt } }, { lastMessageAt, id: { [cmp]: id } }] });
+  }
+  const order = older ? 'desc' : 'asc';
+  return em.find(Conversation, { $and: where }, { orderBy: [{ lastMessageAt: order }, { id: order }], limit: page.limit + 1 });
+}
+
+/** Inside a transaction: the user's conversation `id`, locked to the commit, detached; null when not the user's. */
+export function lockConversation(em: EntityManager, userId: string, id: string): Promise<Conversation | null> {
+  return em.findOne(Conversation, { id, userId }, { lockMode: LockMode.PESSIMISTIC_WRITE, disableIdentityMap: true });
+}
+
+/** Stores a new conversation as it is (its `userId` included). */
+export async function insertConversation(em: EntityManager, conversation: Conversation): Promise<void> {
+  await em.insert(conversation);
+}
+
+/** Writes `changes` to the user's conversation `id`; returns whether it was there. */
+export async function updateConversation(em: EntityManager, userId: string, id: string, changes: ConversationChanges): Promise<boolean> {
+  return (await em.nativeUpdate(Conversation, { id, userId }, changes as EntityData<Conversation>)) > 0;
+}
+
+/**
+ * Frees the lease of turn `turnId` on the user's conversation `id`, only while that turn holds it
+ * (a lease taken over stays with its new turn). Returns whether it did.
+ */
+export async function releaseLease(em: EntityManager, userId: string, id: string, turnId: string): Promise<boolean> {
+  return (await em.nativeUpdate(Conversation, { id, userId, turnId }, { turnId: null, leaseExpiresAt: null })) > 0;
+}
+
+/** Moves the lease of turn `turnId` to `until`, only while that turn holds it. Returns whether it did. */
+export async function extendLease(em: EntityManager, userId: string, id: string, turnId: string, until: Date): Promise<boolean> {
+  return (await em.nativeUpdate(Conversation, { id, userId, turnId }, { leaseExpiresAt: until })) > 0;
+}

@@ -1,0 +1,82 @@
+/**
+ * The message store: every statement on `message`. Each function acts for one user and filters
+ * by `user_id`. Rows the turn goes on to change are read detached from the unit of work and
+ * written back by explicit statements (see `conversations.ts`).
+ */
+import type { EntityData, EntityManager } from '@mikro-orm/postgresql';
+import { Message, type MessageStatus } from '../../entities/index.js';
+import { lateralPages, type Page } from './pages.js';
+
+/** The columns a turn changes on a message. */
+export type MessageChanges = Partial<
+  Pick<Message, 'status' | 'content' | 'model' | 'promptTokens' | 'completionTokens' | 'totalTokens' | 'createdAt'>
+>;
+
+/** What a turn's context needs of a message. */
+export type ContextMessage = Pick<Message, 'id' | 'role' | 'content' | 'status' | 'seq'>;
+
+/** The user's message `id`, or null. */
+export function findMessage(em: EntityManager, userId: string, id: string): Promise<Message | null> {
+  return em.findOne(Message, { id, userId });
+}
+
+/** The user's messages among `ids` (any order; unknown ids and other users' are left out). */
+export function findMessages(em: EntityManager, userId: string, ids: readonly string[]): Promise<Message[]> {
+  return em.find(Message, { id: { $in: [...ids] }, userId });
+}
+
+/** Detached: the user's message `id`, read fresh. */
+export function readMessage(em: EntityManager, userId: string, id: string): Promise<Message | null> {
+  return em.findOne(Message, { id, userId }, { disableIdentityMap: true });
+}
+
+/** Detached: the user message the user sent with idempotency key `clientMessageId`. */
+export function readByClientMessageId(em: EntityManager, userId: string, clientMessageId: string): Promise<Message | null> {
+  return em.findOne(Message, { userId, clientMessageId }, { disableIdentityMap: true });
+}
+
+/** Detached: the message at `seq` of the user's conversation `conversationId`. */
+export function readAtSeq(em: EntityManager, userId: string, conversationId: string, seq: number): Promise<Message | null> {
+  return em.findOne(Message, { conversation: conversationId, userId, seq }, { disableIdentityMap: true });
+}
+
+/** Stores new messages as they are (their `userId` included), in one statement. */
+export async function insertMessages(em: EntityManager, messages: Message[]): Promise<void> {
+  await em.insertMany(messages);
+}
+
+/** Writes `changes` to the user's message `id`; with `onlyIf`, only while it has that status. Returns whether it did. */
+export async function updateMessage(
+  em: EntityManager,
+  userId: string,
+  id: string,
+  changes: MessageChanges,
+  onlyIf?: MessageStatus,
+): Promise<boolean> {
+  const where = onlyIf ? { id, userId, status: onlyIf } : { id, userId };
+  return (await em.nativeUpdate(Message, where, changes as EntityData<Message>)) > 0;
+}
+
+/**
+ * The last `limit` messages of the user's conversation up to and including `uptoSeq`, newest
+ * first: one indexed range scan on `(conversation_id, seq)`, whatever the length of the history.
+ */
+export function recentMessages(
+  em: EntityManager,
+  userId: string,
+  conversationId: string,
+  uptoSeq: number,
+  limit: number,
+): Promise<ContextMessage[]> {
+  return em.find(
+    Message,
+    { conversation: conversationId, userId, seq: { $lte: uptoSeq } },
+    { orderBy: { seq: 'desc' }, limit, fields: ['id', 'role', 'content', 'status', 'seq'] },
+  );
+}
+
+/** One page of messages by `seq` of each of the user's conversations, in one statement (see `lateralPages`). */
+export async function messagePages(em: EntityManager, userId: string, conversationIds: string[], page: Page<number>): Promise<Message[]> {
+  const rows = await lateralPages(em, { table: 'message', keyColumn: 'seq', keyType: 'int', conversationIds, userId, page });
+  return rows.map((row) => em.map(Message, row));
+}
