@@ -9,7 +9,7 @@ import DataLoader from 'dataloader';
 import type { ResolverData } from 'type-graphql';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { seed } from '../bench/seed.js';
-import type { Viewer } from '../src/chat/turn.js';
+import type { Viewer } from '../src/auth/viewer.js';
 import { unauthenticated } from '../src/errors.js';
 import { RequestContainer, requestContainer } from '../src/graphql/container.js';
 import { type Context, createContext, type RequestScope, type Services } from '../src/graphql/context.js';

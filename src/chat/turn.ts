@@ -13,6 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Agent, AgentMessage, AgentReply, ToolBox, ToolCallRecord } from '../agent/types.js';
+import type { Viewer } from '../auth/viewer.js';
 import type { Config } from '../config.js';
 import { retryTransient } from '../db/retry.js';
 import type { TurnSignals } from '../db/signals.js';
@@ -27,8 +28,6 @@ import { checkMetadata } from './metadata.js';
 import { ConversationBusy, joinQueue, leaveQueue, stillWaiting } from './queue.js';
 import type { TurnLimits } from './rate-limits.js';
 import { beginTurn, finishTurn, type Started, storeToolCall, type TurnIds } from './turn-store.js';
-
-export type Viewer = { userId: string };
 
 export type SendMessageInput = {
   conversationId?: string | null;

@@ -4,7 +4,8 @@
  * Built per request; nothing here is shared.
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
-import type { TurnDeps, Viewer } from '../chat/turn.js';
+import type { Viewer } from '../auth/viewer.js';
+import type { TurnDeps } from '../chat/turn.js';
 import { AppError, unauthenticated } from '../errors.js';
 import { RequestContainer } from './container.js';
 import { createLoaders, type Loaders } from './loaders.js';

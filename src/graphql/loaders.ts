@@ -8,7 +8,7 @@
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
 import DataLoader from 'dataloader';
-import type { Viewer } from '../chat/turn.js';
+import type { Viewer } from '../auth/viewer.js';
 import { Conversation, Message, ToolCall } from '../entities/index.js';
 import { badInput } from '../errors.js';
 import { type Connection, decodeCursor, encodeCursor, type Page, type PageArgs, parsePage, toConnection } from './pagination.js';

@@ -7,11 +7,11 @@
  */
 import express, { Router } from 'express';
 import { z } from 'zod';
+import type { Authenticator } from '../auth/authenticator.js';
 import { sendMessage } from '../chat/turn.js';
 import type { Orm } from '../db/orm.js';
 import { badInput, forbidden } from '../errors.js';
 import type { Services } from '../graphql/context.js';
-import type { Authenticator } from './auth.js';
 import { sendError } from './errors.js';
 
 const body = z.object({
