@@ -16,21 +16,19 @@ import { OpenAiAgent } from '../agent/openai-agent.js';
 import { loadSystemPrompt } from '../agent/system-prompt.js';
 import type { Agent } from '../agent/types.js';
 import { type Authenticator, createAuthenticator } from '../auth/authenticator.js';
-import { abandonTurns } from '../chat/lease.js';
-import { type RunningTurn, turnSettings } from '../chat/turn.js';
+import { createChat, turnSettings } from '../chat/chat.js';
 import type { Config } from '../config.js';
 import { type Database, openDatabase } from '../db/database.js';
 import { migrate, type Orm, openOrm } from '../db/orm.js';
 import { listenForTurnEnds, type TurnSignals } from '../db/signals.js';
 import { AppError } from '../errors.js';
-import { type Context, createContext, type Services } from '../graphql/context.js';
+import { type Context, createContext } from '../graphql/context.js';
 import { formatError } from '../graphql/errors.js';
 import { createShapeCheck, queryLimits } from '../graphql/limits.js';
 import { createSchema } from '../graphql/schema.js';
 import type { Logger } from '../log.js';
 import { loadMcpConfig } from '../mcp/config.js';
 import { connectMcpServers, type McpHub } from '../mcp/hub.js';
-import { openTurnTools } from '../mcp/turn-tools.js';
 import { httpFailure, middlewareFailure, sendError, sendFailure } from './errors.js';
 import { mcpRouter } from './mcp.js';
 import { requestIds } from './request-id.js';
@@ -110,23 +108,17 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
   }
 
   const hub = mcp;
-  const running = new Set<RunningTurn>();
-  const services: Services = {
+  const chat = createChat({
     agent,
-    openTools: (em, userId, onCall) =>
-      openTurnTools(
-        em,
-        userId,
-        { timeoutMs: config.limits.toolTimeoutMs, maxResultBytes: config.limits.toolResultMaxBytes },
-        hub.servers(),
-        onCall,
-        { maxTasks: config.rateLimits.tasks, log },
-      ),
-    running,
+    tools: {
+      shared: () => hub.servers(),
+      limits: { timeoutMs: config.limits.toolTimeoutMs, maxResultBytes: config.limits.toolResultMaxBytes },
+      todo: { maxTasks: config.rateLimits.tasks, log },
+    },
     signals,
     settings: turnSettings(config),
     log,
-  };
+  });
 
   const app = express();
   app.disable('x-powered-by');
@@ -158,11 +150,11 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
           if (error instanceof AppError) return error;
           throw error;
         });
-        return createContext(orm.em.fork(), { ...services, log: req.log }, viewer);
+        return createContext(orm.em.fork(), chat, viewer, req.log);
       },
     }),
   );
-  app.use('/api', restRouter({ orm, auth, services, bodyLimit: BODY_LIMIT }));
+  app.use('/api', restRouter({ orm, auth, chat, bodyLimit: BODY_LIMIT }));
   app.use('/mcp', mcpRouter({ orm, auth, bodyLimit: BODY_LIMIT, limits: { ...config.rateLimits, batchMax: config.mcpBatchMax } }));
   app.use((req, res) => {
     sendError(res, new AppError('NOT_FOUND', 'No such route'), req.log);
@@ -184,11 +176,9 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
     },
     async close() {
       // Turns still running now will not finish here: free their conversations for a retry elsewhere.
-      const abandoned = await abandonTurns(orm.em.fork(), running).catch((error: unknown) => {
+      await chat.abandonRunning(orm.em.fork()).catch((error: unknown) => {
         log.error({ err: error }, 'could not release the leases of running turns');
-        return 0;
       });
-      if (abandoned > 0) log.warn({ abandoned }, 'released the leases of turns cut short by shutdown');
       // Each step bounded: a connection never given back, or a child that does not exit, must not
       // keep the process from stopping (it would wait forever; the rest still gets closed).
       await bounded('Apollo', () => apollo.stop(), log);
