@@ -8,11 +8,11 @@
 import 'reflect-metadata';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { createAuthenticator } from './auth/authenticator.js';
 import { loadConfig } from './config.js';
 import { openDatabase } from './db/database.js';
 import { migrate, openOrm } from './db/orm.js';
 import { createSchema, printSdl } from './graphql/schema.js';
-import { createAuthenticator } from './http/auth.js';
 import { createLogger } from './log.js';
 import { requireSupportedNode } from './node-version.js';
 

@@ -8,8 +8,8 @@
  */
 import { createServer, type Server } from 'node:http';
 import { inspect } from 'node:util';
+import { createApp } from './app.js';
 import { loadConfig } from './config.js';
-import { createApp } from './http/app.js';
 import { createLogger } from './log.js';
 import { requireSupportedNode } from './node-version.js';
 

@@ -10,8 +10,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAuthenticator } from '../src/auth/authenticator.js';
 import { loadConfig } from '../src/config.js';
-import { createAuthenticator } from '../src/http/auth.js';
 import { startTestServer, TEST_JWT_SECRET, type TestServer } from './support/server.js';
 
 let server: TestServer;

@@ -9,10 +9,11 @@ import { GraphQLError } from 'graphql';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Agent } from '../src/agent/types.js';
-import { sendMessage, type TurnDeps, turnSettings } from '../src/chat/turn.js';
+import { createChat, turnSettings } from '../src/chat/chat.js';
 import { AppError, rateLimited } from '../src/errors.js';
 import { formatError } from '../src/graphql/errors.js';
 import { createLogger, type Logger } from '../src/log.js';
+import { DEFAULT_TOOL_LIMITS } from '../src/mcp/toolbox.js';
 import { defined } from './support/defined.js';
 import { startTestServer, type TestServer } from './support/server.js';
 
@@ -94,7 +95,7 @@ const filesUnder = (dir: string): string[] =>
 
 describe('domain errors', () => {
   it('are defined and thrown below the transport without anything of GraphQL (graphql, type-graphql, Apollo, src/graphql)', () => {
-    const files = ['src/errors.ts', ...['src/chat', 'src/agent', 'src/mcp', 'src/db'].flatMap(filesUnder)];
+    const files = ['src/errors.ts', ...['src/auth', 'src/chat', 'src/agent', 'src/mcp', 'src/db'].flatMap(filesUnder)];
     const imports = files.map((file) => ({ file, imports: importsOf(file) }));
     // The reader sees imports at all (a regex that matched nothing would pass vacuously).
     expect(imports.find(({ file }) => file === path.join('src/chat', 'turn.ts'))?.imports).toContain('../errors.js');
@@ -113,19 +114,15 @@ describe('domain errors', () => {
       },
     };
     const { config } = server;
-    const deps: TurnDeps = {
-      em: server.app.orm.em.fork(),
+    const chat = createChat({
       agent,
-      openTools: async () => ({
-        list: () => [],
-        call: async () => ({ content: 'no tools', structured: null, isError: true }),
-        calls: [],
-        close: async () => {},
-      }),
+      tools: { shared: () => [], limits: DEFAULT_TOOL_LIMITS, todo: {} },
       settings: turnSettings(config),
       log: createLogger('silent'),
-    };
-    const error = await sendMessage(deps, { userId: 'cause' }, { message: 'hello' }).catch((thrown: unknown) => thrown);
+    });
+    const error = await chat
+      .sendMessage(server.app.orm.em.fork(), { userId: 'cause' }, { message: 'hello' })
+      .catch((thrown: unknown) => thrown);
     expect(error).toBeInstanceOf(AppError);
     expect(error).not.toBeInstanceOf(GraphQLError);
     expect(error).toMatchObject({ code: 'UPSTREAM_ERROR', cause: failure });

@@ -14,9 +14,9 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import type { Tool as McpTool } from '@modelcontextprotocol/sdk/types.js';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
 import { taskStore } from '../src/db/stores/tasks.js';
-import { createApp } from '../src/http/app.js';
 import { createLogger } from '../src/log.js';
 import { loadMcpConfig, parseMcpConfig } from '../src/mcp/config.js';
 import { connectMcpServers, type McpHub, type McpHubEvents } from '../src/mcp/hub.js';

@@ -9,13 +9,15 @@ import DataLoader from 'dataloader';
 import type { ResolverData } from 'type-graphql';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { seed } from '../bench/seed.js';
-import type { Viewer } from '../src/chat/turn.js';
+import type { Viewer } from '../src/auth/viewer.js';
+import type { Chat } from '../src/chat/chat.js';
 import { unauthenticated } from '../src/errors.js';
 import { RequestContainer, requestContainer } from '../src/graphql/container.js';
-import { type Context, createContext, type RequestScope, type Services } from '../src/graphql/context.js';
+import { type Context, createContext, type RequestScope } from '../src/graphql/context.js';
 import { ConversationResolver } from '../src/graphql/resolvers/conversation.js';
 import { MessageResolver } from '../src/graphql/resolvers/message.js';
 import { ViewerResolver } from '../src/graphql/resolvers/viewer.js';
+import { createLogger } from '../src/log.js';
 import { at, defined, first } from './support/defined.js';
 import { startTestServer, type TestServer } from './support/server.js';
 
@@ -34,9 +36,11 @@ afterEach(() => {
 });
 
 describe('the request container', () => {
-  // The container only hands the scope over; the fields called below need no services.
-  const services = {} as Services;
-  const contextOf = (auth: Viewer | ReturnType<typeof unauthenticated>): Context => createContext(server.app.orm.em.fork(), services, auth);
+  // The container only hands the scope over; the fields called below need no chat.
+  const chat = {} as Chat;
+  const log = createLogger('silent');
+  const contextOf = (auth: Viewer | ReturnType<typeof unauthenticated>): Context =>
+    createContext(server.app.orm.em.fork(), chat, auth, log);
   // As type-graphql asks for a resolver: the container of the field's context, then the instance.
   const get = <T>(context: Context, resolverClass: new (scope: RequestScope) => T): T => {
     const data = { context } as ResolverData<Context>;

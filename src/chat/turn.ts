@@ -1,5 +1,6 @@
 /**
- * The stateless turn: one `sendMessage`, from a verified viewer to the stored reply.
+ * The stateless turn: one `sendMessage`, from a verified viewer to the stored reply. Reached
+ * through `Chat` (`chat.ts`), which gives it the process's collaborators.
  *
  * The seven steps of DESIGN.md, in order. Nothing survives in process memory between turns:
  * the conversation row holds the lease that keeps one turn running per conversation (renewed
@@ -13,7 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Agent, AgentMessage, AgentReply, ToolBox, ToolCallRecord } from '../agent/types.js';
-import type { Config } from '../config.js';
+import type { Viewer } from '../auth/viewer.js';
 import { retryTransient } from '../db/retry.js';
 import type { TurnSignals } from '../db/signals.js';
 import { isUuid, newId } from '../entities/ids.js';
@@ -27,8 +28,6 @@ import { checkMetadata } from './metadata.js';
 import { ConversationBusy, joinQueue, leaveQueue, stillWaiting } from './queue.js';
 import type { TurnLimits } from './rate-limits.js';
 import { beginTurn, finishTurn, type Started, storeToolCall, type TurnIds } from './turn-store.js';
-
-export type Viewer = { userId: string };
 
 export type SendMessageInput = {
   conversationId?: string | null;
@@ -60,23 +59,13 @@ export type TurnSettings = {
   rateLimits: TurnLimits;
 };
 
-/** The settings of a turn, from the configuration. */
-export function turnSettings(config: Config): TurnSettings {
-  return {
-    historyLimit: config.historyLimit,
-    maxMessageChars: config.maxMessageChars,
-    turnLeaseMs: config.turnLeaseMs,
-    enqueueTimeoutMs: config.enqueueTimeoutMs,
-    turnDeadlineMs: config.limits.turnDeadlineMs,
-    metadataMaxBytes: config.metadataMaxBytes,
-    rateLimits: config.rateLimits,
-  };
-}
-
 /** A turn this process is running: what shutdown releases if it cannot wait for it. */
 export type RunningTurn = TurnToEnd;
 
-/** What a turn needs from the outside; all of it is made per request or is immutable. */
+/**
+ * What a turn needs from the outside; all of it is made per request or is immutable, but for
+ * `running`, which `chat.ts` owns. Only `chat.ts` makes these: everyone else calls `Chat`.
+ */
 export type TurnDeps = {
   em: EntityManager;
   agent: Agent;
@@ -84,8 +73,8 @@ export type TurnDeps = {
   openTools(em: EntityManager, userId: string, onCall?: (call: ToolCallRecord) => void): Promise<ToolBox & { close(): Promise<void> }>;
   settings: TurnSettings;
   log: Logger;
-  /** The process's running turns (for graceful shutdown); absent in tools that need none. */
-  running?: Set<RunningTurn>;
+  /** The process's running turns (for graceful shutdown): the turn is in it while it runs. */
+  running: Set<RunningTurn>;
   /** Wakes waiting requests when a turn ends; without it they only poll. */
   signals?: TurnSignals;
 };
@@ -95,7 +84,7 @@ const CLIENT_MESSAGE_ID_MAX = 255;
 const KEY_RACES_MAX = 3;
 
 /** Runs one turn of `viewer` in a conversation (a new one when `conversationId` is absent). */
-export async function sendMessage(deps: TurnDeps, viewer: Viewer, input: SendMessageInput): Promise<TurnResult> {
+export async function runTurn(deps: TurnDeps, viewer: Viewer, input: SendMessageInput): Promise<TurnResult> {
   // Step 1 (authentication) happened in transport: `viewer` comes from a verified token.
   // Step 2: `deps.em` is this request's own unit of work.
   const content = validate(input, deps.settings);
@@ -116,7 +105,7 @@ export async function sendMessage(deps: TurnDeps, viewer: Viewer, input: SendMes
   }
   const { conversation, userMessage, reply } = start;
   const running: RunningTurn = { conversationId: conversation.id, userId: viewer.userId, turnId: ids.turn, replyId: reply.id };
-  deps.running?.add(running);
+  deps.running.add(running);
   const renewal = renewLease(deps, running);
   // Set once step 7 has stored the reply (completed, or failed by the agent): from then on the
   // conversation is free and nothing is left to undo.
@@ -170,7 +159,7 @@ export async function sendMessage(deps: TurnDeps, viewer: Viewer, input: SendMes
     throw error;
   } finally {
     renewal.stop();
-    deps.running?.delete(running);
+    deps.running.delete(running);
   }
 }
 

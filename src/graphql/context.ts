@@ -1,16 +1,16 @@
 /**
  * The context of one GraphQL request: its own unit of work (`em.fork()`), its own loaders, the
  * viewer from the verified bearer token, and its own resolver instances (`RequestContainer`).
- * Built per request; nothing here is shared.
+ * Built per request; the one shared thing it carries is the process's `Chat`, which keeps no
+ * request's state.
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
-import type { TurnDeps, Viewer } from '../chat/turn.js';
+import type { Viewer } from '../auth/viewer.js';
+import type { Chat } from '../chat/chat.js';
 import { AppError, unauthenticated } from '../errors.js';
+import type { Logger } from '../log.js';
 import { RequestContainer } from './container.js';
 import { createLoaders, type Loaders } from './loaders.js';
-
-/** Immutable things of the app that resolvers reach: the turn's collaborators. */
-export type Services = Omit<TurnDeps, 'em'>;
 
 /**
  * What the resolvers of one request are constructed with. The viewer may be missing (no token, or
@@ -23,8 +23,11 @@ export class RequestScope {
   constructor(
     /** This request's unit of work. */
     readonly em: EntityManager,
-    readonly services: Services,
+    /** The turn and the tools it offers (`chat/chat.ts`): what `sendMessage` and `tools` call. */
+    readonly chat: Chat,
     auth: Viewer | AppError,
+    /** This request's logger (its request id bound). */
+    readonly log: Logger,
   ) {
     this.auth = auth instanceof AppError ? { error: auth } : { viewer: auth, loaders: createLoaders(em, auth) };
   }
@@ -51,7 +54,7 @@ export type Context = {
   container: RequestContainer;
 };
 
-export function createContext(em: EntityManager, services: Services, auth: Viewer | AppError): Context {
-  const scope = new RequestScope(em, services, auth);
+export function createContext(em: EntityManager, chat: Chat, auth: Viewer | AppError, log: Logger): Context {
+  const scope = new RequestScope(em, chat, auth, log);
   return { scope, container: new RequestContainer(scope) };
 }

@@ -8,7 +8,7 @@
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
 import DataLoader from 'dataloader';
-import type { Viewer } from '../chat/turn.js';
+import type { Viewer } from '../auth/viewer.js';
 import { findConversations } from '../db/stores/conversations.js';
 import { findMessages, messagePages } from '../db/stores/messages.js';
 import { type ToolCallFilter, toolCallPages, toolCallsOfMessages } from '../db/stores/tool-calls.js';

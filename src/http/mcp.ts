@@ -12,14 +12,14 @@
  */
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import express, { type ErrorRequestHandler, type RequestHandler, type Response, Router } from 'express';
+import type { Authenticator } from '../auth/authenticator.js';
+import type { Viewer } from '../auth/viewer.js';
 import { countMcpCalls } from '../chat/rate-limits.js';
-import type { Viewer } from '../chat/turn.js';
 import type { RateLimits } from '../config.js';
 import type { Orm } from '../db/orm.js';
 import { taskStore } from '../db/stores/tasks.js';
 import { AppError } from '../errors.js';
 import { createTodoServer } from '../mcp/todo-server.js';
-import type { Authenticator } from './auth.js';
 import { type HttpFailure, httpFailure, middlewareFailure, setFailureHeaders } from './errors.js';
 
 // JSON-RPC error codes: the standard ones, and the implementation-defined range the SDK uses too.

@@ -7,11 +7,10 @@
  */
 import express, { Router } from 'express';
 import { z } from 'zod';
-import { sendMessage } from '../chat/turn.js';
+import type { Authenticator } from '../auth/authenticator.js';
+import type { Chat } from '../chat/chat.js';
 import type { Orm } from '../db/orm.js';
 import { badInput, forbidden } from '../errors.js';
-import type { Services } from '../graphql/context.js';
-import type { Authenticator } from './auth.js';
 import { sendError } from './errors.js';
 
 const body = z.object({
@@ -19,7 +18,7 @@ const body = z.object({
   message: z.string(),
 });
 
-export function restRouter(deps: { orm: Orm; auth: Authenticator; services: Services; bodyLimit: string }): Router {
+export function restRouter(deps: { orm: Orm; auth: Authenticator; chat: Chat; bodyLimit: string }): Router {
   const router = Router();
   router.post('/:userId/chat', express.json({ limit: deps.bodyLimit }), async (req, res) => {
     try {
@@ -33,11 +32,8 @@ export function restRouter(deps: { orm: Orm; auth: Authenticator; services: Serv
         throw badInput(`Invalid body: ${issue?.path.join('.') || 'body'}: ${issue?.message ?? 'not the expected shape'}`);
       }
       const idempotencyKey = headerText(req.header('Idempotency-Key'), 'Idempotency-Key');
-      const turn = await sendMessage({ ...deps.services, em: deps.orm.em.fork(), log: req.log }, viewer, {
-        conversationId: parsed.data.conversation_id,
-        message: parsed.data.message,
-        clientMessageId: idempotencyKey,
-      });
+      const input = { conversationId: parsed.data.conversation_id, message: parsed.data.message, clientMessageId: idempotencyKey };
+      const turn = await deps.chat.sendMessage(deps.orm.em.fork(), viewer, input, req.log);
       res.json({
         conversation_id: turn.conversation.id,
         response: turn.assistantMessage.content,

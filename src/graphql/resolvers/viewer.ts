@@ -32,12 +32,7 @@ export class ViewerResolver {
 
   @Query(() => [Tool], { description: 'Every tool the agent is offered in a turn of the viewer.' })
   async tools(): Promise<Tool[]> {
-    const { viewer } = this.scope;
-    const tools = await this.scope.services.openTools(this.scope.em, viewer.userId);
-    try {
-      return tools.list();
-    } finally {
-      await tools.close();
-    }
+    const { chat, em, viewer } = this.scope;
+    return chat.listTools(em, viewer);
   }
 }

@@ -2,15 +2,18 @@
  * Bearer tokens: verified JWTs whose `sub` is the user id. HS256 with `JWT_SECRET`, or keys from
  * `JWT_JWKS_URL`. Outside production and without JWT settings, a secret generated once is kept
  * in `DATA_DIR/jwt-secret`, so that dev tokens survive restarts.
+ *
+ * Step 1 of the turn for every transport (GraphQL, REST, `/mcp`): each hands over the
+ * `Authorization` header and gets a `Viewer` or UNAUTHENTICATED. Nothing here knows HTTP.
  */
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createRemoteJWKSet, type JWTPayload, type JWTVerifyGetKey, jwtVerify, SignJWT } from 'jose';
-import type { Viewer } from '../chat/turn.js';
 import type { Config } from '../config.js';
 import { unauthenticated } from '../errors.js';
 import { hasControl, textProblem } from '../text.js';
+import type { Viewer } from './viewer.js';
 
 export type Authenticator = {
   /** The viewer of a request from its `Authorization` header; throws UNAUTHENTICATED. */

@@ -1,0 +1,180 @@
+/**
+ * The app factory: wiring only. It builds the parts in order (authenticator, agent, database,
+ * ORM migrated, MCP servers, turn listener, Apollo, the chat, the express routes) and returns
+ * them without listening; `main.ts` listens, and tests call this factory with their own
+ * database and agent.
+ *
+ * Each part that holds something (a process, a pool, a connection, running turns) pushes how to
+ * stop it onto one list as it starts, as Apollo Server keeps its `toDispose`. A failed start and
+ * `close()` both run that list backwards, every step bounded in time and logged, none throwing:
+ * nothing that started outlives either, and nothing is stopped before what depends on it.
+ */
+import 'reflect-metadata';
+import type { ServerOptions } from 'node:http';
+import type { Express } from 'express';
+import { OfflineAgent } from './agent/offline.js';
+import { OpenAiAgent } from './agent/openai-agent.js';
+import { loadSystemPrompt } from './agent/system-prompt.js';
+import type { Agent } from './agent/types.js';
+import { type Authenticator, createAuthenticator } from './auth/authenticator.js';
+import { createChat, turnSettings } from './chat/chat.js';
+import type { Config } from './config.js';
+import { type Database, openDatabase } from './db/database.js';
+import { migrate, type Orm, openOrm } from './db/orm.js';
+import { listenForTurnEnds } from './db/signals.js';
+import { createShapeCheck } from './graphql/limits.js';
+import { createSchema } from './graphql/schema.js';
+import { createApollo } from './graphql/server.js';
+import { createRoutes, serverOptions } from './http/routes.js';
+import type { Logger } from './log.js';
+import { loadMcpConfig } from './mcp/config.js';
+import { connectMcpServers, type McpHub } from './mcp/hub.js';
+
+export type AppOptions = {
+  log: Logger;
+  /** The agent that runs turns; default: the one `config.agent` names. */
+  agent?: Agent;
+  /** Called with every SQL statement (statement counts, tracing). */
+  onQuery?: (sql: string) => void;
+};
+
+export type App = {
+  express: Express;
+  orm: Orm;
+  database: Database;
+  auth: Authenticator;
+  /** The external MCP servers of `MCP_CONFIG`, connected once and shared by every turn. */
+  mcp: McpHub;
+  /**
+   * A token for user `demo`: only outside production, when this server made its own dev secret
+   * (no JWT settings) and listens on loopback, so that nobody else can reach a page holding it.
+   */
+  devToken?: string;
+  /** Options for `http.createServer`: timeouts that bound slow headers and bodies. */
+  serverOptions: ServerOptions;
+  /**
+   * Releases the leases of turns still running, stops Apollo, the turn listener and the external
+   * MCP servers, closes the pool and stops an embedded database, in that order. Never throws.
+   */
+  close(): Promise<void>;
+};
+
+/** One part that started, and how to stop it (given up on after `timeoutMs`, default 10 s). */
+type Disposer = { what: string; dispose: () => Promise<unknown>; timeoutMs?: number };
+
+/** How long one step of stopping may take before it is given up on (and logged). */
+const DISPOSE_STEP_MS = 10_000;
+const EMBEDDED_STOP_MS = 20_000;
+
+export async function createApp(config: Config, options: AppOptions): Promise<App> {
+  const { log } = options;
+  // Checked before anything starts, so that a bad setting stops the server with nothing to undo.
+  const auth = await createAuthenticator(config);
+  const agent = options.agent ?? createAgent(config, log);
+  const mcpConfig = config.mcpConfigPath ? await loadMcpConfig(config.mcpConfigPath) : { servers: {} };
+  const schema = await createSchema();
+  const devToken =
+    config.env !== 'production' && auth.devSecret && auth.sign && isLoopback(config.host) ? await auth.sign('demo') : undefined;
+
+  // Pushed as each part starts; run backwards by a failed start and by `close()`.
+  const toDispose: Disposer[] = [];
+  try {
+    const database = await openDatabase(config, log);
+    // An embedded PostgreSQL stops (it may take a while to checkpoint); an external one is left running.
+    toDispose.push({ what: 'stopping the database', dispose: () => database.stop(), timeoutMs: EMBEDDED_STOP_MS });
+
+    const orm = await openOrm({ clientUrl: database.url, log, onQuery: options.onQuery });
+    toDispose.push({ what: 'closing the database pool', dispose: () => orm.close() });
+    const applied = await migrate(orm);
+    if (applied.length > 0) log.info({ migrations: applied }, 'migrations applied');
+
+    const mcp = await connectMcpServers(mcpConfig, log);
+    toDispose.push({ what: 'closing the MCP servers', dispose: () => mcp.close() });
+
+    const signals = await listenForTurnEnds(database.url, log);
+    toDispose.push({ what: 'closing the turn listener', dispose: () => signals.close() });
+
+    const apollo = createApollo(schema, config, log, devToken);
+    await apollo.start();
+    toDispose.push({ what: 'stopping Apollo', dispose: () => apollo.stop() });
+
+    const chat = createChat({
+      agent,
+      tools: {
+        shared: () => mcp.servers(),
+        limits: { timeoutMs: config.limits.toolTimeoutMs, maxResultBytes: config.limits.toolResultMaxBytes },
+        todo: { maxTasks: config.rateLimits.tasks, log },
+      },
+      signals,
+      settings: turnSettings(config),
+      log,
+    });
+    // Stopped first: turns still running now will not finish here; their conversations are freed
+    // for a retry elsewhere while the pool is still open.
+    toDispose.push({ what: 'releasing the leases of running turns', dispose: () => chat.abandonRunning(orm.em.fork()) });
+
+    const express = createRoutes({ config, log, orm, auth, chat, apollo, shapeCheck: createShapeCheck(schema, config.graphql) });
+    return {
+      express,
+      orm,
+      database,
+      auth,
+      mcp,
+      devToken,
+      serverOptions: serverOptions(config),
+      close: () => disposeAll(toDispose, log),
+    };
+  } catch (error) {
+    // Whatever started is stopped again: no pool, child process or database outlives a failed start.
+    await disposeAll(toDispose, log);
+    throw error;
+  }
+}
+
+function createAgent(config: Config, log: Logger): Agent {
+  if (config.agent === 'offline') return new OfflineAgent();
+  if (!config.openai.apiKey) {
+    throw new Error('AGENT=openai needs OPENAI_API_KEY (any non-empty value for servers that check none, such as Ollama)');
+  }
+  return new OpenAiAgent({
+    apiKey: config.openai.apiKey,
+    baseURL: config.openai.baseUrl,
+    model: config.openai.model,
+    maxRetries: config.openai.maxRetries,
+    maxToolRounds: config.limits.maxToolRounds,
+    contextTokens: config.contextTokens,
+    systemPrompt: loadSystemPrompt(config),
+    log,
+  });
+}
+
+// Private: stops what started, last started first. The list is emptied as it goes, so that a
+// second call (a failed listen in `main.ts`, then a signal) stops nothing twice.
+async function disposeAll(toDispose: Disposer[], log: Logger): Promise<void> {
+  for (let step = toDispose.pop(); step; step = toDispose.pop()) await bounded(step, log);
+}
+
+// Private: runs one step of stopping, giving up on it after its timeout with a warning naming it.
+// Bounded because a connection never given back, or a child that does not exit, must not keep
+// the process from stopping (it would wait forever; the rest still gets stopped).
+async function bounded({ what, dispose, timeoutMs = DISPOSE_STEP_MS }: Disposer, log: Logger): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), timeoutMs);
+    timer.unref();
+  });
+  try {
+    const outcome = await Promise.race([dispose().then(() => 'done' as const), timeout]);
+    if (outcome === 'timeout') log.warn({ step: what, ms: timeoutMs }, `${what} took longer than ${timeoutMs} ms; going on without it`);
+    else log.debug({ step: what }, `${what}: done`);
+  } catch (error) {
+    log.error({ err: error, step: what }, `${what} failed`);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** True when `host` is a loopback address: only this machine can connect. */
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}

@@ -1,0 +1,45 @@
+/**
+ * The Apollo server of `/graphql`: the schema, the query limits checked before execution, errors
+ * mapped once (`formatError`) and the landing page. Made here, started and stopped by `app.ts`,
+ * mounted on express by `http/routes.ts`.
+ */
+import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
+import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
+import type { GraphQLSchema } from 'graphql';
+import type { Config } from '../config.js';
+import type { Logger } from '../log.js';
+import type { Context } from './context.js';
+import { formatError } from './errors.js';
+import { queryLimits } from './limits.js';
+
+/** The GraphQL server of the app: Apollo, with the context of one request (`./context.ts`). */
+export type Apollo = ApolloServer<Context>;
+
+/** The Apollo server for `schema` (not started). `devToken`, when given, is put in Sandbox's headers. */
+export function createApollo(schema: GraphQLSchema, config: Config, log: Logger, devToken?: string): Apollo {
+  return new ApolloServer<Context>({
+    schema,
+    introspection: config.introspection,
+    includeStacktraceInErrorResponses: false,
+    // main.ts owns shutdown (drain, then close pool and database); Apollo's own signal handling races it.
+    stopOnTerminationSignals: false,
+    formatError: formatError(log, { hideSuggestions: config.env === 'production' }),
+    // The parser stops at the token limit; the other limits run before validation and execution.
+    parseOptions: { maxTokens: config.graphql.maxTokens },
+    // A browser cannot send a cross-site simple request with an Authorization header: a request
+    // carrying one was preflighted (or made by a non-browser client), so it is no CSRF.
+    csrfPrevention: { requestHeaders: ['x-apollo-operation-name', 'apollo-require-preflight', 'authorization'] },
+    plugins: [queryLimits(schema, config.graphql), landingPage(config, devToken)],
+  });
+}
+
+// Private: Sandbox outside production with the dev token already in the Authorization header.
+function landingPage(config: Config, devToken: string | undefined): ApolloServerPlugin<Context> {
+  if (!config.introspection) return ApolloServerPluginLandingPageDisabled();
+  return ApolloServerPluginLandingPageLocalDefault({
+    embed: { initialState: { sharedHeaders: devToken ? { Authorization: `Bearer ${devToken}` } : {} } },
+    includeCookies: false,
+    footer: false,
+  });
+}

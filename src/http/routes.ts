@@ -1,0 +1,136 @@
+/**
+ * The express app: request ids, CORS, health, `/graphql`, the REST route, `/mcp`, and a JSON
+ * error for anything else. A GraphQL request is authenticated here (step 1 of the turn) and given
+ * its own unit of work (`orm.em.fork()`, step 2) in its context; the REST route and `/mcp` do the
+ * same in their handlers. From there a turn goes to `chat/` through the `Chat` handed down.
+ */
+import type { ServerOptions } from 'node:http';
+import { expressMiddleware } from '@as-integrations/express5';
+import cors from 'cors';
+import express, { type ErrorRequestHandler, type Express, type RequestHandler } from 'express';
+import type { Authenticator } from '../auth/authenticator.js';
+import type { Chat } from '../chat/chat.js';
+import type { Config } from '../config.js';
+import type { Orm } from '../db/orm.js';
+import { AppError } from '../errors.js';
+import { createContext } from '../graphql/context.js';
+import type { createShapeCheck } from '../graphql/limits.js';
+import type { Apollo } from '../graphql/server.js';
+import type { Logger } from '../log.js';
+import { httpFailure, middlewareFailure, sendError, sendFailure } from './errors.js';
+import { mcpRouter } from './mcp.js';
+import { requestIds } from './request-id.js';
+import { restRouter } from './rest.js';
+
+const BODY_LIMIT = '1mb';
+
+export type RouteDeps = {
+  config: Config;
+  log: Logger;
+  orm: Orm;
+  auth: Authenticator;
+  chat: Chat;
+  /** Started. */
+  apollo: Apollo;
+  /** Refuses a GraphQL document over a limit before Apollo parses it (`createShapeCheck`). */
+  shapeCheck: ReturnType<typeof createShapeCheck>;
+};
+
+/** The express app of the server; it does not listen (`main.ts` does, with `serverOptions`). */
+export function createRoutes(deps: RouteDeps): Express {
+  const { config, log, orm, auth, chat, apollo } = deps;
+  const app = express();
+  app.disable('x-powered-by');
+  app.use(requestIds(log));
+  app.use(corsFor(config));
+  // A preflight the CORS middleware let through (its origin is not listed) ends here, without CORS headers.
+  app.options(/.*/, (_req, res) => {
+    res.sendStatus(204);
+  });
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/readyz', async (_req, res) => {
+    try {
+      await orm.em.fork().execute('select 1');
+      res.json({ status: 'ready' });
+    } catch (error) {
+      log.warn({ err: error }, 'readiness check failed');
+      res.status(503).json({ status: 'unavailable', error: 'database unreachable' });
+    }
+  });
+  app.use(
+    '/graphql',
+    express.json({ limit: BODY_LIMIT }),
+    shapeLimits(deps.shapeCheck),
+    expressMiddleware(apollo, {
+      context: async ({ req }) => {
+        // Without a viewer the request still runs: fields that need one answer UNAUTHENTICATED.
+        const viewer = await auth.authenticate(req.headers.authorization).catch((error: unknown) => {
+          if (error instanceof AppError) return error;
+          throw error;
+        });
+        return createContext(orm.em.fork(), chat, viewer, req.log);
+      },
+    }),
+  );
+  app.use('/api', restRouter({ orm, auth, chat, bodyLimit: BODY_LIMIT }));
+  app.use('/mcp', mcpRouter({ orm, auth, bodyLimit: BODY_LIMIT, limits: { ...config.rateLimits, batchMax: config.mcpBatchMax } }));
+  app.use((req, res) => {
+    sendError(res, new AppError('NOT_FOUND', 'No such route'), req.log);
+  });
+  app.use(lastResort(log));
+  return app;
+}
+
+/** Options for `http.createServer`: timeouts that bound slow headers and bodies. */
+export function serverOptions(config: Config): ServerOptions {
+  return {
+    headersTimeout: config.http.headersTimeoutMs,
+    requestTimeout: config.http.requestTimeoutMs,
+    // How often those timeouts are checked (Node's default, 30 s, would let them run far over).
+    connectionsCheckingInterval: Math.min(config.http.headersTimeoutMs, config.http.requestTimeoutMs, 5_000) / 2,
+  };
+}
+
+// Private: CORS for the origins of `CORS_ORIGINS` (none by default: browsers on other origins get
+// no CORS headers, and their preflights are answered without them). Preflights end here with 204.
+function corsFor(config: Config) {
+  const origins = config.corsOrigins;
+  return cors({
+    // A function, so that preflights from unlisted origins are still answered (204, no CORS headers).
+    origin: origins === '*' ? '*' : (origin, allow) => allow(null, origin !== undefined && origins.includes(origin)),
+    methods: ['GET', 'POST', 'OPTIONS'],
+    allowedHeaders: [
+      'Authorization',
+      'Content-Type',
+      'Idempotency-Key',
+      'Apollo-Require-Preflight',
+      'X-Apollo-Operation-Name',
+      'X-Request-Id',
+      'Mcp-Protocol-Version',
+      'Accept',
+    ],
+    exposedHeaders: ['Retry-After', 'X-Request-Id', 'WWW-Authenticate'],
+    maxAge: 600,
+  });
+}
+
+// Private: refuses a document over a limit before Apollo parses and validates it (a 400 in the
+// shape of a GraphQL response). Batches are refused by Apollo itself.
+function shapeLimits(check: RouteDeps['shapeCheck']): RequestHandler {
+  return (req, res, next) => {
+    const source = req.method === 'GET' ? req.query.query : (req.body as { query?: unknown } | undefined)?.query;
+    const error = typeof source === 'string' ? check(source) : null;
+    if (!error) return next();
+    const { http: _http, ...extensions } = error.extensions;
+    res.status(400).json({ errors: [{ message: error.message, extensions }] });
+  };
+}
+
+// Private: anything thrown past the routes (bad JSON body, body too large, bugs) as a JSON error.
+function lastResort(log: Logger): ErrorRequestHandler {
+  return (error, req, res, _next) => {
+    sendFailure(res, middlewareFailure(error) ?? httpFailure(error, req.log ?? log, 'unhandled error'));
+  };
+}
