@@ -13,18 +13,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SEND } from '../support/graphql.js';
-import {
-  countRows,
-  gql,
-  nowSeconds,
-  postGraphQL,
-  postMcp,
-  postRest,
-  signClaims,
-  uniqueUser,
-  type ViewerData,
-} from '../support/security.js';
+import { gql, postGraphQL, postMcp, postRest } from '../support/http.js';
+import { countRows, nowSeconds, signClaims, type ViewerData } from '../support/security.js';
 import { startTestServer, type TestServer } from '../support/server.js';
+import { uniqueUser } from '../support/users.js';
 
 let server: TestServer;
 
