@@ -14,7 +14,6 @@ import type { ServerOptions } from 'node:http';
 import type { Express } from 'express';
 import { OfflineAgent } from './agent/offline.js';
 import { OpenAiAgent } from './agent/openai-agent.js';
-import { loadSystemPrompt } from './agent/system-prompt.js';
 import type { Agent } from './agent/types.js';
 import { type Authenticator, createAuthenticator } from './auth/authenticator.js';
 import { createChat, turnSettings } from './chat/chat.js';
@@ -143,7 +142,7 @@ function createAgent(config: Config, log: Logger): Agent {
     maxRetries: config.openai.maxRetries,
     maxToolRounds: config.limits.maxToolRounds,
     contextTokens: config.contextTokens,
-    systemPrompt: loadSystemPrompt(config),
+    systemPrompt: config.openai.systemPrompt,
     log,
   });
 }

@@ -4,6 +4,7 @@
  * This is the only module that reads `process.env`; everything else receives a `Config`.
  * Invalid values fail fast at start with the name of the variable and the value received.
  */
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
@@ -80,9 +81,14 @@ export type Config = {
     /** Seconds of clock skew allowed for `exp`, `nbf` and `iat`. */
     clockToleranceS: number;
   };
-  openai: { apiKey?: string; baseUrl?: string; model: string; maxRetries: number };
-  /** Replaces the default system prompt: the text itself, or a file to read it from. */
-  systemPrompt: { text?: string; file?: string };
+  openai: {
+    apiKey?: string;
+    baseUrl?: string;
+    model: string;
+    maxRetries: number;
+    /** The system prompt: `SYSTEM_PROMPT`, else the content of `SYSTEM_PROMPT_FILE` (read once, at load), else `DEFAULT_SYSTEM_PROMPT`. */
+    systemPrompt: string;
+  };
   /** Token budget of the context sent to the model (system prompt and new message always kept). */
   contextTokens: number;
   /** Limits of one turn: model/tool rounds, one tool call's time and result size, the whole turn's time. */
@@ -153,8 +159,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       requireExp: e.JWT_REQUIRE_EXP === 'true',
       clockToleranceS: e.JWT_CLOCK_TOLERANCE,
     },
-    openai: { apiKey: e.OPENAI_API_KEY, baseUrl: e.OPENAI_BASE_URL, model: e.OPENAI_MODEL, maxRetries: e.OPENAI_MAX_RETRIES },
-    systemPrompt: { text: e.SYSTEM_PROMPT, file: e.SYSTEM_PROMPT_FILE },
+    openai: {
+      apiKey: e.OPENAI_API_KEY,
+      baseUrl: e.OPENAI_BASE_URL,
+      model: e.OPENAI_MODEL,
+      maxRetries: e.OPENAI_MAX_RETRIES,
+      systemPrompt: systemPrompt(e.SYSTEM_PROMPT, e.SYSTEM_PROMPT_FILE),
+    },
     contextTokens: e.CONTEXT_TOKENS,
     limits: {
       maxToolRounds: e.MAX_TOOL_ROUNDS,
@@ -190,6 +201,31 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     introspection: e.INTROSPECTION ? e.INTROSPECTION === 'true' : e.NODE_ENV !== 'production',
     logLevel: e.LOG_LEVEL,
   };
+}
+
+/** The instructions of the todo assistant, used unless `SYSTEM_PROMPT` or `SYSTEM_PROMPT_FILE` replaces them. */
+export const DEFAULT_SYSTEM_PROMPT = [
+  "You are a todo assistant. You keep the user's task list with the tools you are given.",
+  '- Do what the user asks with the tools, then confirm in a sentence or two what you did, naming the tasks you added, completed, changed or deleted.',
+  '- Before you complete, change or delete a task the user names by its title, call list_tasks and take the task_id from its result.',
+  '- Never invent or guess a task_id: use only ids that a tool returned. When no task or more than one task fits, say so and ask which one is meant.',
+  '- When a tool reports an error, say plainly what failed. Never claim an action that did not succeed.',
+].join('\n');
+
+// Private: `text`, else the content of `file` (read now, once), else `DEFAULT_SYSTEM_PROMPT`.
+// Throws, naming the variable, when both are set or the file cannot be read or is empty.
+function systemPrompt(text: string | undefined, file: string | undefined): string {
+  if (text !== undefined && file !== undefined) throw new Error('Set SYSTEM_PROMPT or SYSTEM_PROMPT_FILE, not both');
+  if (text !== undefined) return text;
+  if (file === undefined) return DEFAULT_SYSTEM_PROMPT;
+  let content: string;
+  try {
+    content = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new Error(`SYSTEM_PROMPT_FILE: cannot read ${JSON.stringify(file)}: ${(error as Error).message}`, { cause: error });
+  }
+  if (content.trim() === '') throw new Error(`SYSTEM_PROMPT_FILE: ${JSON.stringify(file)} is empty`);
+  return content;
 }
 
 /** The smallest HS256 secret production accepts: 256 bits, the size of the hash (RFC 7518 3.2). */

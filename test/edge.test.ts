@@ -12,6 +12,8 @@ import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAuthenticator } from '../src/auth/authenticator.js';
 import { loadConfig } from '../src/config.js';
+import { defined } from './support/defined.js';
+import { postGraphQL } from './support/http.js';
 import { startTestServer, TEST_JWT_SECRET, type TestServer } from './support/server.js';
 
 let server: TestServer;
@@ -33,12 +35,8 @@ afterAll(async () => {
 type Body = { data?: Record<string, unknown> | null; errors?: { message: string; extensions: Record<string, unknown> }[] };
 
 async function post(target: TestServer, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: Body }> {
-  const response = await fetch(`${target.url}/graphql`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${await target.token('alice')}`, ...headers },
-    body: JSON.stringify(body),
-  });
-  return { status: response.status, body: (await response.json()) as Body };
+  const answer = await postGraphQL(target, body as { query: string }, { user: 'alice', headers });
+  return { status: answer.status, body: defined(answer.body, `a JSON answer, got: ${answer.text}`) as Body };
 }
 
 describe('CORS (CORS_ORIGINS)', () => {

@@ -13,8 +13,8 @@ import { createChat, turnSettings } from '../src/chat/chat.js';
 import { AppError, rateLimited } from '../src/errors.js';
 import { formatError } from '../src/graphql/errors.js';
 import { createLogger, type Logger } from '../src/log.js';
-import { DEFAULT_TOOL_LIMITS } from '../src/mcp/toolbox.js';
 import { defined } from './support/defined.js';
+import { postGraphQL } from './support/http.js';
 import { startTestServer, type TestServer } from './support/server.js';
 
 let server: TestServer;
@@ -27,14 +27,8 @@ afterAll(async () => {
   await server?.close();
 });
 
-async function post(body: unknown, userId = 'eve') {
-  const response = await fetch(`${server.url}/graphql`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${await server.token(userId)}` },
-    body: typeof body === 'string' ? body : JSON.stringify(body),
-  });
-  return { status: response.status, text: await response.text() };
-}
+const post = (body: string | { query: string; variables?: Record<string, unknown> }, userId = 'eve') =>
+  postGraphQL(server, body, { user: userId });
 
 describe('errors', () => {
   it('masks a database failure as INTERNAL_SERVER_ERROR without SQL or stack', async () => {
@@ -116,7 +110,11 @@ describe('domain errors', () => {
     const { config } = server;
     const chat = createChat({
       agent,
-      tools: { shared: () => [], limits: DEFAULT_TOOL_LIMITS, todo: {} },
+      tools: {
+        shared: () => [],
+        limits: { timeoutMs: config.limits.toolTimeoutMs, maxResultBytes: config.limits.toolResultMaxBytes },
+        todo: {},
+      },
       settings: turnSettings(config),
       log: createLogger('silent'),
     });

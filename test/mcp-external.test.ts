@@ -20,7 +20,7 @@ import { taskStore } from '../src/db/stores/tasks.js';
 import { createLogger } from '../src/log.js';
 import { loadMcpConfig, parseMcpConfig } from '../src/mcp/config.js';
 import { connectMcpServers, type McpHub, type McpHubEvents } from '../src/mcp/hub.js';
-import { createToolBox, DEFAULT_TOOL_LIMITS, type ToolServer } from '../src/mcp/toolbox.js';
+import { createToolBox, type ToolLimits, type ToolServer } from '../src/mcp/toolbox.js';
 import { openTurnTools } from '../src/mcp/turn-tools.js';
 import { defined } from './support/defined.js';
 import { startTestServer, TEST_JWT_SECRET, type TestServer } from './support/server.js';
@@ -82,9 +82,15 @@ async function listDirectly(): Promise<McpTool[]> {
   }
 }
 
+/** The tool limits of the server's configuration, as the app gives them to every tool box. */
+const toolLimits = (): ToolLimits => ({
+  timeoutMs: server.config.limits.toolTimeoutMs,
+  maxResultBytes: server.config.limits.toolResultMaxBytes,
+});
+
 /** The tool box a turn of `userId` gets: the todo server plus the app's shared external servers. */
 async function turnTools(userId: string, shared: ToolServer[] = server.app.mcp.servers()) {
-  const tools = await openTurnTools(taskStore(server.app.orm.em.fork()), userId, DEFAULT_TOOL_LIMITS, shared);
+  const tools = await openTurnTools(taskStore(server.app.orm.em.fork()), userId, toolLimits(), shared);
   closeAfter.push(tools);
   return tools;
 }
@@ -236,7 +242,7 @@ describe('external MCP servers from MCP_CONFIG', () => {
     closeAfter.push(hub);
     expect(hub.status()).toEqual([{ name: 'remote', transport: 'http', state: 'connected', tools: 5 }]);
 
-    const tools = await createToolBox(hub.servers());
+    const tools = await createToolBox(hub.servers(), toolLimits());
     expect(
       tools
         .list()
@@ -278,13 +284,13 @@ await server.connect(new StdioServerTransport());
       createLogger('silent'),
     );
     closeAfter.push(hub);
-    const first = await createToolBox(hub.servers());
+    const first = await createToolBox(hub.servers(), toolLimits());
     expect(first.list().map((tool) => tool.name)).toEqual(['growing__grow']);
 
     const changed = next(hub, 'toolsChanged', 'growing');
     expect(await first.call('growing__grow', {})).toMatchObject({ isError: false, content: 'grew leaf_1' });
     await changed;
-    const second = await createToolBox(hub.servers());
+    const second = await createToolBox(hub.servers(), toolLimits());
     expect(second.list().map((tool) => tool.name)).toEqual(['growing__grow', 'growing__leaf_1']);
     expect(await second.call('growing__leaf_1', {})).toMatchObject({ isError: false, content: 'I am leaf_1' });
   });

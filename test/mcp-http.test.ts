@@ -5,6 +5,8 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { defined } from './support/defined.js';
+import { postMcp } from './support/http.js';
 import { startTestServer, type TestServer } from './support/server.js';
 
 let server: TestServer;
@@ -40,12 +42,8 @@ type RpcBody = { jsonrpc: string; id: unknown; result?: unknown; error?: { code:
 
 /** A raw JSON-RPC POST to `/mcp`, as a client without an SDK sends it. */
 async function post(body: unknown, headers: Record<string, string> = {}) {
-  const response = await fetch(`${server.url}/mcp`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers },
-    body: typeof body === 'string' ? body : JSON.stringify(body),
-  });
-  return { status: response.status, headers: response.headers, body: (await response.json()) as RpcBody };
+  const answer = await postMcp(server, body, { headers });
+  return { status: answer.status, headers: answer.headers, body: defined(answer.body, `a JSON answer, got: ${answer.text}`) as RpcBody };
 }
 
 const INITIALIZE = {

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { DEFAULT_SYSTEM_PROMPT, loadSystemPrompt } from '../src/agent/system-prompt.js';
+import { DEFAULT_SYSTEM_PROMPT, loadConfig } from '../src/config.js';
 import { at, defined } from './support/defined.js';
 import { delayed, type FakeOpenAi, httpError, reply, startFakeOpenAi, toolCalls, usage } from './support/fake-openai.js';
 import { gqlError, SEND, send } from './support/graphql.js';
@@ -545,17 +545,24 @@ describe('the turn deadline and the system prompt setting', () => {
   }
 });
 
-describe('loadSystemPrompt', () => {
-  it('is SYSTEM_PROMPT, else the content of SYSTEM_PROMPT_FILE, else the default', async () => {
+describe('the system prompt of the configuration', () => {
+  it('is SYSTEM_PROMPT, else the content of SYSTEM_PROMPT_FILE (read by loadConfig), else the default', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'system-prompt-'));
     try {
       const file = path.join(dir, 'prompt.txt');
       await writeFile(file, 'Prompt from a file.\n');
-      expect(loadSystemPrompt({ systemPrompt: { text: 'Prompt text.' } })).toBe('Prompt text.');
-      expect(loadSystemPrompt({ systemPrompt: { file } })).toBe('Prompt from a file.\n');
-      expect(loadSystemPrompt({ systemPrompt: {} })).toBe(DEFAULT_SYSTEM_PROMPT);
-      expect(() => loadSystemPrompt({ systemPrompt: { text: 'a', file } })).toThrow('Set SYSTEM_PROMPT or SYSTEM_PROMPT_FILE, not both');
-      expect(() => loadSystemPrompt({ systemPrompt: { file: path.join(dir, 'missing.txt') } })).toThrow(/^SYSTEM_PROMPT_FILE: cannot read/);
+      const empty = path.join(dir, 'empty.txt');
+      await writeFile(empty, ' \n');
+      expect(loadConfig({ SYSTEM_PROMPT: 'Prompt text.' }).openai.systemPrompt).toBe('Prompt text.');
+      expect(loadConfig({ SYSTEM_PROMPT_FILE: file }).openai.systemPrompt).toBe('Prompt from a file.\n');
+      expect(loadConfig({}).openai.systemPrompt).toBe(DEFAULT_SYSTEM_PROMPT);
+      expect(() => loadConfig({ SYSTEM_PROMPT: 'a', SYSTEM_PROMPT_FILE: file })).toThrow(
+        'Set SYSTEM_PROMPT or SYSTEM_PROMPT_FILE, not both',
+      );
+      expect(() => loadConfig({ SYSTEM_PROMPT_FILE: path.join(dir, 'missing.txt') })).toThrow(/^SYSTEM_PROMPT_FILE: cannot read/);
+      expect(() => loadConfig({ SYSTEM_PROMPT_FILE: empty })).toThrow(`SYSTEM_PROMPT_FILE: ${JSON.stringify(empty)} is empty`);
+      // The agent's module hands on what the configuration loaded.
+      expect(loadConfig({ SYSTEM_PROMPT_FILE: file }).openai.systemPrompt).toBe('Prompt from a file.\n');
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -17,6 +17,7 @@ import { defined } from './support/defined.js';
 import { delayed, type FakeOpenAi, reply, startFakeOpenAi } from './support/fake-openai.js';
 import { gqlError, SEND as SEND_MESSAGE, send } from './support/graphql.js';
 import { killAll, runCli, runServer, type ServerProcess, serverEnv, startServer } from './support/process.js';
+import { until } from './support/wait.js';
 
 const JWT_SECRET = 'process-test-secret-that-is-long-enough-for-hs256';
 const JWT = /^[\w-]+\.[\w-]+\.[\w-]+$/;
@@ -410,15 +411,17 @@ describe('graceful shutdown with a turn running', () => {
     const first = await startServer(modelEnv({ SHUTDOWN_GRACE: '500', TURN_LEASE: '60000' }));
     const token = (await runCli(['token', 'impatient'], modelEnv())).stdout.trim();
     const input = { message: 'hello again', clientMessageId: 'grace-key' };
-    const cut = gqlError(client(first, token), SEND_MESSAGE, { input }).catch((error: Error) => ({
-      code: error.message,
-      message: '',
-      extensions: {},
-    }));
+    // The client of the turn cut short gets an error or a closed connection, never a completed turn.
+    const cut = client(first, token)
+      .request(SEND_MESSAGE, { input })
+      .then(
+        () => 'answered as completed',
+        (error: Error) => error,
+      );
     await untilRequests(fake, 1);
     expect(await first.stop('SIGTERM', 15_000)).toEqual({ code: 0, signal: null });
     expect(first.logs().some((line) => line.msg === 'released the leases of turns cut short by shutdown')).toBe(true);
-    await cut;
+    expect(await cut).toBeInstanceOf(Error);
 
     const second = await startServer(modelEnv());
     const retry = await send(client(second, token), input.message, undefined, { clientMessageId: input.clientMessageId });
@@ -427,10 +430,9 @@ describe('graceful shutdown with a turn running', () => {
   });
 });
 
-async function untilRequests(fake: FakeOpenAi, count: number): Promise<void> {
-  for (let i = 0; i < 500 && fake.requests.length < count; i++) await new Promise((r) => setTimeout(r, 10));
-  expect(fake.requests.length).toBeGreaterThanOrEqual(count);
-}
+/** Resolves once the fake model has received `count` requests: the turn is running on the model. */
+const untilRequests = (fake: FakeOpenAi, count: number) =>
+  until(() => fake.requests.length >= count, `${count} request(s) to the fake model (${fake.requests.length} so far)`);
 
 describe("on a Node.js older than package.json engines (the machine's /usr/bin/node, where it is one)", () => {
   it('`node dist/src/main.js` and `node dist/src/cli.js` refuse at once, saying the version found and what to do', async ({ skip }) => {

@@ -7,6 +7,7 @@ import { getIntrospectionQuery } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defined, first } from './support/defined.js';
 import { send } from './support/graphql.js';
+import { postGraphQL } from './support/http.js';
 import { startTestServer, type TestServer } from './support/server.js';
 
 let server: TestServer;
@@ -24,12 +25,8 @@ afterAll(async () => {
 type Answer = { status: number; errors?: { message: string; extensions: Record<string, unknown> }[]; data?: unknown };
 
 async function run(query: string, variables?: Record<string, unknown>): Promise<Answer> {
-  const response = await fetch(`${server.url}/graphql`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${await server.token('alice')}` },
-    body: JSON.stringify({ query, variables }),
-  });
-  return { status: response.status, ...((await response.json()) as Omit<Answer, 'status'>) };
+  const answer = await postGraphQL(server, { query, variables }, { user: 'alice' });
+  return { status: answer.status, ...(defined(answer.body, `a JSON answer, got: ${answer.text}`) as Omit<Answer, 'status'>) };
 }
 
 /** Expects `query` refused with 400, `code` and `limit`, and no SQL statement sent. */

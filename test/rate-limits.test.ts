@@ -14,6 +14,7 @@ import { connectInMemory } from '../src/mcp/toolbox.js';
 import { defined, first } from './support/defined.js';
 import { type FakeOpenAi, reply, startFakeOpenAi } from './support/fake-openai.js';
 import { gqlError, SEND, send } from './support/graphql.js';
+import { postMcp } from './support/http.js';
 import { startTestServer, type TestServer } from './support/server.js';
 
 const LIMITS = {
@@ -58,16 +59,8 @@ type RpcResponse = {
 
 /** A raw JSON-RPC POST to `/mcp` as `userId` (one message, or a batch when given an array: then `B` is `RpcResponse[]`). */
 async function mcp<B = RpcResponse>(userId: string, body: unknown, on: TestServer = server) {
-  const response = await fetch(`${on.url}/mcp`, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-      authorization: `Bearer ${await on.token(userId)}`,
-    },
-    body: JSON.stringify(body),
-  });
-  return { status: response.status, headers: response.headers, body: (await response.json()) as B };
+  const answer = await postMcp(on, body, { user: userId });
+  return { status: answer.status, headers: answer.headers, body: defined(answer.body, `a JSON answer, got: ${answer.text}`) as B };
 }
 
 let rpcId = 0;

@@ -2,6 +2,7 @@
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defined } from './support/defined.js';
+import { postRest } from './support/http.js';
 import { startTestServer, type TestServer } from './support/server.js';
 
 /** A JSON answer of `POST /api/{user_id}/chat`: a turn or an error. */
@@ -25,14 +26,9 @@ afterAll(async () => {
 });
 
 async function chat(userId: string, body: unknown, token?: string | null, headers: Record<string, string> = {}) {
-  const auth = token === null ? {} : { authorization: `Bearer ${token ?? (await server.token(userId))}` };
-  const response = await fetch(`${server.url}/api/${encodeURIComponent(userId)}/chat`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...auth, ...headers },
-    body: typeof body === 'string' ? body : JSON.stringify(body),
-  });
+  const answer = await postRest(server, userId, body, token === null ? { headers } : { user: userId, token, headers });
   // The JSON a client gets back, read loosely: each test states the exact shape it expects.
-  return { status: response.status, body: (await response.json()) as ChatBody };
+  return { status: answer.status, body: defined(answer.body, `a JSON answer, got: ${answer.text}`) as ChatBody };
 }
 
 describe('POST /api/{user_id}/chat', () => {

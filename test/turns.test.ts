@@ -7,8 +7,10 @@ import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OfflineAgent } from '../src/agent/offline.js';
 import type { Agent, AgentInput } from '../src/agent/types.js';
+import { Gate } from './support/gate.js';
 import { gqlError, SEND, send } from './support/graphql.js';
 import { startTestServer, type TestServer } from './support/server.js';
+import { sleep, until } from './support/wait.js';
 
 /**
  * The offline agent, held at the start of each turn whose message contains "slow" until released,
@@ -17,9 +19,8 @@ import { startTestServer, type TestServer } from './support/server.js';
 class GatedAgent implements Agent {
   readonly name = 'gated';
   private readonly inner = new OfflineAgent();
-  private waiting: (() => void)[] = [];
   private exploded = new Set<string>();
-  started = 0;
+  readonly gate = new Gate();
 
   async run(input: AgentInput) {
     const last = input.messages.at(-1);
@@ -27,15 +28,8 @@ class GatedAgent implements Agent {
       this.exploded.add(last.content);
       throw new Error('model unreachable');
     }
-    if (last?.role === 'user' && last.content.includes('slow')) {
-      this.started += 1;
-      await new Promise<void>((resolve) => this.waiting.push(resolve));
-    }
+    if (last?.role === 'user' && last.content.includes('slow')) await this.gate.hold();
     return this.inner.run(input);
-  }
-
-  release() {
-    for (const resolve of this.waiting.splice(0)) resolve();
   }
 }
 
@@ -49,22 +43,25 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  agent.release();
+  agent.gate.release();
   await server?.close();
 });
 
-async function untilStarted(count: number) {
-  for (let i = 0; i < 200 && agent.started < count; i++) await new Promise((r) => setTimeout(r, 10));
-  expect(agent.started).toBe(count);
-}
+/** Resolves once the request waits in the queue of `conversationId` (it joins on its first busy answer). */
+const untilQueued = (conversationId: string, count: number) =>
+  until(
+    async () =>
+      (await db.query('select count(*)::int as n from turn_waiter where conversation_id = $1', [conversationId])).rows[0].n === count,
+    `${count} waiter(s) in the queue of ${conversationId}`,
+  );
 
 describe('a conversation with a running turn', () => {
   it('rejects a second message with CONVERSATION_BUSY and retryAfterMs, storing nothing', async () => {
     const client = await server.client('busy-reject');
     const { conversation } = await send(client, 'add first');
-    const before = agent.started;
+    const before = agent.gate.held;
     const slow = send(client, 'add slow thing', conversation.id);
-    await untilStarted(before + 1);
+    await agent.gate.untilHeld(before + 1);
 
     const error = await gqlError(client, SEND, { input: { conversationId: conversation.id, message: 'add second' } });
     expect(error.code).toBe('CONVERSATION_BUSY');
@@ -76,20 +73,20 @@ describe('a conversation with a running turn', () => {
     ]);
     expect(stored.rows.map((r) => r.content)).toEqual(['add first', 'add slow thing']);
 
-    agent.release();
+    agent.gate.release();
     expect((await slow).assistantMessage.seq).toBe(4);
   });
 
   it('with ifBusy: ENQUEUE waits for the running turn, then runs after it', async () => {
     const client = await server.client('busy-enqueue');
     const { conversation } = await send(client, 'add first');
-    const before = agent.started;
+    const before = agent.gate.held;
     const slow = send(client, 'add slow thing', conversation.id);
-    await untilStarted(before + 1);
+    await agent.gate.untilHeld(before + 1);
 
     const queued = send(client, 'add second', conversation.id, { ifBusy: 'ENQUEUE' });
-    await new Promise((r) => setTimeout(r, 150));
-    agent.release();
+    await untilQueued(conversation.id, 1);
+    agent.gate.release();
     const [a, b] = await Promise.all([slow, queued]);
     expect([a.userMessage.seq, a.assistantMessage.seq, b.userMessage.seq, b.assistantMessage.seq]).toEqual([3, 4, 5, 6]);
     const stored = await db.query('select seq, role, content from message where conversation_id = $1 order by seq', [conversation.id]);
@@ -176,15 +173,15 @@ describe('a turn that loses its lease (its instance stalled past TURN_LEASE)', (
   it('is closed as failed by the next message, and still lands its reply in its own slot when it wakes', async () => {
     const client = await server.client('stalled');
     const { conversation } = await send(client, 'add first');
-    const before = agent.started;
+    const before = agent.gate.held;
     const stalled = send(client, 'add slow stalled', conversation.id);
-    await untilStarted(before + 1);
+    await agent.gate.untilHeld(before + 1);
     // What another instance sees once the stalled instance stopped renewing: an expired lease.
     await db.query(`update conversation set lease_expires_at = now() - interval '1 second' where id = $1`, [conversation.id]);
 
     const next = await send(client, 'add next', conversation.id);
     expect([next.userMessage.seq, next.assistantMessage.seq]).toEqual([5, 6]);
-    agent.release();
+    agent.gate.release();
     const late = await stalled;
     expect([late.userMessage.seq, late.assistantMessage.seq, late.assistantMessage.status]).toEqual([3, 4, 'COMPLETE']);
 
@@ -211,7 +208,7 @@ describe('the turn lease and the turn deadline', () => {
   });
 
   afterAll(async () => {
-    held.release();
+    held.gate.release();
     await shortLease?.close();
   });
 
@@ -219,13 +216,15 @@ describe('the turn lease and the turn deadline', () => {
     const client = await shortLease.client('long-turn');
     const { conversation } = await send(client, 'add first');
     const slow = send(client, 'add slow thing', conversation.id);
-    for (let i = 0; i < 200 && held.started < 1; i++) await new Promise((r) => setTimeout(r, 10));
+    await held.gate.untilHeld(1);
 
-    await new Promise((r) => setTimeout(r, 900)); // three leases long
+    // Time itself is the point here: the turn runs three leases long (TURN_LEASE is 300 ms), and
+    // only its renewals keep the conversation from being taken over.
+    await sleep(900);
     const error = await gqlError(client, SEND, { input: { conversationId: conversation.id, message: 'add intruder' } });
     expect(error.code).toBe('CONVERSATION_BUSY');
 
-    held.release();
+    held.gate.release();
     expect((await slow).assistantMessage.seq).toBe(4);
     expect((await send(client, 'add after', conversation.id)).userMessage.seq).toBe(5);
   });
@@ -236,6 +235,7 @@ describe('the turn lease and the turn deadline', () => {
     const started = Date.now();
     const error = await gqlError(client, SEND, { input: { conversationId: conversation.id, message: 'add slow forever' } });
     expect(error.code).toBe('UPSTREAM_ERROR');
+    // A lower bound only (a slow machine makes it longer, never shorter): the turn ran until TURN_DEADLINE (3 s).
     expect(Date.now() - started).toBeGreaterThanOrEqual(2_900);
     const next = await send(client, 'add after', conversation.id);
     expect([next.userMessage.seq, next.assistantMessage.seq]).toEqual([5, 6]);

@@ -15,10 +15,10 @@ import type { Agent, AgentInput, AgentMessage, AgentReply, TokenUsage } from './
 
 export type ToolLoopOptions = {
   provider: ModelProvider;
-  /** Model calls per turn that may ask for tools; past them the turn ends with an explanation (default 8). */
-  maxToolRounds?: number;
-  /** Token budget of the context sent (default 32,000); see `fitContext`. */
-  contextTokens?: number;
+  /** Model calls per turn that may ask for tools; past them the turn ends with an explanation (`MAX_TOOL_ROUNDS`). */
+  maxToolRounds: number;
+  /** Token budget of the context sent (`CONTEXT_TOKENS`); see `fitContext`. */
+  contextTokens: number;
   /** Sent first in every model call. */
   systemPrompt: string;
   log: Logger;
@@ -36,8 +36,8 @@ export class ToolLoopAgent implements Agent {
   constructor(options: ToolLoopOptions) {
     this.name = options.provider.model;
     this.provider = options.provider;
-    this.maxToolRounds = options.maxToolRounds ?? 8;
-    this.contextTokens = options.contextTokens ?? 32_000;
+    this.maxToolRounds = options.maxToolRounds;
+    this.contextTokens = options.contextTokens;
     this.systemPrompt = options.systemPrompt;
     this.log = options.log;
   }

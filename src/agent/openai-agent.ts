@@ -1,11 +1,10 @@
 /**
  * The agent on a language model as the app builds it: the tool loop (`loop.ts`) on the OpenAI
- * provider (`openai-provider.ts`), with the todo assistant's system prompt unless told otherwise.
+ * provider (`openai-provider.ts`). Every setting is given: the defaults are `config.ts`'s.
  */
 import type { Logger } from '../log.js';
 import { ToolLoopAgent } from './loop.js';
 import { OpenAiProvider } from './openai-provider.js';
-import { DEFAULT_SYSTEM_PROMPT } from './system-prompt.js';
 
 export type OpenAiAgentOptions = {
   /** Sent as the bearer token; servers that check none (Ollama) accept any non-empty value. */
@@ -14,21 +13,21 @@ export type OpenAiAgentOptions = {
   baseURL?: string;
   /** The model asked for in every request. */
   model: string;
-  /** Retries of one failed model call (429, 5xx, connection errors), done by the SDK (default 2). */
-  maxRetries?: number;
-  /** Model calls per turn that may ask for tools; past them the turn ends with an explanation (default 8). */
-  maxToolRounds?: number;
-  /** Token budget of the context sent (default 32,000); see `fitContext`. */
-  contextTokens?: number;
-  /** The system prompt (default `DEFAULT_SYSTEM_PROMPT`). */
-  systemPrompt?: string;
+  /** Retries of one failed model call (429, 5xx, connection errors), done by the SDK (`OPENAI_MAX_RETRIES`). */
+  maxRetries: number;
+  /** Model calls per turn that may ask for tools; past them the turn ends with an explanation (`MAX_TOOL_ROUNDS`). */
+  maxToolRounds: number;
+  /** Token budget of the context sent (`CONTEXT_TOKENS`); see `fitContext`. */
+  contextTokens: number;
+  /** The system prompt (`config.openai.systemPrompt`). */
+  systemPrompt: string;
   log: Logger;
 };
 
 /** An `Agent` on any OpenAI-compatible Chat Completions endpoint, named for its model. */
 export class OpenAiAgent extends ToolLoopAgent {
   constructor(options: OpenAiAgentOptions) {
-    const { apiKey, baseURL, model, maxRetries, maxToolRounds, contextTokens, systemPrompt = DEFAULT_SYSTEM_PROMPT } = options;
+    const { apiKey, baseURL, model, maxRetries, maxToolRounds, contextTokens, systemPrompt } = options;
     // One logger for the SDK's lines and the loop's, so that both carry the agent and its model.
     const log = options.log.child({ agent: 'openai', model });
     super({ provider: new OpenAiProvider({ apiKey, baseURL, model, maxRetries, log }), maxToolRounds, contextTokens, systemPrompt, log });

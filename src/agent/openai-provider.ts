@@ -19,8 +19,8 @@ export type OpenAiProviderOptions = {
   baseURL?: string;
   /** The model asked for in every request. */
   model: string;
-  /** Retries of one failed model call (429, 5xx, connection errors), done by the SDK (default 2). */
-  maxRetries?: number;
+  /** Retries of one failed model call (429, 5xx, connection errors), done by the SDK (`OPENAI_MAX_RETRIES`). */
+  maxRetries: number;
   /** Where the SDK's own log lines go, at this logger's level. */
   log: Logger;
 };
@@ -43,7 +43,7 @@ export class OpenAiProvider implements ModelProvider {
       project: null,
       adminAPIKey: null,
       webhookSecret: null,
-      maxRetries: options.maxRetries ?? 2,
+      maxRetries: options.maxRetries,
       logger: sdkLogger(options.log),
       logLevel: sdkLogLevel(options.log.level),
     });

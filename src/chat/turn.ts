@@ -15,6 +15,7 @@ import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Agent, AgentMessage, AgentReply, ToolBox, ToolCallRecord } from '../agent/types.js';
 import type { Viewer } from '../auth/viewer.js';
+import { backoff } from '../backoff.js';
 import { retryTransient } from '../db/retry.js';
 import type { TurnSignals } from '../db/signals.js';
 import { isUuid, newId } from '../entities/ids.js';
@@ -213,7 +214,7 @@ async function beginInOrder(deps: TurnDeps, viewer: Viewer, input: SendMessageIn
         if (!(error instanceof ConversationBusy) || input.ifBusy !== 'ENQUEUE' || Date.now() >= deadline) throw error;
         if (ticket === null || !(await stillWaiting(deps.em, viewer.userId, ticket)))
           ticket = await joinQueue(deps.em, viewer.userId, error.conversationId);
-        const pause = Math.min(20 * 2 ** Math.min(wait, 5), 400, Math.max(deadline - Date.now(), 0));
+        const pause = Math.min(backoff({ baseMs: 20, maxMs: 400 })(wait), Math.max(deadline - Date.now(), 0));
         await (deps.signals ? deps.signals.waitForTurnEnd(error.conversationId, pause) : sleep(pause));
       }
     }

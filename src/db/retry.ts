@@ -7,6 +7,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ConnectionException, DeadlockException, type DriverException } from '@mikro-orm/core';
+import { backoff } from '../backoff.js';
 import type { Logger } from '../log.js';
 
 const TRANSIENT_SQLSTATES = new Set([
@@ -22,6 +23,8 @@ const TRANSIENT_SQLSTATES = new Set([
   '08004',
   '08006', // connection exceptions
 ]);
+/** 50 ms doubling, at most 4 s, jittered: eight tries wait about 13 s in all. */
+const pauseAfter = backoff({ baseMs: 50, maxMs: 4_000, jitter: true });
 const TRANSIENT_MESSAGE =
   /connection terminated|not queryable|timeout exceeded when trying to connect|terminating connection|ECONNREFUSED|ECONNRESET|EPIPE|Connection closed|connection error|server closed the connection|the database system is (starting up|shutting down)/i;
 
@@ -53,7 +56,7 @@ export async function retryTransient<T>(work: (attempt: number) => Promise<T>, o
       return await work(attempt);
     } catch (error) {
       if (!isTransient(error) || attempt + 1 >= tries) throw error;
-      const pause = Math.min(50 * 2 ** attempt, 4_000) * (0.5 + Math.random() / 2);
+      const pause = pauseAfter(attempt);
       options.log.warn({ err: error, what: options.what, attempt, pauseMs: Math.round(pause) }, 'transient database error; retrying');
       await sleep(pause);
     }

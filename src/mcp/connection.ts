@@ -16,6 +16,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { getDefaultEnvironment, StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { Tool as McpTool } from '@modelcontextprotocol/sdk/types.js';
+import { backoff } from '../backoff.js';
 import type { Logger } from '../log.js';
 import type { McpServerConfig } from './config.js';
 
@@ -204,7 +205,7 @@ export class McpConnection {
   }
 
   private schedule(): void {
-    const delay = Math.min(this.settings.maxReconnectDelayMs, this.settings.reconnectDelayMs * 2 ** this.failures);
+    const delay = backoff({ baseMs: this.settings.reconnectDelayMs, maxMs: this.settings.maxReconnectDelayMs })(this.failures);
     // Unref'd: a pending reconnection must not keep a stopping process alive.
     this.timer = setTimeout(() => void this.reconnect(), delay).unref();
   }

@@ -43,17 +43,16 @@ export type ToolLimits = {
   maxResultBytes: number;
 };
 
-export const DEFAULT_TOOL_LIMITS: ToolLimits = { timeoutMs: 30_000, maxResultBytes: 16 * 1024 };
-
 const MAX_TOOL_NAME = 64;
 
 /**
  * Builds a tool box over connected MCP servers; see `ToolServer` for how names are offered.
+ * `limits` come from the configuration (`TOOL_TIMEOUT`, `TOOL_RESULT_MAX_BYTES`).
  * `onCall` hears of each call as soon as it completes (the turn stores it at once).
  */
 export async function createToolBox(
   servers: ToolServer[],
-  limits: ToolLimits = DEFAULT_TOOL_LIMITS,
+  limits: ToolLimits,
   onCall?: (call: ToolCallRecord) => void,
 ): Promise<ToolBox & { close(): Promise<void> }> {
   const routes = new Map<string, Route>();

@@ -19,23 +19,19 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RATE_LIMITS_OFF } from '../../src/config.js';
 import { defined } from '../support/defined.js';
 import { SEND, type SendResult } from '../support/graphql.js';
+import { type Answer, callMcpTool, gql, postGraphQL, postRest } from '../support/http.js';
 import {
-  type Answer,
-  callMcpTool,
   countRows,
   fuzzSeed,
-  gql,
   nowSeconds,
   ownCursors,
-  postGraphQL,
-  postRest,
   RAW_DATABASE_TEXT,
   rowsChecksum,
   signClaims,
-  uniqueUser,
   type ViewerData,
 } from '../support/security.js';
 import { startTestServer, type TestServer } from '../support/server.js';
+import { uniqueUser } from '../support/users.js';
 
 let server: TestServer;
 const bob = uniqueUser('bob');

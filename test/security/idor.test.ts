@@ -36,8 +36,10 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defined, first } from '../support/defined.js';
 import { SEND, type SendResult } from '../support/graphql.js';
-import { type Answer, callMcpTool, type GraphQLBody, gql, postMcp, postRest, rowsChecksum, uniqueUser } from '../support/security.js';
+import { type Answer, callMcpTool, type GraphQLBody, gql, postMcp, postRest } from '../support/http.js';
+import { rowsChecksum } from '../support/security.js';
 import { startTestServer, type TestServer } from '../support/server.js';
+import { uniqueUser } from '../support/users.js';
 
 // ---------------------------------------------------------------------------------------------
 // The generator: targets from the schema

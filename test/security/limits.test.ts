@@ -17,8 +17,10 @@ import { randomUUID } from 'node:crypto';
 import { getIntrospectionQuery } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SEND } from '../support/graphql.js';
-import { type Answer, codes, countRows, firstError, type GraphQLBody, gql, postGraphQL, request, uniqueUser } from '../support/security.js';
+import { type Answer, codes, firstError, type GraphQLBody, gql, postGraphQL, request } from '../support/http.js';
+import { countRows } from '../support/security.js';
 import { startTestServer, type TestServer } from '../support/server.js';
+import { uniqueUser } from '../support/users.js';
 
 let server: TestServer;
 

@@ -5,8 +5,9 @@
  * any SQL. (`limits.test.ts` shows the suggestions outside production.)
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { codes, gql, uniqueUser } from '../support/security.js';
+import { codes, gql } from '../support/http.js';
 import { startTestServer, type TestServer } from '../support/server.js';
+import { uniqueUser } from '../support/users.js';
 
 let server: TestServer;
 

@@ -11,24 +11,18 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defined } from '../support/defined.js';
 import { SEND, type SendResult } from '../support/graphql.js';
+import { type Answer, callMcpTool, firstError, type GraphQLBody, gql, postRest, request } from '../support/http.js';
 import {
-  type Answer,
-  callMcpTool,
   countRows,
   expectNoServerError,
   expectNothingStored,
-  firstError,
-  type GraphQLBody,
-  gql,
   type OwnCursors,
   ownCursors,
-  postRest,
   RAW_DATABASE_TEXT,
   rawRequest,
-  request,
-  uniqueUser,
 } from '../support/security.js';
 import { startTestServer, type TestServer } from '../support/server.js';
+import { uniqueUser } from '../support/users.js';
 
 let server: TestServer;
 

@@ -4,8 +4,10 @@
  * past, and `sub` must still be usable text.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { nowSeconds, postGraphQL, signClaims, uniqueUser, type ViewerData } from '../support/security.js';
+import { postGraphQL } from '../support/http.js';
+import { nowSeconds, signClaims, type ViewerData } from '../support/security.js';
 import { startTestServer, type TestServer } from '../support/server.js';
+import { uniqueUser } from '../support/users.js';
 
 let server: TestServer;
 
