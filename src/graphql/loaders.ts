@@ -13,25 +13,11 @@ import { findConversations } from '../db/stores/conversations.js';
 import { findMessages, messagePages } from '../db/stores/messages.js';
 import { type ToolCallFilter, toolCallPages, toolCallsOfMessages } from '../db/stores/tool-calls.js';
 import type { Conversation, Message, ToolCall } from '../entities/index.js';
-import { badInput } from '../errors.js';
-import { type Connection, decodeCursor, encodeCursor, type Page, type PageArgs, parsePage, toConnection } from './pagination.js';
-import { parseId } from './resolvers/ids.js';
+import { type Connection, cursors, type Page, type PageArgs, parsePage, toConnection } from './pagination.js';
 
 export type Loaders = ReturnType<typeof createLoaders>;
 
 type PageKey<A> = { parentId: string; args: A };
-
-export const messageCursor = (message: Message) => encodeCursor('message', [message.seq]);
-export const toolCallCursor = (call: ToolCall) => encodeCursor('toolCall', [call.id]);
-const decodeMessageCursor = (cursor: string, argument: string) => {
-  const seq = decodeCursor('message', ['n'], cursor, argument)[0] as number;
-  // `seq` is a PostgreSQL integer: a key outside its range is no cursor this server made.
-  if (seq < 0 || seq > INT_MAX) throw badInput(`${argument} is not a valid cursor for this connection`, argument);
-  return seq;
-};
-const decodeToolCallCursor = (cursor: string, argument: string) =>
-  parseId(decodeCursor('toolCall', ['s'], cursor, argument)[0] as string, argument);
-const INT_MAX = 2 ** 31 - 1;
 
 /** Creates the loaders of one request of `viewer`, reading through the request's `em`. */
 export function createLoaders(em: EntityManager, viewer: Viewer) {
@@ -54,15 +40,15 @@ export function createLoaders(em: EntityManager, viewer: Viewer) {
   });
 
   const messages = pageLoader<PageArgs, Message>(async (parentIds, args) => {
-    const page = parsePage(args, decodeMessageCursor);
+    const page = parsePage(args, cursors.message.decode);
     const rows = await messagePages(em, userId, parentIds, page);
-    return groupPages(parentIds, rows, (m) => m.conversation.id, page, messageCursor);
+    return groupPages(parentIds, rows, (m) => m.conversation.id, page, cursors.message.encode);
   });
 
   const toolCalls = pageLoader<PageArgs & ToolCallFilter, ToolCall>(async (parentIds, args) => {
-    const page = parsePage(args, decodeToolCallCursor);
+    const page = parsePage(args, cursors.toolCall.decode);
     const rows = await toolCallPages(em, userId, parentIds, page, args);
-    return groupPages(parentIds, rows, (c) => c.conversation.id, page, toolCallCursor);
+    return groupPages(parentIds, rows, (c) => c.conversation.id, page, cursors.toolCall.encode);
   });
 
   return { conversation, message, toolCallsOfMessage, messages, toolCalls };

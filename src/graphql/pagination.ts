@@ -1,12 +1,17 @@
 /**
- * Relay cursor connections over keyset pagination (never OFFSET).
+ * Relay cursor connections over keyset pagination (never OFFSET), and the cursors of every
+ * connection of the schema (`cursors`), in one place.
  *
  * A cursor is opaque to clients: base64url of `[kind, ...key]`, where the key is the row's
  * unique sort key (`seq`, `(last_message_at, id)`, `id`). The kind keeps a cursor of one
- * connection from being used in another. Pages hold 1..100 items, 20 by default.
+ * connection from being used in another, and a key no stored row could have (a non-UUID id, a seq
+ * outside PostgreSQL's integer, a date outside its range) is BAD_USER_INPUT before any SQL runs.
+ * Pages hold 1..100 items, 20 by default.
  */
+import type { ConversationKey } from '../db/stores/conversations.js';
 import type { Page } from '../db/stores/pages.js';
 import { badInput } from '../errors.js';
+import { parseId } from './resolvers/ids.js';
 
 export type { Page };
 
@@ -78,6 +83,47 @@ export function toConnection<T>(rows: T[], page: Page<unknown>, cursorOf: (row: 
       endCursor: edges.at(-1)?.cursor ?? null,
     },
   };
+}
+
+/** How the rows of one connection are written as cursors, and read back (checked) as keys. */
+export type Cursor<T, K> = { encode(row: T): string; decode(cursor: string, argument: string): K };
+
+const INT_MAX = 2 ** 31 - 1;
+
+/** The cursor of each connection of the schema. */
+export const cursors = {
+  conversation: {
+    encode: (c) => encodeCursor('conversation', [c.lastMessageAt.toISOString(), c.id]),
+    decode(cursor, argument) {
+      const [at, id] = decodeCursor('conversation', ['s', 's'], cursor, argument) as [string, string];
+      const lastMessageAt = new Date(at);
+      if (!storableDate(lastMessageAt)) throw badInput(`${argument} is not a valid cursor for this connection`, argument);
+      return { lastMessageAt, id: parseId(id, argument) };
+    },
+  } satisfies Cursor<ConversationKey, ConversationKey>,
+  message: {
+    encode: (m) => encodeCursor('message', [m.seq]),
+    decode(cursor, argument) {
+      const seq = decodeCursor('message', ['n'], cursor, argument)[0] as number;
+      // `seq` is a PostgreSQL integer: a key outside its range is no cursor this server made.
+      if (seq < 0 || seq > INT_MAX) throw badInput(`${argument} is not a valid cursor for this connection`, argument);
+      return seq;
+    },
+  } satisfies Cursor<{ seq: number }, number>,
+  toolCall: {
+    encode: (c) => encodeCursor('toolCall', [c.id]),
+    decode: (cursor, argument) => parseId(decodeCursor('toolCall', ['s'], cursor, argument)[0] as string, argument),
+  } satisfies Cursor<{ id: string }, string>,
+  task: {
+    encode: (t) => encodeCursor('task', [t.id]),
+    decode: (cursor, argument) => parseId(decodeCursor('task', ['s'], cursor, argument)[0] as string, argument),
+  } satisfies Cursor<{ id: string }, string>,
+};
+
+/** A valid date PostgreSQL can compare with (JavaScript's range is wider than its own). */
+export function storableDate(date: Date): boolean {
+  const year = date.getUTCFullYear();
+  return !Number.isNaN(date.getTime()) && year >= 1 && year <= 9999;
 }
 
 function validSize(n: number): boolean {

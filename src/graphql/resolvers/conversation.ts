@@ -1,10 +1,10 @@
 /** Conversations: the viewer's list, one by id, and their nested fields through the loaders. */
 import { Arg, FieldResolver, ID, Int, Query, Resolver, Root } from 'type-graphql';
-import { type ConversationKey, findConversation, listConversations } from '../../db/stores/conversations.js';
+import { findConversation, listConversations } from '../../db/stores/conversations.js';
 import type { Conversation, Message } from '../../entities/index.js';
 import { badInput } from '../../errors.js';
 import type { RequestScope } from '../context.js';
-import { decodeCursor, encodeCursor, parsePage, toConnection } from '../pagination.js';
+import { cursors, parsePage, storableDate, toConnection } from '../pagination.js';
 import {
   ConversationConnection,
   ConversationFilter,
@@ -15,21 +15,6 @@ import {
   Usage,
 } from '../types.js';
 import { parseId } from './ids.js';
-
-const conversationCursor = (c: Conversation) => encodeCursor('conversation', [c.lastMessageAt.toISOString(), c.id]);
-
-function decodeConversationCursor(cursor: string, argument: string): ConversationKey {
-  const [at, id] = decodeCursor('conversation', ['s', 's'], cursor, argument) as [string, string];
-  const lastMessageAt = new Date(at);
-  if (!storableDate(lastMessageAt)) throw badInput(`${argument} is not a valid cursor for this connection`, argument);
-  return { lastMessageAt, id: parseId(id, argument) };
-}
-
-// Private: a valid date PostgreSQL can compare with (JavaScript's range is wider than its own).
-function storableDate(date: Date): boolean {
-  const year = date.getUTCFullYear();
-  return !Number.isNaN(date.getTime()) && year >= 1 && year <= 9999;
-}
 
 @Resolver(() => ConversationType)
 export class ConversationResolver {
@@ -50,14 +35,14 @@ export class ConversationResolver {
     @Arg('filter', () => ConversationFilter, { nullable: true }) filter?: ConversationFilter,
   ) {
     const { viewer } = this.scope;
-    const page = parsePage({ first, after, last, before }, decodeConversationCursor);
+    const page = parsePage({ first, after, last, before }, cursors.conversation.decode);
     for (const bound of ['updatedAfter', 'updatedBefore'] as const) {
       const value = filter?.[bound];
       if (value != null && !storableDate(value))
         throw badInput(`filter.${bound} must be a date between the years 1 and 9999`, `filter.${bound}`);
     }
     const rows = await listConversations(this.scope.em, viewer.userId, page, filter ?? {});
-    return toConnection(rows, page, conversationCursor);
+    return toConnection(rows, page, cursors.conversation.encode);
   }
 
   @FieldResolver(() => MessageConnection, { description: 'Messages by seq: first/after forward, last/before backward.' })

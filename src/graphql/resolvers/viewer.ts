@@ -2,13 +2,8 @@
 import { Arg, Int, Query, Resolver } from 'type-graphql';
 import { taskStore } from '../../db/stores/tasks.js';
 import type { RequestScope } from '../context.js';
-import { decodeCursor, encodeCursor, parsePage, toConnection } from '../pagination.js';
+import { cursors, parsePage, toConnection } from '../pagination.js';
 import { TaskConnection, Tool, Viewer } from '../types.js';
-import { parseId } from './ids.js';
-
-const taskCursor = (task: { id: string }) => encodeCursor('task', [task.id]);
-const decodeTaskCursor = (cursor: string, argument: string) =>
-  parseId(decodeCursor('task', ['s'], cursor, argument)[0] as string, argument);
 
 @Resolver()
 export class ViewerResolver {
@@ -26,8 +21,8 @@ export class ViewerResolver {
     @Arg('completed', () => Boolean, { nullable: true }) completed?: boolean,
   ) {
     const { viewer } = this.scope;
-    const page = parsePage({ first, after }, decodeTaskCursor);
-    return toConnection(await taskStore(this.scope.em).page(viewer.userId, page, completed), page, taskCursor);
+    const page = parsePage({ first, after }, cursors.task.decode);
+    return toConnection(await taskStore(this.scope.em).page(viewer.userId, page, completed), page, cursors.task.encode);
   }
 
   @Query(() => [Tool], { description: 'Every tool the agent is offered in a turn of the viewer.' })
