@@ -112,7 +112,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
     // for a retry elsewhere while the pool is still open.
     toDispose.push({ what: 'releasing the leases of running turns', dispose: () => chat.abandonRunning(orm.em.fork()) });
 
-    const express = createRoutes({ config, log, orm, auth, chat, apollo, shapeCheck: createShapeCheck(schema, config.graphql) });
+    const express = createRoutes({ config, log, orm, auth, chat, mcp, apollo, shapeCheck: createShapeCheck(schema, config.graphql) });
     return {
       express,
       orm,

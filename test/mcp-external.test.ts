@@ -19,11 +19,13 @@ import { loadConfig } from '../src/config.js';
 import { taskStore } from '../src/db/stores/tasks.js';
 import { createLogger } from '../src/log.js';
 import { loadMcpConfig, parseMcpConfig } from '../src/mcp/config.js';
-import { connectMcpServers, type McpHub, type McpHubEvents } from '../src/mcp/hub.js';
+import type { McpServerStatus } from '../src/mcp/connection.js';
+import { connectMcpServers, type McpHub } from '../src/mcp/hub.js';
 import { createToolBox, type ToolLimits, type ToolServer } from '../src/mcp/toolbox.js';
 import { openTurnTools } from '../src/mcp/turn-tools.js';
 import { defined } from './support/defined.js';
 import { startTestServer, TEST_JWT_SECRET, type TestServer } from './support/server.js';
+import { until } from './support/wait.js';
 
 const EVERYTHING = path.resolve('node_modules/@modelcontextprotocol/server-everything/dist/index.js');
 const TODO_TOOLS = ['add_task', 'complete_task', 'delete_task', 'list_tasks', 'update_task'];
@@ -95,16 +97,12 @@ async function turnTools(userId: string, shared: ToolServer[] = server.app.mcp.s
   return tools;
 }
 
-/** Resolves at the next `event` about server `name`. */
-function next(hub: McpHub, event: keyof McpHubEvents, name: string): Promise<void> {
-  return new Promise((resolve) => {
-    const listener = (server: string) => {
-      if (server !== name) return;
-      hub.events.off(event, listener);
-      resolve();
-    };
-    hub.events.on(event, listener);
-  });
+/** The status of the hub's server `name`. */
+function statusOf(hub: McpHub, name: string): McpServerStatus {
+  return defined(
+    hub.status().find((status) => status.name === name),
+    `the status of ${name}`,
+  );
 }
 
 /** A logger whose JSON lines are kept in `lines`. */
@@ -158,6 +156,20 @@ describe('external MCP servers from MCP_CONFIG', () => {
     expect(server.app.mcp.servers().map((shared) => shared.name)).toEqual(['everything']);
   });
 
+  it('shows each external server on /readyz by name, state and tool count only (no pid, no error text), and stays ready', async () => {
+    const ready = await fetch(`${server.url}/readyz`);
+    expect([ready.status, await ready.json()]).toEqual([
+      200,
+      {
+        status: 'ready',
+        mcpServers: [
+          { name: 'everything', state: 'connected', tools: everythingTools.length },
+          { name: 'missing', state: 'failed', tools: 0 },
+        ],
+      },
+    ]);
+  });
+
   it('calls an external tool through MCP and records it like any other call', async () => {
     const tools = await turnTools('ivy');
     const outcome = await tools.call('everything__echo', '{"message": "hello over stdio"}', 'call_echo_1');
@@ -199,11 +211,9 @@ describe('external MCP servers from MCP_CONFIG', () => {
     );
     expect(pid).toEqual(expect.any(Number));
 
-    const dropped = next(hub, 'disconnected', 'everything');
-    const back = next(hub, 'connected', 'everything');
     process.kill(defined(pid, 'the pid of everything'), 'SIGKILL');
-    await dropped;
-    expect(hub.status().find((status) => status.name === 'everything')).toMatchObject({ state: 'reconnecting' });
+    await until(() => statusOf(hub, 'everything').state !== 'connected', 'the hub to see everything drop');
+    expect(statusOf(hub, 'everything')).toMatchObject({ state: 'reconnecting' });
 
     // A turn that was running and a turn that starts now: the tools are still offered; a call fails as data.
     const started = await turnTools('ivy');
@@ -219,11 +229,8 @@ describe('external MCP servers from MCP_CONFIG', () => {
       });
     }
 
-    await back;
-    const after = defined(
-      hub.status().find((status) => status.name === 'everything'),
-      'the status of everything after the reconnect',
-    );
+    await until(() => statusOf(hub, 'everything').state === 'connected', 'everything to be connected again');
+    const after = statusOf(hub, 'everything');
     expect(after).toMatchObject({ state: 'connected', tools: everythingTools.length });
     expect(after.pid).not.toBe(pid);
     const later = await turnTools('ivy');
@@ -287,9 +294,8 @@ await server.connect(new StdioServerTransport());
     const first = await createToolBox(hub.servers(), toolLimits());
     expect(first.list().map((tool) => tool.name)).toEqual(['growing__grow']);
 
-    const changed = next(hub, 'toolsChanged', 'growing');
     expect(await first.call('growing__grow', {})).toMatchObject({ isError: false, content: 'grew leaf_1' });
-    await changed;
+    await until(() => statusOf(hub, 'growing').tools === 2, 'the hub to list the new tool of growing');
     const second = await createToolBox(hub.servers(), toolLimits());
     expect(second.list().map((tool) => tool.name)).toEqual(['growing__grow', 'growing__leaf_1']);
     expect(await second.call('growing__leaf_1', {})).toMatchObject({ isError: false, content: 'I am leaf_1' });

@@ -17,6 +17,7 @@ import { createContext } from '../graphql/context.js';
 import type { createShapeCheck } from '../graphql/limits.js';
 import type { Apollo } from '../graphql/server.js';
 import type { Logger } from '../log.js';
+import type { McpHub } from '../mcp/hub.js';
 import { httpFailure, middlewareFailure, sendError, sendFailure } from './errors.js';
 import { mcpRouter } from './mcp.js';
 import { requestIds } from './request-id.js';
@@ -30,6 +31,8 @@ export type RouteDeps = {
   orm: Orm;
   auth: Authenticator;
   chat: Chat;
+  /** The external MCP servers, for `/readyz`. */
+  mcp: McpHub;
   /** Started. */
   apollo: Apollo;
   /** Refuses a GraphQL document over a limit before Apollo parses it (`createShapeCheck`). */
@@ -53,7 +56,10 @@ export function createRoutes(deps: RouteDeps): Express {
   app.get('/readyz', async (_req, res) => {
     try {
       await orm.em.fork().execute('select 1');
-      res.json({ status: 'ready' });
+      // The external MCP servers do not decide readiness (a turn goes on without them), but an
+      // operator sees here which are connected: names, states and tool counts, nothing else.
+      const mcpServers = deps.mcp.status().map(({ name, state, tools }) => ({ name, state, tools }));
+      res.json({ status: 'ready', mcpServers });
     } catch (error) {
       log.warn({ err: error }, 'readiness check failed');
       res.status(503).json({ status: 'unavailable', error: 'database unreachable' });

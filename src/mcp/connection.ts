@@ -9,7 +9,6 @@
  * the background, with a delay that doubles up to a bound; meanwhile its tools stay offered and a
  * call to one is an `isError` outcome of the tool box.
  */
-import type { EventEmitter } from 'node:events';
 import { createInterface } from 'node:readline';
 import type { PassThrough } from 'node:stream';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
@@ -36,16 +35,6 @@ export type McpServerStatus = {
   pid?: number;
   /** Why the last connection attempt failed or the connection dropped. */
   error?: string;
-};
-
-/** What a connection reports, by server name, on the emitter it is given (the hub's `events`). */
-export type ConnectionEvents = {
-  /** A server was connected (at start or again after a drop) and its tools listed. */
-  connected: [name: string];
-  /** A connected server's connection dropped; a reconnection is scheduled. */
-  disconnected: [name: string, reason: string];
-  /** A server announced a change of its tools and the cached list was replaced. */
-  toolsChanged: [name: string];
 };
 
 export type ConnectionSettings = {
@@ -88,7 +77,6 @@ export class McpConnection {
     private readonly config: McpServerConfig,
     private readonly settings: ConnectionSettings,
     private readonly log: Logger,
-    private readonly events: EventEmitter<ConnectionEvents>,
   ) {}
 
   /** The first connection attempt; a failure leaves the connection `failed`, logged, never thrown. */
@@ -155,7 +143,6 @@ export class McpConnection {
       this.error = undefined;
       this.failures = 0;
       this.log.info({ tools: tools.length, pid: this.pid }, 'external MCP server connected');
-      this.events.emit('connected', this.name);
     } catch (error) {
       await client.close().catch(() => undefined);
       throw error;
@@ -188,7 +175,6 @@ export class McpConnection {
       if (client !== this.client) return;
       this.tools = tools;
       this.log.info({ tools: tools.length }, 'external MCP server changed its tools');
-      this.events.emit('toolsChanged', this.name);
     } catch (error) {
       this.log.warn({ err: error }, 'external MCP server announced new tools but listing them failed; keeping the old list');
     }
@@ -200,7 +186,6 @@ export class McpConnection {
     this.state = 'reconnecting';
     this.error = this.withStderr('the connection closed');
     this.log.warn({ ...this.stderr() }, 'external MCP server disconnected; reconnecting');
-    this.events.emit('disconnected', this.name, this.error);
     this.schedule();
   }
 

@@ -5,22 +5,16 @@
  * Holding connections across requests is the one exception to "servers hold no state": these are
  * caches of outside processes, identical on every instance, and losing them loses nothing.
  */
-import { EventEmitter } from 'node:events';
 import type { Logger } from '../log.js';
 import type { McpConfig } from './config.js';
-import { type ConnectionEvents, type ConnectionSettings, McpConnection, type McpServerStatus } from './connection.js';
+import { type ConnectionSettings, McpConnection, type McpServerStatus } from './connection.js';
 import type { ToolServer } from './toolbox.js';
-
-/** What `McpHub.events` carries: the events of its connections. */
-export type McpHubEvents = ConnectionEvents;
 
 export type McpHub = {
   /** The servers whose tools are offered, for `createToolBox`: prefixed, shared (not owned), with their cached tools. */
   servers(): ToolServer[];
-  /** Every configured server and how it is doing. */
+  /** Every configured server and how it is doing (`/readyz` shows their names, states and tool counts). */
   status(): McpServerStatus[];
-  /** Connection and tool list changes, for health checks and for tests that wait for one. */
-  readonly events: EventEmitter<McpHubEvents>;
   /** Stops reconnecting and closes every connection (stdio children are stopped). */
   close(): Promise<void>;
 };
@@ -40,9 +34,8 @@ export async function connectMcpServers(config: McpConfig, log: Logger, options:
     reconnectDelayMs: options.reconnectDelayMs ?? 500,
     maxReconnectDelayMs: options.maxReconnectDelayMs ?? 30_000,
   };
-  const events = new EventEmitter<McpHubEvents>();
   const connections = Object.entries(config.servers).map(
-    ([name, server]) => new McpConnection(name, server, settings, log.child({ mcpServer: name }), events),
+    ([name, server]) => new McpConnection(name, server, settings, log.child({ mcpServer: name })),
   );
   await Promise.all(connections.map((connection) => connection.start()));
   const connected = connections.filter((connection) => connection.state === 'connected');
@@ -54,7 +47,6 @@ export async function connectMcpServers(config: McpConfig, log: Logger, options:
   }
 
   return {
-    events,
     servers: () =>
       connections.flatMap((connection) => {
         const client = connection.client;
@@ -64,7 +56,6 @@ export async function connectMcpServers(config: McpConfig, log: Logger, options:
     status: () => connections.map((connection) => connection.status()),
     async close() {
       await Promise.all(connections.map((connection) => connection.close()));
-      events.removeAllListeners();
     },
   };
 }
