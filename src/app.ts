@@ -21,6 +21,7 @@ import type { Config } from './config.js';
 import { type Database, openDatabase } from './db/database.js';
 import { migrate, type Orm, openOrm } from './db/orm.js';
 import { listenForTurnEnds } from './db/signals.js';
+import { taskStore } from './db/stores/tasks.js';
 import { createShapeCheck } from './graphql/limits.js';
 import { createSchema } from './graphql/schema.js';
 import { createApollo } from './graphql/server.js';
@@ -97,17 +98,20 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
     await apollo.start();
     toDispose.push({ what: 'stopping Apollo', dispose: () => apollo.stop() });
 
-    const chat = createChat({
+    const chat = await createChat({
       agent,
       tools: {
+        // The todo server is shared by every turn of the process: its own unit of work, no identity map kept.
+        tasks: taskStore(orm.em.fork()),
+        todo: { maxTasks: config.rateLimits.tasks, log },
         shared: () => mcp.servers(),
         limits: { timeoutMs: config.limits.toolTimeoutMs, maxResultBytes: config.limits.toolResultMaxBytes },
-        todo: { maxTasks: config.rateLimits.tasks, log },
       },
       signals,
       settings: turnSettings(config),
       log,
     });
+    toDispose.push({ what: 'closing the todo server', dispose: () => chat.close() });
     // Stopped first: turns still running now will not finish here; their conversations are freed
     // for a retry elsewhere while the pool is still open.
     toDispose.push({ what: 'releasing the leases of running turns', dispose: () => chat.abandonRunning(orm.em.fork()) });

@@ -10,6 +10,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Agent } from '../src/agent/types.js';
 import { createChat, turnSettings } from '../src/chat/chat.js';
+import { taskStore } from '../src/db/stores/tasks.js';
 import { AppError, rateLimited } from '../src/errors.js';
 import { formatError } from '../src/graphql/errors.js';
 import { createLogger, type Logger } from '../src/log.js';
@@ -108,9 +109,10 @@ describe('domain errors', () => {
       },
     };
     const { config } = server;
-    const chat = createChat({
+    const chat = await createChat({
       agent,
       tools: {
+        tasks: taskStore(server.app.orm.em.fork()),
         shared: () => [],
         limits: { timeoutMs: config.limits.toolTimeoutMs, maxResultBytes: config.limits.toolResultMaxBytes },
         todo: {},
@@ -120,7 +122,8 @@ describe('domain errors', () => {
     });
     const error = await chat
       .sendMessage(server.app.orm.em.fork(), { userId: 'cause' }, { message: 'hello' })
-      .catch((thrown: unknown) => thrown);
+      .catch((thrown: unknown) => thrown)
+      .finally(() => chat.close());
     expect(error).toBeInstanceOf(AppError);
     expect(error).not.toBeInstanceOf(GraphQLError);
     expect(error).toMatchObject({ code: 'UPSTREAM_ERROR', cause: failure });

@@ -22,7 +22,7 @@ import { loadMcpConfig, parseMcpConfig } from '../src/mcp/config.js';
 import type { McpServerStatus } from '../src/mcp/connection.js';
 import { connectMcpServers, type McpHub } from '../src/mcp/hub.js';
 import { createToolBox, type ToolLimits, type ToolServer } from '../src/mcp/toolbox.js';
-import { openTurnTools } from '../src/mcp/turn-tools.js';
+import { connectTurnTools } from '../src/mcp/turn-tools.js';
 import { defined } from './support/defined.js';
 import { startTestServer, TEST_JWT_SECRET, type TestServer } from './support/server.js';
 import { until } from './support/wait.js';
@@ -92,9 +92,14 @@ const toolLimits = (): ToolLimits => ({
 
 /** The tool box a turn of `userId` gets: the todo server plus the app's shared external servers. */
 async function turnTools(userId: string, shared: ToolServer[] = server.app.mcp.servers()) {
-  const tools = await openTurnTools(taskStore(server.app.orm.em.fork()), userId, toolLimits(), shared);
-  closeAfter.push(tools);
-  return tools;
+  const turnTools = await connectTurnTools({
+    tasks: taskStore(server.app.orm.em.fork()),
+    todo: {},
+    shared: () => shared,
+    limits: toolLimits(),
+  });
+  closeAfter.push(turnTools);
+  return turnTools.open(userId);
 }
 
 /** The status of the hub's server `name`. */

@@ -308,7 +308,7 @@ describe('todo tools that fail unexpectedly', () => {
   it('log the cause with the logger they are given', async () => {
     const logged: { obj: Record<string, unknown>; msg: string }[] = [];
     const log = { error: (obj: Record<string, unknown>, msg: string) => logged.push({ obj, msg }) } as never;
-    const client: Client = await connectInMemory(createTodoServer(taskStore(server.app.orm.em.fork()), 'bram', { log }));
+    const client: Client = await connectInMemory(createTodoServer(taskStore(server.app.orm.em.fork()), { userId: 'bram' }, { log }));
     try {
       const result = (await client.callTool({ name: 'add_task', arguments: { title: 'boom' } })) as CallToolResult;
       expect(result).toMatchObject({ isError: true, content: [{ type: 'text', text: expect.stringMatching(/^Internal error/) }] });

@@ -5,7 +5,7 @@
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { taskStore } from '../src/db/stores/tasks.js';
-import { createTodoServer } from '../src/mcp/todo-server.js';
+import { ACTING_USER_META, createTodoServer } from '../src/mcp/todo-server.js';
 import { connectInMemory } from '../src/mcp/toolbox.js';
 import { startTestServer, type TestServer } from './support/server.js';
 
@@ -15,8 +15,8 @@ let bob: Client;
 
 beforeAll(async () => {
   server = await startTestServer();
-  alice = await connectInMemory(createTodoServer(taskStore(server.app.orm.em.fork()), 'alice'));
-  bob = await connectInMemory(createTodoServer(taskStore(server.app.orm.em.fork()), 'bob'));
+  alice = await connectInMemory(createTodoServer(taskStore(server.app.orm.em.fork()), { userId: 'alice' }));
+  bob = await connectInMemory(createTodoServer(taskStore(server.app.orm.em.fork()), { userId: 'bob' }));
 });
 
 afterAll(async () => {
@@ -96,5 +96,40 @@ describe('todo MCP server', () => {
     expect((await call(alice, 'add_task', { title: '   ' })).isError).toBe(true);
     expect((await call(alice, 'add_task', {})).isError).toBe(true);
     expect((await call(alice, 'update_task', { task_id: '0190a3c0-0000-7000-8000-000000000000' })).isError).toBe(true);
+  });
+});
+
+describe('the todo server one process shares between its turns', () => {
+  it('acts for the user each call names in its request metadata, never for one named in the arguments, and for nobody without it', async () => {
+    const tasks = taskStore(server.app.orm.em.fork());
+    const shared = await connectInMemory(createTodoServer(tasks, 'from-request-meta'));
+    try {
+      const as = (userId: string) => ({ [ACTING_USER_META]: userId });
+      const added = await shared.callTool({ name: 'add_task', arguments: { title: 'carol only' }, _meta: as('carol') });
+      expect(added.isError).not.toBe(true);
+
+      // Dave sees none of Carol's tasks, whatever the arguments claim (unknown keys are not read).
+      const spoofed = await shared.callTool({
+        name: 'list_tasks',
+        arguments: { _meta: as('carol'), userId: 'carol', user_id: 'carol' },
+        _meta: as('dave'),
+      });
+      expect(spoofed.structuredContent).toEqual({ tasks: [] });
+      const own = await shared.callTool({ name: 'list_tasks', arguments: {}, _meta: as('carol') });
+      expect((own.structuredContent as { tasks: { title: string }[] }).tasks.map((task) => task.title)).toEqual(['carol only']);
+
+      // No acting user named: refused before any SQL, nothing stored.
+      for (const meta of [undefined, {}, as(''), { [ACTING_USER_META]: 42 }]) {
+        const anonymous = await shared.callTool({ name: 'add_task', arguments: { title: 'nobody' }, ...(meta ? { _meta: meta } : {}) });
+        expect(anonymous).toMatchObject({
+          isError: true,
+          content: [{ type: 'text', text: 'add_task needs the acting user; this call named none.' }],
+        });
+      }
+      const { rows } = await server.db.query(`select count(*)::int as n from task where title = 'nobody'`);
+      expect(rows[0].n).toBe(0);
+    } finally {
+      await shared.close();
+    }
   });
 });

@@ -9,31 +9,19 @@
  * chat holds no entity manager, and nothing of a conversation survives between requests here.
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
-import type { Agent, ToolCallRecord, ToolInfo } from '../agent/types.js';
+import type { Agent, ToolInfo } from '../agent/types.js';
 import type { Viewer } from '../auth/viewer.js';
 import type { Config } from '../config.js';
 import type { TurnSignals } from '../db/signals.js';
-import { taskStore } from '../db/stores/tasks.js';
 import type { Logger } from '../log.js';
-import type { TodoOptions } from '../mcp/todo-server.js';
-import type { ToolLimits, ToolServer } from '../mcp/toolbox.js';
-import { openTurnTools } from '../mcp/turn-tools.js';
+import { connectTurnTools, type TurnToolsOptions } from '../mcp/turn-tools.js';
 import { abandonTurns } from './lease.js';
 import { type RunningTurn, runTurn, type SendMessageInput, type TurnResult, type TurnSettings } from './turn.js';
 
-/** The tools a turn is offered, described; the chat opens them for each turn. */
-export type ChatTools = {
-  /** The shared external servers, asked for at every turn (`McpHub.servers`: the connected ones). */
-  shared: () => ToolServer[];
-  /** How long a call may take and how much of its result is kept. */
-  limits: ToolLimits;
-  /** The built-in todo server's task quota and logger. */
-  todo: TodoOptions;
-};
-
 export type ChatOptions = {
   agent: Agent;
-  tools: ChatTools;
+  /** The tools a turn is offered, described; the chat connects the todo server once and opens a tool box per turn. */
+  tools: TurnToolsOptions;
   settings: TurnSettings;
   /** Where the chat logs when a call brings no logger of its own (shutdown, for one). */
   log: Logger;
@@ -49,13 +37,15 @@ export type Chat = {
    */
   sendMessage(em: EntityManager, viewer: Viewer, input: SendMessageInput, log?: Logger): Promise<TurnResult>;
   /** Every tool the agent is offered in a turn of `viewer`, listed as that turn would see them. */
-  listTools(em: EntityManager, viewer: Viewer): Promise<ToolInfo[]>;
+  listTools(viewer: Viewer): Promise<ToolInfo[]>;
   /**
    * For shutdown: frees the conversations of the turns still running in this process and marks
    * their replies failed, so that a retry elsewhere runs at once instead of waiting for the lease
    * to run out. Returns how many were still held; throws when the database cannot be reached.
    */
   abandonRunning(em: EntityManager): Promise<number>;
+  /** Closes the process's own todo server and its client. */
+  close(): Promise<void>;
 };
 
 /** The settings of a turn, from the configuration. */
@@ -71,25 +61,19 @@ export function turnSettings(config: Config): TurnSettings {
   };
 }
 
-/** Makes the chat of this process; see `Chat`. */
-export function createChat(options: ChatOptions): Chat {
-  const { agent, tools, settings, log, signals } = options;
+/** Makes the chat of this process (its todo server connected); see `Chat`. */
+export async function createChat(options: ChatOptions): Promise<Chat> {
+  const { agent, settings, log, signals } = options;
+  const tools = await connectTurnTools(options.tools);
   // Private: the turns this process runs now; `runTurn` adds each one and removes it as it ends.
   const running = new Set<RunningTurn>();
-  const openTools = (em: EntityManager, userId: string, onCall?: (call: ToolCallRecord) => void) =>
-    openTurnTools(taskStore(em), userId, tools.limits, tools.shared(), onCall, tools.todo);
 
   return {
     sendMessage: (em, viewer, input, requestLog = log) =>
-      runTurn({ em, agent, openTools, settings, log: requestLog, running, signals }, viewer, input),
+      runTurn({ em, agent, openTools: tools.open, settings, log: requestLog, running, signals }, viewer, input),
 
-    async listTools(em, viewer) {
-      const box = await openTools(em, viewer.userId);
-      try {
-        return box.list();
-      } finally {
-        await box.close();
-      }
+    async listTools(viewer) {
+      return (await tools.open(viewer.userId)).list();
     },
 
     async abandonRunning(em) {
@@ -97,5 +81,7 @@ export function createChat(options: ChatOptions): Chat {
       if (abandoned > 0) log.warn({ abandoned }, 'released the leases of turns cut short by shutdown');
       return abandoned;
     },
+
+    close: () => tools.close(),
   };
 }

@@ -71,7 +71,7 @@ export type TurnDeps = {
   em: EntityManager;
   agent: Agent;
   /** Opens the tools of this turn for `userId`, telling `onCall` of each call as it completes. */
-  openTools(em: EntityManager, userId: string, onCall?: (call: ToolCallRecord) => void): Promise<ToolBox & { close(): Promise<void> }>;
+  openTools(userId: string, onCall?: (call: ToolCallRecord) => void): Promise<ToolBox>;
   settings: TurnSettings;
   log: Logger;
   /** The process's running turns (for graceful shutdown): the turn is in it while it runs. */
@@ -248,11 +248,10 @@ async function runAgent(
   userId: string,
   onCall: (call: ToolCallRecord) => void,
 ): Promise<{ reply: AgentReply | null; failure?: unknown }> {
-  let tools: (ToolBox & { close(): Promise<void> }) | undefined;
   let ended = false;
   try {
     // A call that completes after the deadline ended the turn is not recorded: the turn is over.
-    tools = await deps.openTools(deps.em, userId, (call) => ended || onCall(call));
+    const tools = await deps.openTools(userId, (call) => ended || onCall(call));
     const signal = AbortSignal.timeout(deps.settings.turnDeadlineMs);
     const deadline = new Promise<never>((_, reject) => {
       signal.addEventListener('abort', () => reject(new Error(`the turn took longer than ${deps.settings.turnDeadlineMs} ms`)), {
@@ -265,7 +264,6 @@ async function runAgent(
     return { reply: null, failure: error };
   } finally {
     ended = true;
-    await tools?.close();
   }
 }
 

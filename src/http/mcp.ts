@@ -62,7 +62,7 @@ export function mcpRouter(deps: { orm: Orm; auth: Authenticator; bodyLimit: stri
       sendRpcFailure(res, httpFailure(error, req.log, FAILED));
       return;
     }
-    const server = createTodoServer(taskStore(em), viewer.userId, { maxTasks: limits.tasks, log: req.log });
+    const server = createTodoServer(taskStore(em), { userId: viewer.userId }, { maxTasks: limits.tasks, log: req.log });
     // Stateless: no session id; plain JSON answers, since the todo tools stream nothing.
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
     res.on('close', () => {

@@ -11,7 +11,7 @@ import { type ConnectionSettings, McpConnection, type McpServerStatus } from './
 import type { ToolServer } from './toolbox.js';
 
 export type McpHub = {
-  /** The servers whose tools are offered, for `createToolBox`: prefixed, shared (not owned), with their cached tools. */
+  /** The servers whose tools are offered, for `createToolBox`: prefixed, with their cached tools. */
   servers(): ToolServer[];
   /** Every configured server and how it is doing (`/readyz` shows their names, states and tool counts). */
   status(): McpServerStatus[];
@@ -51,7 +51,7 @@ export async function connectMcpServers(config: McpConfig, log: Logger, options:
       connections.flatMap((connection) => {
         const client = connection.client;
         if (!client || (connection.state !== 'connected' && connection.state !== 'reconnecting')) return [];
-        return [{ name: connection.name, client, prefixed: true, owned: false, tools: connection.tools }];
+        return [{ name: connection.name, client, prefixed: true, tools: connection.tools }];
       }),
     status: () => connections.map((connection) => connection.status()),
     async close() {

@@ -1,9 +1,10 @@
 /**
  * The built-in todo MCP server: five tools over the `task` table of one user.
  *
- * The acting user is bound when the server is made (from the request's verified viewer); no tool
- * takes a user id, and a task of another user is reported exactly like a task that does not
- * exist. Every read and write goes through the task store (`db/stores/tasks.ts`), one statement
+ * No tool takes a user id: the acting user is bound outside the model's reach, when the server is
+ * made for `/mcp` (from the bearer token), or by the turn's tool box in each call's request
+ * metadata for the one server the process shares between its turns (`ActingUser`). A task of
+ * another user is reported exactly like a task that does not exist. Every read and write goes through the task store (`db/stores/tasks.ts`), one statement
  * or transaction per call, so parallel calls are safe. A user has at most `maxTasks` tasks
  * (race-safe: the store's adds of one user take turns on a lock). A tool
  * that fails unexpectedly (the database, a bug) answers a generic tool error and logs the cause:
@@ -49,11 +50,21 @@ export type TodoOptions = {
   log?: Pick<Logger, 'error'>;
 };
 
-/** Creates a todo MCP server acting for `userId`, storing through `tasks`. */
-export function createTodoServer(tasks: TaskStore, userId: string, options: TodoOptions = {}): McpServer {
+/**
+ * Who a call acts for: one user for the whole server (`/mcp`, from the bearer token), or the user
+ * named in each call's request metadata under `ACTING_USER_META` (the process's own server, shared
+ * by every turn: the tool box sets it from the verified viewer; the model writes only `arguments`).
+ */
+export type ActingUser = { userId: string } | 'from-request-meta';
+
+/** The `_meta` key under which the turn's tool box names the verified user of a call. */
+export const ACTING_USER_META = 'stateless-chat/user';
+
+/** Creates a todo MCP server acting for `actingUser`, storing through `tasks`. */
+export function createTodoServer(tasks: TaskStore, actingUser: ActingUser, options: TodoOptions = {}): McpServer {
   const server = new McpServer({ name: TODO_SERVER_NAME, version: '1.0.0' });
   const { maxTasks = 0 } = options;
-  const guarded = guard(options.log, userId);
+  const guarded = guard(options.log, actingUser);
 
   server.registerTool(
     'add_task',
@@ -62,7 +73,7 @@ export function createTodoServer(tasks: TaskStore, userId: string, options: Todo
       inputSchema: { title: title.describe('Short title of the task.'), description: description.optional() },
       outputSchema: changeResult,
     },
-    guarded('add_task', async (args) => {
+    guarded('add_task', async (args, userId) => {
       const task = await tasks.add(userId, args.title, args.description?.trim() || null, maxTasks);
       return task ? changed(task, 'created') : failure(`Task limit reached: ${maxTasks} tasks; delete some first.`);
     }),
@@ -75,7 +86,7 @@ export function createTodoServer(tasks: TaskStore, userId: string, options: Todo
       inputSchema: { status: z.enum(['all', 'pending', 'completed']).optional() },
       outputSchema: { tasks: z.array(taskView) },
     },
-    guarded('list_tasks', async (args) => {
+    guarded('list_tasks', async (args, userId) => {
       const status = args.status ?? 'all';
       const found = await tasks.list(userId, status === 'all' ? null : status === 'completed');
       const structured = { tasks: found.map(view) };
@@ -88,7 +99,7 @@ export function createTodoServer(tasks: TaskStore, userId: string, options: Todo
   server.registerTool(
     'complete_task',
     { description: 'Mark a task as completed.', inputSchema: { task_id: taskId }, outputSchema: changeResult },
-    guarded('complete_task', async (args) => {
+    guarded('complete_task', async (args, userId) => {
       const task = isUuid(args.task_id) ? await tasks.update(userId, args.task_id, { completed: true }) : null;
       return task ? changed(task, 'completed') : notFound(args.task_id);
     }),
@@ -97,7 +108,7 @@ export function createTodoServer(tasks: TaskStore, userId: string, options: Todo
   server.registerTool(
     'delete_task',
     { description: 'Delete a task.', inputSchema: { task_id: taskId }, outputSchema: changeResult },
-    guarded('delete_task', async (args) => {
+    guarded('delete_task', async (args, userId) => {
       const task = isUuid(args.task_id) ? await tasks.remove(userId, args.task_id) : null;
       return task ? changed(task, 'deleted') : notFound(args.task_id);
     }),
@@ -110,7 +121,7 @@ export function createTodoServer(tasks: TaskStore, userId: string, options: Todo
       inputSchema: { task_id: taskId, title: title.optional(), description: description.optional() },
       outputSchema: changeResult,
     },
-    guarded('update_task', async (args) => {
+    guarded('update_task', async (args, userId) => {
       if (args.title === undefined && args.description === undefined) {
         return failure('Nothing to update: give a new title or a new description.');
       }
@@ -147,15 +158,19 @@ function notFound(id: string): CallToolResult {
 }
 
 /**
- * Private: wraps a tool's handler so that an unexpected failure becomes a generic tool error
- * (`isError`), logged with its cause, instead of the SDK's error result with the raw message
- * (which, from the database, can be SQL and driver text).
+ * Private: wraps a tool's handler so that it runs for the acting user of the call, and so that an
+ * unexpected failure becomes a generic tool error (`isError`), logged with its cause, instead of
+ * the SDK's error result with the raw message (which, from the database, can be SQL and driver
+ * text). A call that names no user (impossible through the tool box) touches nothing.
  */
-function guard(log: TodoOptions['log'], userId: string) {
-  return <A>(tool: string, handler: (args: A) => Promise<CallToolResult>) =>
-    async (args: A): Promise<CallToolResult> => {
+function guard(log: TodoOptions['log'], actingUser: ActingUser) {
+  return <A>(tool: string, handler: (args: A, userId: string) => Promise<CallToolResult>) =>
+    async (args: A, extra: { _meta?: Record<string, unknown> }): Promise<CallToolResult> => {
+      const named = extra._meta?.[ACTING_USER_META];
+      const userId = actingUser === 'from-request-meta' ? (typeof named === 'string' && named !== '' ? named : null) : actingUser.userId;
+      if (userId === null) return failure(`${tool} needs the acting user; this call named none.`);
       try {
-        return await handler(args);
+        return await handler(args, userId);
       } catch (error) {
         log?.error({ err: error, tool, userId }, 'todo tool failed');
         return failure(`Internal error: ${tool} could not be completed. Try again later.`);

@@ -1,9 +1,9 @@
 /**
  * The tools of one turn, reached as an MCP client through the protocol.
  *
- * Each server is an MCP `Client` already connected: the built-in todo server over an in-memory
- * transport pair made for this turn, and the external servers of `MCP_CONFIG`, shared by the
- * process. Every call is timed, bounded (timeout, result size) and recorded, and every failure
+ * Each server is an MCP `Client` already connected and shared by the process: the built-in todo
+ * server over an in-memory transport pair, and the external servers of `MCP_CONFIG`. A tool box
+ * is cheap: a map of names for one turn, nothing to open or close. Every call is timed, bounded (timeout, result size) and recorded, and every failure
  * (bad JSON arguments, unknown tool, a tool's error, a timeout, a broken transport) becomes an
  * `isError` outcome the agent can read, never an exception.
  */
@@ -13,7 +13,7 @@ import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { Tool as McpTool } from '@modelcontextprotocol/sdk/types.js';
 import type { ToolBox, ToolCallRecord, ToolInfo, ToolOutcome } from '../agent/types.js';
 
-type Route = { info: ToolInfo; client: Client; remoteName: string };
+type Route = { info: ToolInfo; client: Client; remoteName: string; meta?: Record<string, unknown> };
 
 /** Connects an MCP client to `server` over an in-memory transport pair. */
 export async function connectInMemory(server: McpServer, clientName = 'stateless-chat'): Promise<Client> {
@@ -30,8 +30,8 @@ export type ToolServer = {
   client: Client;
   /** Offer its tools as `name__tool` (external servers), so that no two servers' names collide. */
   prefixed: boolean;
-  /** Close the client with the tool box (per-turn servers); shared clients stay open. */
-  owned: boolean;
+  /** Request metadata sent with every call (`_meta`): who the call acts for, set by the caller, never by the model. */
+  meta?: Record<string, unknown>;
   /** Its tools, when the caller keeps them; listed through the client otherwise. */
   tools?: McpTool[];
 };
@@ -50,11 +50,7 @@ const MAX_TOOL_NAME = 64;
  * `limits` come from the configuration (`TOOL_TIMEOUT`, `TOOL_RESULT_MAX_BYTES`).
  * `onCall` hears of each call as soon as it completes (the turn stores it at once).
  */
-export async function createToolBox(
-  servers: ToolServer[],
-  limits: ToolLimits,
-  onCall?: (call: ToolCallRecord) => void,
-): Promise<ToolBox & { close(): Promise<void> }> {
+export async function createToolBox(servers: ToolServer[], limits: ToolLimits, onCall?: (call: ToolCallRecord) => void): Promise<ToolBox> {
   const routes = new Map<string, Route>();
   for (const server of servers) {
     const tools = server.tools ?? (await server.client.listTools()).tools;
@@ -65,6 +61,7 @@ export async function createToolBox(
         info: { server: server.name, name, description: tool.description ?? '', inputSchema: tool.inputSchema as Record<string, unknown> },
         client: server.client,
         remoteName: tool.name,
+        ...(server.meta ? { meta: server.meta } : {}),
       });
     }
   }
@@ -99,7 +96,8 @@ export async function createToolBox(
       if (!parsed.ok) return record(args, errorOutcome(`Invalid tool arguments: ${parsed.error}`));
       if (!route) return record(parsed.value, errorOutcome(`Unknown tool "${name}". Available tools: ${[...routes.keys()].join(', ')}.`));
       try {
-        const result = await route.client.callTool({ name: route.remoteName, arguments: parsed.value }, undefined, {
+        const params = { name: route.remoteName, arguments: parsed.value, ...(route.meta ? { _meta: route.meta } : {}) };
+        const result = await route.client.callTool(params, undefined, {
           timeout: limits.timeoutMs,
         });
         const text = textOf(result.content);
@@ -109,9 +107,6 @@ export async function createToolBox(
       } catch (error) {
         return record(parsed.value, errorOutcome(`Tool "${name}" failed: ${(error as Error).message}`));
       }
-    },
-    async close() {
-      await Promise.allSettled(servers.filter((server) => server.owned).map(({ client }) => client.close()));
     },
   };
 }

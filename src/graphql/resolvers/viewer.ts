@@ -27,7 +27,7 @@ export class ViewerResolver {
 
   @Query(() => [Tool], { description: 'Every tool the agent is offered in a turn of the viewer.' })
   async tools(): Promise<Tool[]> {
-    const { chat, em, viewer } = this.scope;
-    return chat.listTools(em, viewer);
+    const { chat, viewer } = this.scope;
+    return chat.listTools(viewer);
   }
 }
