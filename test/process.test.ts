@@ -136,7 +136,7 @@ describe('npm start with the defaults, as a newcomer runs it (embedded PostgreSQ
     const ready = await fetch(`${server.origin}/readyz`);
     expect(ready.status).toBe(200);
     expect(ready.headers.get('content-type')).toMatch(/^application\/json/);
-    expect(await ready.json()).toEqual({ status: 'ready' });
+    expect(await ready.json()).toEqual({ status: 'ready', mcpServers: [] });
   });
 
   it('`cli token alice` signs with the kept secret, and the running server accepts the token as alice', async () => {
