@@ -8,21 +8,9 @@ import { lateralPages, type Page } from './pages.js';
 
 export type ToolCallFilter = { name?: string | null; isError?: boolean | null };
 
-/** What a turn's context needs of a tool call. */
-export type ContextToolCall = Pick<ToolCall, 'message' | 'callId' | 'name' | 'arguments' | 'result'>;
-
 /** The user's tool calls of the messages `messageIds`, oldest first (ids are time-ordered). */
 export function toolCallsOfMessages(em: EntityManager, userId: string, messageIds: readonly string[]): Promise<ToolCall[]> {
   return em.find(ToolCall, { message: { $in: [...messageIds] }, userId }, { orderBy: { id: 'asc' } });
-}
-
-/** Like `toolCallsOfMessages`, with only what a turn's context needs. */
-export function contextToolCalls(em: EntityManager, userId: string, messageIds: readonly string[]): Promise<ContextToolCall[]> {
-  return em.find(
-    ToolCall,
-    { message: { $in: [...messageIds] }, userId },
-    { orderBy: { id: 'asc' }, fields: ['message', 'callId', 'name', 'arguments', 'result'] },
-  );
 }
 
 /** Whether the user's tool call `id` is stored (an earlier try of an insert may have committed). */
