@@ -15,6 +15,7 @@ import { loadConfig } from '../src/config.js';
 import { defined } from './support/defined.js';
 import { postGraphQL } from './support/http.js';
 import { startTestServer, TEST_JWT_SECRET, type TestServer } from './support/server.js';
+import { sleep } from './support/wait.js';
 
 let server: TestServer;
 let production: TestServer;
@@ -212,6 +213,17 @@ describe('tokens', () => {
   it('accepts tokens without exp when JWT_REQUIRE_EXP=false', async () => {
     const auth = await createAuthenticator(loadConfig({ JWT_SECRET: TEST_JWT_SECRET, JWT_REQUIRE_EXP: 'false' }));
     expect(await auth.authenticate(`Bearer ${await sign({ sub: 'alice' })}`)).toEqual({ userId: 'alice' });
+  });
+
+  it('refuses a token once it expires, though it was verified (and remembered) a moment before', async () => {
+    const auth = await createAuthenticator(loadConfig({ JWT_SECRET: TEST_JWT_SECRET, JWT_CLOCK_TOLERANCE: '0' }));
+    const expiresAt = now() + 2;
+    const token = `Bearer ${await sign({ sub: 'brief', exp: expiresAt })}`;
+    expect(await auth.authenticate(token)).toEqual({ userId: 'brief' });
+    expect(await auth.authenticate(token)).toEqual({ userId: 'brief' });
+    // About time passing: the token's own expiry.
+    await sleep(Math.max(0, expiresAt * 1000 - Date.now()) + 50);
+    await expect(auth.authenticate(token)).rejects.toMatchObject({ code: 'UNAUTHENTICATED' });
   });
 
   it('in production, refuses to start with a JWT_SECRET shorter than 32 bytes', () => {

@@ -26,6 +26,10 @@ export type Authenticator = {
 
 const DEV_SECRET_FILE = 'jwt-secret';
 const USER_ID_MAX = 255;
+/** Tokens verified recently, kept so that a client's every request does not pay for the signature again. */
+const VERIFIED_MAX = 10_000;
+/** How long a verified token is trusted without verifying it again (a key taken out of a JWKS counts after this). */
+const VERIFIED_TTL_MS = 60_000;
 
 /**
  * The secret to sign and verify HS256 tokens with: `JWT_SECRET`, else (outside production, and
@@ -57,10 +61,17 @@ export async function createAuthenticator(config: Config): Promise<Authenticator
     clockTolerance: config.jwt.clockToleranceS,
   };
 
+  // Private: token (the exact string) -> its user, until the token expires or the TTL ends,
+  // whichever comes first. Only verified tokens go in; the oldest go out first past the limit.
+  const verified = new Map<string, { userId: string; until: number }>();
+
   return {
     async authenticate(header) {
       const token = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '')?.[1];
       if (!token) throw unauthenticated('Missing bearer token: send "Authorization: Bearer <token>"');
+      const known = verified.get(token);
+      if (known && known.until > Date.now()) return { userId: known.userId };
+      if (known) verified.delete(token);
       let payload: JWTPayload;
       try {
         ({ payload } = await jwtVerify(token, key as Uint8Array, options));
@@ -71,7 +82,11 @@ export async function createAuthenticator(config: Config): Promise<Authenticator
       if (typeof payload.iat === 'number' && payload.iat > Date.now() / 1000 + config.jwt.clockToleranceS) {
         throw unauthenticated('Invalid bearer token: "iat" claim is in the future');
       }
-      return { userId: userIdOf(payload.sub) };
+      const userId = userIdOf(payload.sub);
+      const expires = typeof payload.exp === 'number' ? (payload.exp + config.jwt.clockToleranceS) * 1000 : Number.POSITIVE_INFINITY;
+      if (verified.size >= VERIFIED_MAX) verified.delete(verified.keys().next().value as string);
+      verified.set(token, { userId, until: Math.min(expires, Date.now() + VERIFIED_TTL_MS) });
+      return { userId };
     },
     devSecret: secret !== undefined && !config.jwt.secret,
     sign: secret
