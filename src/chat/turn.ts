@@ -259,21 +259,27 @@ async function runAgent(
   onCall: (call: ToolCallRecord) => void,
 ): Promise<{ reply: AgentReply | null; failure?: unknown }> {
   let ended = false;
+  // The deadline is a timer cleared when the turn ends, not `AbortSignal.timeout`: that one's
+  // timer (and the turn it holds, unit of work included) would stay alive for the whole deadline.
+  const stop = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
   try {
     // A call that completes after the deadline ended the turn is not recorded: the turn is over.
     const tools = await deps.openTools(userId, (call) => ended || onCall(call));
-    const signal = AbortSignal.timeout(deps.settings.turnDeadlineMs);
     const deadline = new Promise<never>((_, reject) => {
-      signal.addEventListener('abort', () => reject(new Error(`the turn took longer than ${deps.settings.turnDeadlineMs} ms`)), {
-        once: true,
-      });
+      timer = setTimeout(() => {
+        const error = new Error(`the turn took longer than ${deps.settings.turnDeadlineMs} ms`);
+        stop.abort(error);
+        reject(error);
+      }, deps.settings.turnDeadlineMs);
     });
     // The agent gets the signal to stop its work; the race ends the turn even if it does not listen.
-    return { reply: await Promise.race([deps.agent.run({ messages, tools, signal }), deadline]) };
+    return { reply: await Promise.race([deps.agent.run({ messages, tools, signal: stop.signal }), deadline]) };
   } catch (error) {
     return { reply: null, failure: error };
   } finally {
     ended = true;
+    clearTimeout(timer);
   }
 }
 
