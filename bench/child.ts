@@ -47,7 +47,8 @@ export async function startChild(script: string, env: Record<string, string>, ur
       child.kill('SIGKILL');
       reject(new Error(`${script} ${why}; stderr:\n${stderr}`));
     };
-    child.once('exit', (code, signal) => fail(`exited (code ${code}, signal ${signal}) before listening`));
+    const early = (code: number | null, signal: string | null) => fail(`exited (code ${code}, signal ${signal}) before listening`);
+    child.once('exit', early);
     child.stdout?.on('data', (chunk: Buffer) => {
       if (stdout === null) return;
       stdout += chunk.toString('utf8');
@@ -55,7 +56,7 @@ export async function startChild(script: string, env: Record<string, string>, ur
       if (found) {
         stdout = null;
         clearTimeout(timer);
-        child.removeAllListeners('exit');
+        child.off('exit', early);
         resolve(found);
       }
     });

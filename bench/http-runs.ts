@@ -143,14 +143,26 @@ export async function browse(
   }
 }
 
-export type BrowseMemory = { requests: number; clients: number; seconds: number; errors: number; peakMb: number; objects: number };
+export type BrowseMemory = {
+  /** Browses asked for, and those sent before the time ran out. */
+  requested: number;
+  requests: number;
+  clients: number;
+  seconds: number;
+  errors: number;
+  peakMb: number;
+  objects: number;
+};
 
-/** The server's peak resident memory while `requests` browses of `BROWSE_FOR_MEMORY` run, `clients` at a time. */
+/**
+ * The server's peak resident memory while `requests` browses of `BROWSE_FOR_MEMORY` run,
+ * `clients` at a time; no browse is sent after `maxSeconds`.
+ */
 export async function browseMemory(
   server: Child,
   sign: Signer,
   userId: string,
-  options: { requests: number; clients: number },
+  options: { requests: number; clients: number; maxSeconds: number },
 ): Promise<BrowseMemory> {
   const token = await sign(userId);
   const graphql = graphqlClient(server.url, options.clients);
@@ -159,11 +171,12 @@ export async function browseMemory(
   let errors = 0;
   const sampler = sampleMemory(server);
   const started = performance.now();
+  const deadline = started + options.maxSeconds * 1000;
   let peakMb = Number.NaN;
   try {
     await Promise.all(
       Array.from({ length: options.clients }, async () => {
-        for (; left > 0; left--) {
+        for (; left > 0 && performance.now() < deadline; left--) {
           await graphql.request(token, BROWSE_FOR_MEMORY, {}).catch(() => {
             errors += 1;
           });
@@ -175,7 +188,7 @@ export async function browseMemory(
     graphql.close();
   }
   const seconds = (performance.now() - started) / 1000;
-  return { requests: options.requests, clients: options.clients, seconds, errors, objects, peakMb };
+  return { requested: options.requests, requests: options.requests - left, clients: options.clients, seconds, errors, objects, peakMb };
 }
 
 export type Soak = { seconds: number; clients: number; turns: number; errors: number; p50: number; p99: number; rss: [number, number][] };

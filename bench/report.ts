@@ -174,6 +174,15 @@ export async function writeReport(root: string, results: Results, budgets: Budge
   return Object.keys(written);
 }
 
+/** `--soak`: writes only `docs/bench/soak.json`, leaving the full run's report as it was. */
+export async function writeSoak(root: string, results: Results, budgets: Budget[]): Promise<string[]> {
+  const dir = path.join(root, 'docs', 'bench');
+  await mkdir(dir, { recursive: true });
+  const file = path.join(dir, 'soak.json');
+  await writeFile(file, `${JSON.stringify({ ...results, budgets }, null, 2)}\n`);
+  return [file];
+}
+
 function markdown(results: Results, budgets: Budget[], notes: string[], charts: string[]): string {
   const { machine, settings } = results;
   const cell = (text: string) => text.replaceAll('|', '\\|');
@@ -198,7 +207,8 @@ that one machine, and move by tens of percent from run to run on a shared machin
 - CPU: ${machine.cpu}, ${machine.cores} cores; memory: ${machine.memoryGb.toFixed(0)} GB; ${machine.os}
 - Node.js ${machine.node}; PostgreSQL ${machine.postgres} (${machine.database}, on the same machine)
 - Run: ${settings.warmupS} s of warm-up and ${settings.durationS} s measured per point; clients ${settings.clients.join(', ')};
-  browse with ${settings.browseClients} clients; ${settings.memoryBrowses} browses for the memory peak.
+  browse with ${settings.browseClients} clients; ${settings.memoryBrowses} browses for the memory peak (none sent after
+  ${settings.memorySeconds} s).
 
 ## What is measured
 

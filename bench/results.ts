@@ -25,6 +25,8 @@ export type Settings = {
   clients: number[];
   browseClients: number;
   memoryBrowses: number;
+  /** No memory browse is sent after this many seconds. */
+  memorySeconds: number;
   soakS?: number;
 };
 
