@@ -35,13 +35,13 @@ function statementBudgets({ statements }: Results): Budget[] {
       name: `SQL statements per ${what} ≤ ${limit}`,
       measured: turns.map((turn) => `${turn.statements.join('/')} at ${turn.history}`).join(', '),
       status: status(turns.length > 0, Math.max(...counts) <= limit),
-      statementBudget: true,
+      part: 'statements',
     });
     budgets.push({
       name: `SQL statements per ${what} constant in history length`,
       measured: `${counts.length} distinct count(s): ${counts.join(', ')}`,
       status: status(turns.length > 1, counts.length === 1),
-      statementBudget: true,
+      part: 'statements',
     });
   }
   const browse = statements.browse;
@@ -50,13 +50,13 @@ function statementBudgets({ statements }: Results): Budget[] {
     name: `Browse statements ≤ ${BROWSE_STATEMENTS}`,
     measured: browse.map((point) => `${point.statements.join('/')} at N=${point.n}`).join(', '),
     status: status(browse.length > 0, Math.max(...browseCounts) <= BROWSE_STATEMENTS),
-    statementBudget: true,
+    part: 'statements',
   });
   budgets.push({
     name: 'Browse statements constant in page size',
     measured: `${browseCounts.length} distinct count(s): ${browseCounts.join(', ')}`,
     status: status(browse.length > 1, browseCounts.length === 1),
-    statementBudget: true,
+    part: 'statements',
   });
   return budgets;
 }
@@ -72,13 +72,13 @@ function throughputBudgets({ throughput }: Results): Budget[] {
       name: `Turns/s at 32 clients ${label} ≥ the reference's`,
       measured: server && reference ? `${fixed(server.perSecond)} vs ${fixed(reference.perSecond)} (${ratio(server, reference)})` : '',
       status: status(server !== undefined && reference !== undefined, (server?.perSecond ?? 0) >= (reference?.perSecond ?? 0)),
-      statementBudget: false,
+      part: 'run',
     });
     budgets.push({
       name: `Turns/s at 32 clients ${label} ≥ ${CEILING_SHARE * 100}% of the ceiling`,
       measured: server && ceiling ? `${fixed(server.perSecond)} vs ${fixed(ceiling.perSecond)} (${ratio(server, ceiling)})` : '',
       status: status(server !== undefined && ceiling !== undefined, (server?.perSecond ?? 0) >= CEILING_SHARE * (ceiling?.perSecond ?? 0)),
-      statementBudget: false,
+      part: 'run',
     });
   }
   for (const [kind, limit] of [
@@ -91,7 +91,7 @@ function throughputBudgets({ throughput }: Results): Budget[] {
       name: `Server CPU per turn ${kind === 'plain' ? 'without tools' : 'with one tool call'} ≤ ${limit} ms (every client count)`,
       measured: points.map((point) => `${fixed(point.cpuMsPerRequest ?? Number.NaN, 2)} ms at ${point.clients}`).join(', '),
       status: status(points.length > 0, worst <= limit),
-      statementBudget: false,
+      part: 'run',
     });
   }
   return budgets;
@@ -107,13 +107,13 @@ function latencyBudgets({ historyLatency, browse }: Results): Budget[] {
       name: `Turn latency (p50) at 10,000 messages ≤ ${HISTORY_RATIO}× that at 10`,
       measured: shortest && longest ? `${fixed(longest.p50, 1)} ms vs ${fixed(shortest.p50, 1)} ms (${fixed(growth, 2)}×)` : '',
       status: status(shortest !== undefined && longest !== undefined, growth <= HISTORY_RATIO),
-      statementBudget: false,
+      part: 'run',
     },
     {
       name: `Browse server CPU per returned object ≤ ${CPU_US_PER_OBJECT} µs (every page size)`,
       measured: (browse ?? []).map((point) => `${fixed(point.cpuUsPerObject, 1)} µs at N=${point.n}`).join(', '),
       status: status((browse ?? []).length > 0, worst <= CPU_US_PER_OBJECT),
-      statementBudget: false,
+      part: 'run',
     },
   ];
 }
@@ -131,7 +131,7 @@ function memoryBudgets({ memory, soak }: Results): Budget[] {
           ? `${fixed(end)} MB at ${fixed(soak.seconds)} s vs ${fixed(minute)} MB at 60 s (${signed(growth * 100)}%)${soak.seconds < SOAK_FULL_S ? `; soak of ${soak.seconds} s only` : ''}`
           : '',
       status: status(soak !== undefined && soak.seconds >= SOAK_FULL_S && minute !== undefined, Math.abs(growth) <= SOAK_GROWTH),
-      statementBudget: false,
+      part: 'soak',
     },
     {
       name: `Peak RSS during 2,000 browses of 100 conversations ≤ ${PEAK_RSS_MB} MB`,
@@ -140,7 +140,7 @@ function memoryBudgets({ memory, soak }: Results): Budget[] {
         browse !== undefined && browse.requests >= 2_000 && browse.errors === 0,
         (browse?.peakMb ?? Number.NaN) <= PEAK_RSS_MB,
       ),
-      statementBudget: false,
+      part: 'run',
     },
   ];
 }

@@ -17,19 +17,22 @@ const KINDS = { plain: 'no tool', tool: 'one tool call' } as const;
 /** The tables of `results` and its budgets, in the order they are printed. */
 export function tables(results: Results, budgets: Budget[]): Table[] {
   const out: Table[] = [];
-  out.push({
-    title: 'SQL statements (exact, in-process app with onQuery)',
-    headers: ['request', 'size', 'statements', 'tool calls'],
-    rows: [
-      ...results.statements.turns.map((turn) => [
-        turn.tool ? 'turn, "show my tasks"' : 'turn, "hello"',
-        `${turn.history} messages`,
-        turn.statements.join('/'),
-        String(turn.toolCalls),
-      ]),
-      ...results.statements.browse.map((point) => ['browse', `N=${point.n}`, point.statements.join('/'), '']),
-    ],
-  });
+  const { statements } = results;
+  if (statements.turns.length + statements.browse.length > 0) {
+    out.push({
+      title: 'SQL statements (exact, in-process app with onQuery)',
+      headers: ['request', 'size', 'statements', 'tool calls'],
+      rows: [
+        ...statements.turns.map((turn) => [
+          turn.tool ? 'turn, "show my tasks"' : 'turn, "hello"',
+          `${turn.history} messages`,
+          turn.statements.join('/'),
+          String(turn.toolCalls),
+        ]),
+        ...statements.browse.map((point) => ['browse', `N=${point.n}`, point.statements.join('/'), '']),
+      ],
+    });
+  }
   const { throughput } = results;
   if (throughput) {
     const rows: string[][] = [];

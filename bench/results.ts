@@ -48,4 +48,5 @@ export type Results = {
 };
 
 export type BudgetStatus = 'met' | 'missed' | 'not measured';
-export type Budget = { name: string; measured: string; status: BudgetStatus; statementBudget: boolean };
+/** `part`: what measures it: the statement counts (`--quick`), the full run, or `--soak`. */
+export type Budget = { name: string; measured: string; status: BudgetStatus; part: 'statements' | 'run' | 'soak' };
