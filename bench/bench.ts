@@ -56,7 +56,7 @@ const USAGE = `npm run bench -- [options]
   --no-write              print only; do not write docs/benchmarks.md and docs/bench/`;
 
 async function main(): Promise<number> {
-  const settings = parseSettings();
+  const { write, ...settings } = parseSettings();
   const { url, embedded, stop } = await database();
   const db = new pg.Client({ connectionString: url });
   await db.connect();
@@ -107,7 +107,7 @@ async function main(): Promise<number> {
       return missed.length > 0 ? 1 : 0;
     }
     const notes = results.soak ? [] : runNotes(results);
-    if (settings.write) {
+    if (write) {
       const written = results.soak ? await writeSoak(ROOT, results, budgets) : await writeReport(ROOT, results, budgets, notes);
       console.log(`written: ${written.map((file) => path.relative(ROOT, file)).join(', ')}`);
     }
@@ -163,11 +163,8 @@ async function measureAll(results: Results, url: string, db: pg.Client, sign: (u
     const serverSeries = await series('server', (clients, tool) => serverTurns(server, db, sign, { clients, tool, ...timing }));
     results.throughput = { ceiling, reference: referenceSeries, server: serverSeries };
 
-    results.historyLatency = [];
-    for (const history of [10, 1_000, 10_000]) {
-      progress(`server, turn latency at ${history} messages`);
-      results.historyLatency.push(await historyLatency(server, db, sign, history, timing));
-    }
+    progress('server, turn latency at 10, 1,000 and 10,000 messages');
+    results.historyLatency = await historyLatency(server, db, sign, [10, 1_000, 10_000], timing);
 
     results.browse = [];
     for (const n of [5, 50, 100]) {

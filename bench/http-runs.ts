@@ -10,7 +10,7 @@ import { RATE_LIMITS_OFF } from '../src/config.js';
 import { at } from '../test/support/defined.js';
 import { type Child, sampleMemory, startChild } from './child.js';
 import { BROWSE, BROWSE_FOR_MEMORY, countObjects, NO_TOOL_MESSAGE, SEND, TOOL_MESSAGE } from './documents.js';
-import { closedLoop, graphqlClient, jsonClient, type Measured, measuredLoop } from './load.js';
+import { closedLoop, graphqlClient, jsonClient, type Measured, measuredLoop, percentiles } from './load.js';
 import { seed } from './seed.js';
 
 /** `dist/`, where this file runs from (`dist/bench/http-runs.js`). */
@@ -102,19 +102,44 @@ export async function referenceTurns(
 
 export type HistoryLatency = { history: number; requests: number; p50: number; p95: number; p99: number };
 
-/** Latency of turns without a tool call, one client at a time, in a conversation of `history` messages. */
-export async function historyLatency(server: Child, db: pg.Client, sign: Signer, history: number, timing: Timing): Promise<HistoryLatency> {
-  const userId = `bench-history-${history}`;
-  const [token, [conversationId]] = await Promise.all([sign(userId), seed(db, userId, 1, history)]);
+/** Rounds the history latencies are taken in: each length gets a slice of every round. */
+const HISTORY_ROUNDS = 5;
+
+/**
+ * Latency of turns without a tool call, one at a time, in conversations of each of `histories`
+ * messages. The lengths take turns in short slices (`HISTORY_ROUNDS` rounds of
+ * `durationMs / HISTORY_ROUNDS` each), so that a slower moment of a shared machine, or a
+ * database growing through the run, does not fall on one length only.
+ */
+export async function historyLatency(
+  server: Child,
+  db: pg.Client,
+  sign: Signer,
+  histories: number[],
+  timing: Timing,
+): Promise<HistoryLatency[]> {
   const graphql = graphqlClient(server.url, 1);
   try {
-    const result = await closedLoop({
-      ...timing,
-      clients: 1,
-      request: () => graphql.request(token, SEND, { input: { conversationId, message: NO_TOOL_MESSAGE } }).then(() => {}),
-    });
-    if (result.errors > 0) throw new Error(`turns at ${history} messages failed: ${result.firstError}`);
-    return { history, requests: result.requests, p50: result.p50, p95: result.p95, p99: result.p99 };
+    const runs = [];
+    for (const history of histories) {
+      const userId = `bench-history-${history}`;
+      const [token, [conversationId]] = await Promise.all([sign(userId), seed(db, userId, 1, history)]);
+      const send = () => graphql.request(token, SEND, { input: { conversationId, message: NO_TOOL_MESSAGE } });
+      await send();
+      runs.push({ history, send, times: [] as number[] });
+    }
+    const slice = timing.durationMs / HISTORY_ROUNDS;
+    for (let round = 0; round < HISTORY_ROUNDS; round++) {
+      for (const run of runs) {
+        const ends = performance.now() + slice;
+        while (performance.now() < ends) {
+          const sent = performance.now();
+          await run.send();
+          run.times.push(performance.now() - sent);
+        }
+      }
+    }
+    return runs.map(({ history, times }) => ({ history, requests: times.length, ...percentiles(times) }));
   } finally {
     graphql.close();
   }

@@ -281,6 +281,7 @@ export function lineChart({ title, xLabel, yLabel, categories, series }: Chart):
   const y = (value: number) => top + plotH - (value / yMax) * plotH;
   const out: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`,
+    `<title>${xml(title)}</title>`,
     `<rect width="${width}" height="${height}" fill="white"/>`,
     `<text x="${width / 2}" y="22" text-anchor="middle" font-size="14">${xml(title)}</text>`,
   ];
