@@ -222,6 +222,16 @@ function runNotes(results: Results): string[] {
         'it can show that budget missed, not met (`--memory-browses 2000 --memory-seconds 3600` for the whole of it).',
     );
   }
+  const history = (length: number) => results.historyLatency?.find((point) => point.history === length);
+  const [thousand, tenThousand] = [history(1_000), history(10_000)];
+  if (thousand && tenThousand) {
+    // Informational: the budget compares 10,000 with 10 messages, but a context of 10 messages is
+    // smaller than one of 50; 1,000 against 10,000 isolates the length of the history.
+    notes.push(
+      `At 10 messages the turn's context holds all 10; at 1,000 and 10,000 the last 50 (HISTORY_LIMIT). ` +
+        `Turn latency (p50) at 10,000 messages against 1,000: ${(tenThousand.p50 / thousand.p50).toFixed(2)}×.`,
+    );
+  }
   if (results.soak === undefined) notes.push('The soak budget needs `npm run bench -- --soak 600` (not part of this run).');
   notes.push(`The machine had ${results.machine.cores} cores for PostgreSQL, the measured process and the load generator together.`);
   return notes;

@@ -3,6 +3,7 @@
  * the same tables, the machine and the method, `docs/bench/results.json`, and two hand-written
  * SVG charts (throughput against clients; turn latency against history length).
  */
+import { execFileSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { atClients, fixed } from './budgets.js';
@@ -174,6 +175,7 @@ export async function writeReport(root: string, results: Results, budgets: Budge
   }
   written[path.join(root, 'docs', 'benchmarks.md')] = markdown(results, budgets, notes, charts);
   for (const [file, text] of Object.entries(written)) await writeFile(file, text);
+  formatWritten(root, Object.keys(written));
   return Object.keys(written);
 }
 
@@ -183,7 +185,16 @@ export async function writeSoak(root: string, results: Results, budgets: Budget[
   await mkdir(dir, { recursive: true });
   const file = path.join(dir, 'soak.json');
   await writeFile(file, `${JSON.stringify({ ...results, budgets }, null, 2)}\n`);
+  formatWritten(root, [file]);
   return [file];
+}
+
+// Private: the JSON and Markdown written, in the repository's format (Biome's, which `npm run
+// lint` checks), so that committing a run's results never breaks the lint.
+function formatWritten(root: string, files: string[]): void {
+  const json = files.filter((file) => file.endsWith('.json') || file.endsWith('.md'));
+  const biome = path.join(root, 'node_modules', '@biomejs', 'biome', 'bin', 'biome');
+  execFileSync(process.execPath, [biome, 'format', '--write', ...json], { cwd: root, stdio: 'ignore' });
 }
 
 function markdown(results: Results, budgets: Budget[], notes: string[], charts: string[]): string {
