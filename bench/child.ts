@@ -28,11 +28,13 @@ const STDERR_TAIL_CHARS = 4_000;
 const CLOCK_TICKS = clockTicks();
 
 /**
- * Starts `node <script>` with `env` (added to this process's environment) and waits, at most a
- * minute, for a stdout line matching `urlLine` (its first group: the URL).
+ * Starts `node <script>` with `env` and waits, at most a minute, for a stdout line matching
+ * `urlLine` (its first group: the URL). Of this process's environment only `PATH` and `HOME` are
+ * passed on: a setting of the shell (`MCP_CONFIG`, `OPENAI_API_KEY`) must not change what is measured.
  */
 export async function startChild(script: string, env: Record<string, string>, urlLine: RegExp): Promise<Child> {
-  const child = spawn(process.execPath, [script], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const inherited = Object.fromEntries(['PATH', 'HOME'].flatMap((name) => (process.env[name] ? [[name, process.env[name]]] : [])));
+  const child = spawn(process.execPath, [script], { env: { ...inherited, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString('utf8')).slice(-STDERR_TAIL_CHARS);
