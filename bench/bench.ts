@@ -88,6 +88,9 @@ async function main(): Promise<number> {
       try {
         if (full) await measureAll(results, url, db, sign, dataDir);
         else await measureSoak(results, url, db, sign, dataDir);
+      } catch (error) {
+        // What was measured before is still printed (not written), with why the run stopped.
+        failures.unshift(`the run stopped: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
       } finally {
         await rm(dataDir, { recursive: true, force: true });
       }
@@ -107,7 +110,8 @@ async function main(): Promise<number> {
       return missed.length > 0 ? 1 : 0;
     }
     const notes = results.soak ? [] : runNotes(results);
-    if (write) {
+    if (write && failures.length > 0) console.log('not written: the run broke (below); docs/ keeps the last good run');
+    else if (write) {
       const written = results.soak ? await writeSoak(ROOT, results, budgets) : await writeReport(ROOT, results, budgets, notes);
       console.log(`written: ${written.map((file) => path.relative(ROOT, file)).join(', ')}`);
     }
@@ -206,7 +210,7 @@ async function stop(child: Child, failures: string[]): Promise<void> {
   try {
     child.memory();
   } catch {
-    failures.push(`a child process (pid ${child.pid}) died during the run; stderr:\n${child.stderrTail()}`);
+    failures.push(`a child process (pid ${child.pid}) died during the run (killed from outside?); stderr:\n${child.stderrTail()}`);
   }
   await child.stop();
 }

@@ -49,7 +49,9 @@ export async function startChild(script: string, env: Record<string, string>, ur
       child.kill('SIGKILL');
       reject(new Error(`${script} ${why}; stderr:\n${stderr}`));
     };
-    const early = (code: number | null, signal: string | null) => fail(`exited (code ${code}, signal ${signal}) before listening`);
+    // The bench sends no signal before the URL: a signal here came from another process.
+    const early = (code: number | null, signal: string | null) =>
+      fail(signal ? `was killed by ${signal} from outside the bench before listening` : `exited with code ${code} before listening`);
     child.once('exit', early);
     child.stdout?.on('data', (chunk: Buffer) => {
       if (stdout === null) return;

@@ -201,7 +201,9 @@ export async function browseMemory(
   try {
     await Promise.all(
       Array.from({ length: options.clients }, async () => {
-        for (; left > 0 && performance.now() < deadline; left--) {
+        // Taken from `left` before it is sent, so that no client sends one more than asked.
+        while (left > 0 && performance.now() < deadline) {
+          left -= 1;
           await graphql.request(token, BROWSE_FOR_MEMORY, {}).catch(() => {
             errors += 1;
           });
