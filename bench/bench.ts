@@ -184,7 +184,7 @@ async function measureAll(results: Results, url: string, db: pg.Client, sign: (u
       clients: settings.browseClients,
       maxSeconds: settings.memorySeconds,
     });
-    if (memoryRun.errors > 0) failures.push(`memory browses: ${memoryRun.errors} failed request(s)`);
+    if (memoryRun.errors > 0) failures.push(`memory browses: ${memoryRun.errors} failed request(s), first: ${memoryRun.firstError}`);
     const after = server.memory();
     // VmHWM is kept up to date lazily by the kernel: a sample may be above it.
     results.memory = { before, after, peakMb: Math.max(after.hwmMb, memoryRun.peakMb), browse: memoryRun };

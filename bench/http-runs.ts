@@ -175,6 +175,7 @@ export type BrowseMemory = {
   clients: number;
   seconds: number;
   errors: number;
+  firstError?: string;
   peakMb: number;
   objects: number;
 };
@@ -194,6 +195,7 @@ export async function browseMemory(
   const objects = countObjects(await graphql.request(token, BROWSE_FOR_MEMORY, {}));
   let left = options.requests;
   let errors = 0;
+  let firstError: string | undefined;
   const sampler = sampleMemory(server);
   const started = performance.now();
   const deadline = started + options.maxSeconds * 1000;
@@ -204,8 +206,9 @@ export async function browseMemory(
         // Taken from `left` before it is sent, so that no client sends one more than asked.
         while (left > 0 && performance.now() < deadline) {
           left -= 1;
-          await graphql.request(token, BROWSE_FOR_MEMORY, {}).catch(() => {
+          await graphql.request(token, BROWSE_FOR_MEMORY, {}).catch((error: unknown) => {
             errors += 1;
+            firstError ??= error instanceof Error ? error.message : String(error);
           });
         }
       }),
@@ -215,7 +218,8 @@ export async function browseMemory(
     graphql.close();
   }
   const seconds = (performance.now() - started) / 1000;
-  return { requested: options.requests, requests: options.requests - left, clients: options.clients, seconds, errors, objects, peakMb };
+  const requests = options.requests - left;
+  return { requested: options.requests, requests, clients: options.clients, seconds, errors, firstError, objects, peakMb };
 }
 
 export type Soak = { seconds: number; clients: number; turns: number; errors: number; p50: number; p99: number; rss: [number, number][] };
