@@ -10,9 +10,9 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import DataLoader from 'dataloader';
 import type { Viewer } from '../auth/viewer.js';
 import { findConversations } from '../db/stores/conversations.js';
-import { findMessages, messagePages } from '../db/stores/messages.js';
-import { type ToolCallFilter, toolCallPages, toolCallsOfMessages } from '../db/stores/tool-calls.js';
-import type { Conversation, Message, ToolCall } from '../entities/index.js';
+import { findMessages, type MessageView, messagePages } from '../db/stores/messages.js';
+import { type ToolCallFilter, type ToolCallView, toolCallPages, toolCallViewsOfMessages } from '../db/stores/tool-calls.js';
+import type { Conversation, Message } from '../entities/index.js';
 import { type Connection, cursors, type Page, type PageArgs, parsePage, toConnection } from './pagination.js';
 
 export type Loaders = ReturnType<typeof createLoaders>;
@@ -33,19 +33,19 @@ export function createLoaders(em: EntityManager, viewer: Viewer) {
     return inKeyOrder(ids, rows, (row) => row.id);
   });
 
-  const toolCallsOfMessage = new DataLoader<string, ToolCall[]>(async (ids) => {
-    const rows = await toolCallsOfMessages(em, userId, ids);
+  const toolCallsOfMessage = new DataLoader<string, ToolCallView[]>(async (ids) => {
+    const rows = await toolCallViewsOfMessages(em, userId, ids);
     const byMessage = Map.groupBy(rows, (row) => row.message.id);
     return ids.map((id) => byMessage.get(id) ?? []);
   });
 
-  const messages = pageLoader<PageArgs, Message>(async (parentIds, args) => {
+  const messages = pageLoader<PageArgs, MessageView>(async (parentIds, args) => {
     const page = parsePage(args, cursors.message.decode);
     const rows = await messagePages(em, userId, parentIds, page);
     return groupPages(parentIds, rows, (m) => m.conversation.id, page, cursors.message.encode);
   });
 
-  const toolCalls = pageLoader<PageArgs & ToolCallFilter, ToolCall>(async (parentIds, args) => {
+  const toolCalls = pageLoader<PageArgs & ToolCallFilter, ToolCallView>(async (parentIds, args) => {
     const page = parsePage(args, cursors.toolCall.decode);
     const rows = await toolCallPages(em, userId, parentIds, page, args);
     return groupPages(parentIds, rows, (c) => c.conversation.id, page, cursors.toolCall.encode);

@@ -38,3 +38,9 @@ export function lateralPages(em: EntityManager, q: LateralQuery): Promise<Record
     `order by t.${q.keyColumn} ${forward ? 'asc' : 'desc'} limit ?) t`;
   return em.execute(sql, params);
 }
+
+/** How raw rows' timestamps become dates: the driver hands them over as PostgreSQL's text, and the ORM's platform parses it. */
+export function dateOf(em: EntityManager): (value: unknown) => Date {
+  const platform = em.getPlatform();
+  return (value) => (value instanceof Date ? value : platform.parseDate(value as string));
+}

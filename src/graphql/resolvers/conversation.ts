@@ -1,7 +1,8 @@
 /** Conversations: the viewer's list, one by id, and their nested fields through the loaders. */
 import { Arg, FieldResolver, ID, Int, Query, Resolver, Root } from 'type-graphql';
 import { findConversation, listConversations } from '../../db/stores/conversations.js';
-import type { Conversation, Message } from '../../entities/index.js';
+import type { MessageView } from '../../db/stores/messages.js';
+import type { Conversation } from '../../entities/index.js';
 import { badInput } from '../../errors.js';
 import type { RequestScope } from '../context.js';
 import { cursors, parsePage, storableDate, toConnection } from '../pagination.js';
@@ -57,7 +58,7 @@ export class ConversationResolver {
   }
 
   @FieldResolver(() => MessageType, { nullable: true })
-  async lastMessage(@Root() conversation: Conversation): Promise<Message | null> {
+  async lastMessage(@Root() conversation: Conversation): Promise<MessageView | null> {
     const page = await this.scope.loaders.messages.load({ parentId: conversation.id, args: { last: 1 } });
     return page.edges[0]?.node ?? null;
   }

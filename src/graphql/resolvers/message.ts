@@ -1,7 +1,8 @@
 /** Messages and tool calls: one message by id, and their nested fields through the loaders. */
 import { Arg, FieldResolver, ID, Query, Resolver, Root } from 'type-graphql';
-import { findMessage } from '../../db/stores/messages.js';
-import type { Conversation, Message, ToolCall } from '../../entities/index.js';
+import { findMessage, type MessageView } from '../../db/stores/messages.js';
+import type { ToolCallView } from '../../db/stores/tool-calls.js';
+import type { Conversation, Message } from '../../entities/index.js';
 import type { RequestScope } from '../context.js';
 import { ConversationType, MessageType, ToolCallType, Usage } from '../types.js';
 import { parseId } from './ids.js';
@@ -17,17 +18,17 @@ export class MessageResolver {
   }
 
   @FieldResolver(() => ConversationType)
-  async conversation(@Root() message: Message): Promise<Conversation | null> {
+  async conversation(@Root() message: MessageView): Promise<Conversation | null> {
     return this.scope.loaders.conversation.load(message.conversation.id);
   }
 
   @FieldResolver(() => [ToolCallType], { description: 'The tool calls the assistant made for this message, in order.' })
-  async toolCalls(@Root() message: Message): Promise<ToolCall[]> {
+  async toolCalls(@Root() message: MessageView): Promise<ToolCallView[]> {
     return this.scope.loaders.toolCallsOfMessage.load(message.id);
   }
 
   @FieldResolver(() => Usage, { nullable: true, description: 'Token counts of the model call that wrote this message.' })
-  usage(@Root() message: Message): Usage | null {
+  usage(@Root() message: MessageView): Usage | null {
     if (message.totalTokens === null) return null;
     return { promptTokens: message.promptTokens ?? 0, completionTokens: message.completionTokens ?? 0, totalTokens: message.totalTokens };
   }
@@ -38,7 +39,7 @@ export class ToolCallResolver {
   constructor(private readonly scope: RequestScope) {}
 
   @FieldResolver(() => MessageType)
-  async message(@Root() call: ToolCall): Promise<Message | null> {
+  async message(@Root() call: ToolCallView): Promise<Message | null> {
     return this.scope.loaders.message.load(call.message.id);
   }
 }
