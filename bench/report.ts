@@ -4,7 +4,7 @@
  * SVG charts (throughput against clients; turn latency against history length).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { atClients, fixed } from './budgets.js';
 import type { Measured } from './load.js';
@@ -173,7 +173,9 @@ export async function writeReport(root: string, results: Results, budgets: Budge
     });
     charts.push('![Turn latency against history length](bench/history-latency.svg)');
   }
-  written[path.join(root, 'docs', 'benchmarks.md')] = markdown(results, budgets, notes, charts);
+  // What profiles found and what each change bought, written by hand, follows the run's figures.
+  const findings = await readFile(path.join(root, 'bench', 'findings.md'), 'utf8').catch(() => '');
+  written[path.join(root, 'docs', 'benchmarks.md')] = markdown(results, budgets, notes, charts) + (findings ? `\n${findings}` : '');
   for (const [file, text] of Object.entries(written)) await writeFile(file, text);
   formatWritten(root, Object.keys(written));
   return Object.keys(written);
