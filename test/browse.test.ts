@@ -134,8 +134,7 @@ describe('SQL statements per request', () => {
     const [short, long] = await Promise.all([seed('turner-short', 1, 10), seed('turner-long', 1, 500)]);
     const shortClient = await server.client('turner-short');
     const longClient = await server.client('turner-long');
-    // Warm up: the first turn of a process loads metadata, and a user's first turn of the day
-    // starts the day's count of tokens (on the full path, once a day).
+    // Warm up: the first turn of a process loads metadata; each user's first turn is a first too.
     const shortId = first(short, 'the seeded conversations of turner-short');
     const longId = first(long, 'the seeded conversations of turner-long');
     await send(shortClient, 'show my tasks', shortId);

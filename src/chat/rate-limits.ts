@@ -40,9 +40,6 @@ export function turnCounts(limits: TurnLimits, createsConversation: boolean): Co
   return counts;
 }
 
-/** How long the window of turns per minute is (the turn's one-statement start counts with it). */
-export const TURNS_WINDOW_MS = MINUTE_MS;
-
 /** Throws RATE_LIMITED when the turns or the conversations went over their limit, or the tokens have reached their quota. */
 export function checkTurn(counted: Counted[], limits: TurnLimits): void {
   const refusals = counted.flatMap((row) => {

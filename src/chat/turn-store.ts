@@ -16,11 +16,11 @@ import * as conversations from '../db/stores/conversations.js';
 import * as messages from '../db/stores/messages.js';
 import * as toolCalls from '../db/stores/tool-calls.js';
 import * as turns from '../db/stores/turns.js';
-import { Conversation, ConversationStatus, Message, MessageRole, MessageStatus, RateKind, ToolCall } from '../entities/index.js';
+import { Conversation, ConversationStatus, Message, MessageRole, MessageStatus, ToolCall } from '../entities/index.js';
 import { AppError, notFound } from '../errors.js';
 import { storableJson, storableText } from '../text.js';
 import { ConversationBusy, takeTurnFromQueue } from './queue.js';
-import { checkTurn, TURNS_WINDOW_MS, type TurnLimits, tokenCounts, turnCounts } from './rate-limits.js';
+import { checkTurn, type TurnLimits, tokenCounts, turnCounts } from './rate-limits.js';
 
 const TITLE_CHARS = 80;
 /** The ids of one request's turn, made before its first try. */
@@ -49,13 +49,6 @@ export type Started =
 export async function beginTurn(em: EntityManager, ids: TurnIds, input: BeginInput): Promise<Started> {
   const { userId } = input;
   const now = new Date();
-  // The common turn (a conversation given, a first try, not yet in the queue) starts in one
-  // statement; whatever that cannot settle (a retry or replay, a turn that died, a day of tokens
-  // to start, a conversation locked right now) takes the full path below, in a transaction.
-  if (input.conversationId && !input.retrying && input.ticket === null) {
-    const quick = await startQuickly(em, ids, input, input.conversationId, now);
-    if (quick) return quick;
-  }
   return em.transactional(async (em) => {
     // A retry of a turn already started (same key, or our own try whose commit we did not see).
     // Rows are read detached and written back by explicit statements (`db/stores/`).
@@ -163,79 +156,6 @@ export async function beginTurn(em: EntityManager, ids: TurnIds, input: BeginInp
     checkTurn(await turns.startTurn(em, stored, [userMessage, started], counts), input.limits);
     return { kind: 'run', conversation, userMessage, reply: started, resumed: false };
   });
-}
-
-// Private: the one-statement start (`turns.quickStart`); null when the full path must decide.
-async function startQuickly(
-  em: EntityManager,
-  ids: TurnIds,
-  input: BeginInput,
-  conversationId: string,
-  now: Date,
-): Promise<Started | null> {
-  const { userId, limits } = input;
-  const leaseExpiresAt = new Date(now.getTime() + input.leaseMs);
-  const quick = await turns.quickStart(em, {
-    userId,
-    conversationId,
-    turnId: ids.turn,
-    userMessageId: ids.userMessage,
-    replyId: ids.reply,
-    content: input.content,
-    clientMessageId: input.clientMessageId ?? null,
-    metadata: input.metadata ?? null,
-    now,
-    leaseExpiresAt,
-    turnsPerMinute: limits.turnsPerMinute,
-    tokensPerDay: limits.tokensPerDay,
-    turnsWindowMs: TURNS_WINDOW_MS,
-  });
-  const { conversation } = quick;
-  // Not the user's, or locked by another statement right now: the full path tells which (and waits).
-  if (!conversation || quick.keyed) return null;
-  if (quick.started) {
-    const seq = conversation.nextSeq;
-    Object.assign(conversation, {
-      turnId: ids.turn,
-      leaseExpiresAt,
-      updatedAt: now,
-      lastMessageAt: now,
-      nextSeq: seq + 2,
-      messageCount: conversation.messageCount + 2,
-      metadata: input.metadata ? { ...conversation.metadata, ...input.metadata } : conversation.metadata,
-    });
-    const userMessage = new Message({
-      conversation: em.getReference(Conversation, conversation.id, { wrapped: true }),
-      userId,
-      seq,
-      role: MessageRole.USER,
-      content: input.content,
-      clientMessageId: input.clientMessageId ?? null,
-    });
-    userMessage.id = ids.userMessage;
-    userMessage.createdAt = now;
-    const reply = newReply(em, conversation, seq + 1, ids.reply);
-    reply.createdAt = now;
-    return { kind: 'run', conversation, userMessage, reply, resumed: false };
-  }
-  // Refused the way the full path would refuse it, in the same order.
-  if (conversation.status !== ConversationStatus.ACTIVE) {
-    throw new AppError('CONVERSATION_CLOSED', `The conversation is ${conversation.status} and takes no new messages`);
-  }
-  if (conversation.isBusy(now)) {
-    throw new ConversationBusy(conversation.id, (conversation.leaseExpiresAt?.getTime() ?? now.getTime()) - now.getTime());
-  }
-  if (conversation.turnId !== null) return null;
-  await takeTurnFromQueue(em, userId, conversation.id, null, quick.queueHead);
-  if (limits.tokensPerDay > 0 && !quick.tokens) return null;
-  const retryAfter = (at: Date) => Math.max(1, at.getTime() - Date.now());
-  if (quick.tokens)
-    checkTurn([{ kind: RateKind.TOKENS, count: quick.tokens.count, retryAfterMs: retryAfter(quick.tokens.resetsAt) }], limits);
-  if (quick.turnsResetAt) {
-    checkTurn([{ kind: RateKind.TURNS, count: limits.turnsPerMinute + 1, retryAfterMs: retryAfter(quick.turnsResetAt) }], limits);
-  }
-  // Refused by a counter this statement's snapshot did not show yet (a race at a window's start): the full path decides.
-  return null;
 }
 
 /** What step 7 is given: the turn as step 4 left it, and what the agent did. */
