@@ -40,17 +40,17 @@ export function leaveQueue(em: EntityManager, userId: string, ticket: string): P
 }
 
 /**
- * Inside step 4's transaction, with the head of the queue read under the conversation's lock:
- * the queue's head goes first. A request without a ticket may run only when nobody waits; a
- * waiter only when no live waiter arrived before it. Its ticket is used up here.
+ * Inside step 4's transaction: the queue's head goes first. A request without a ticket may run only when nobody
+ * waits; a waiter only when no live waiter arrived before it. Its ticket is used up here.
  */
 export async function takeTurnFromQueue(
   em: EntityManager,
   userId: string,
   conversationId: string,
   ticket: string | null,
-  head: string | null,
+  now: Date,
 ): Promise<void> {
+  const head = await waiters.queueHead(em, userId, conversationId, now);
   if (head !== null && head !== ticket) throw new ConversationBusy(conversationId, QUEUE_RETRY_MS);
   if (ticket) await waiters.deleteWaiter(em, userId, ticket);
 }

@@ -11,16 +11,15 @@
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { AgentReply, ToolCallRecord } from '../agent/types.js';
-import { TURN_ENDED_CHANNEL } from '../db/signals.js';
+import { signalTurnEnded } from '../db/signals.js';
 import * as conversations from '../db/stores/conversations.js';
 import * as messages from '../db/stores/messages.js';
 import * as toolCalls from '../db/stores/tool-calls.js';
-import * as turns from '../db/stores/turns.js';
 import { Conversation, ConversationStatus, Message, MessageRole, MessageStatus, ToolCall } from '../entities/index.js';
 import { AppError, notFound } from '../errors.js';
 import { storableJson, storableText } from '../text.js';
 import { ConversationBusy, takeTurnFromQueue } from './queue.js';
-import { checkTurn, type TurnLimits, tokenCounts, turnCounts } from './rate-limits.js';
+import { addTokensSql, countTurn, type TurnLimits } from './rate-limits.js';
 
 const TITLE_CHARS = 80;
 /** The ids of one request's turn, made before its first try. */
@@ -43,7 +42,7 @@ export type BeginInput = {
 
 export type Started =
   | { kind: 'replay'; conversation: Conversation; userMessage: Message; reply: Message; toolCalls: ToolCall[] }
-  | { kind: 'run'; conversation: Conversation; userMessage: Message; reply: Message; resumed: boolean };
+  | { kind: 'run'; conversation: Conversation; userMessage: Message; reply: Message };
 
 /** Step 4: see the module header. Throws NOT_FOUND, IDEMPOTENCY_KEY_REUSED, CONVERSATION_CLOSED, `ConversationBusy`, RATE_LIMITED. */
 export async function beginTurn(em: EntityManager, ids: TurnIds, input: BeginInput): Promise<Started> {
@@ -63,11 +62,10 @@ export async function beginTurn(em: EntityManager, ids: TurnIds, input: BeginInp
     const conversationId = retried ? retried.conversation.id : input.conversationId;
 
     let conversation: Conversation;
-    let queueHead: string | null = null;
     if (conversationId) {
-      const found = await turns.lockForTurn(em, userId, conversationId, now);
+      const found = await conversations.lockConversation(em, userId, conversationId);
       if (!found) throw notFound('Conversation');
-      ({ conversation, queueHead } = found);
+      conversation = found;
     } else {
       conversation = new Conversation(userId, titleFrom(input.content), input.metadata ?? null);
     }
@@ -85,11 +83,10 @@ export async function beginTurn(em: EntityManager, ids: TurnIds, input: BeginInp
     if (conversation.isBusy(now) && !ours) {
       throw new ConversationBusy(conversation.id, (conversation.leaseExpiresAt?.getTime() ?? now.getTime()) - now.getTime());
     }
-    if (conversationId && !ours) await takeTurnFromQueue(em, userId, conversation.id, input.ticket, queueHead);
-    // A turn that really begins is counted, by the statement that stores it; refused, it rolls
-    // back with the rest. When it is `ours`, an earlier try of this request committed and was
-    // counted then.
-    const counts = ours ? [] : turnCounts(input.limits, !conversationId);
+    if (conversationId && !ours) await takeTurnFromQueue(em, userId, conversation.id, input.ticket, now);
+    // A turn that really begins is counted (one statement); refused, it rolls back with the rest.
+    // When it is `ours`, an earlier try of this request committed and was counted then.
+    if (!ours) await countTurn(em, userId, input.limits, !conversationId);
 
     // A turn that died without finishing left its (expired) lease and its reply in progress:
     // close that reply as failed, unless this very request is its retry.
@@ -113,21 +110,13 @@ export async function beginTurn(em: EntityManager, ids: TurnIds, input: BeginInp
       // Stored before this version kept replies in progress, a reply slot may still be empty.
       const resumed = reply ?? newReply(em, conversation, retried.seq + 1, ids.reply);
       if (!reply) conversation.messageCount += 1;
-      const { turnId, leaseExpiresAt, updatedAt, messageCount } = conversation;
-      checkTurn(
-        await turns.startTurn(
-          em,
-          { userId, id: conversation.id, changes: { turnId, leaseExpiresAt, updatedAt, messageCount } },
-          reply ? [] : [resumed],
-          counts,
-        ),
-        input.limits,
-      );
-      if (reply && resumed.status !== MessageStatus.IN_PROGRESS) {
+      await saveTurnState(em, conversation, false);
+      if (!reply) await messages.insertMessages(em, [resumed]);
+      else if (resumed.status !== MessageStatus.IN_PROGRESS) {
         resumed.status = MessageStatus.IN_PROGRESS;
         await messages.updateMessage(em, userId, resumed.id, { status: resumed.status });
       }
-      return { kind: 'run', conversation, userMessage: retried, reply: resumed, resumed: true };
+      return { kind: 'run', conversation, userMessage: retried, reply: resumed };
     }
 
     const merged = input.metadata != null && conversationId != null;
@@ -145,96 +134,93 @@ export async function beginTurn(em: EntityManager, ids: TurnIds, input: BeginInp
     conversation.nextSeq += 2;
     conversation.messageCount += 2;
     conversation.lastMessageAt = now;
-    const { metadata, turnId, leaseExpiresAt, updatedAt, lastMessageAt, nextSeq, messageCount } = conversation;
-    const stored = conversationId
-      ? {
-          userId,
-          id: conversation.id,
-          changes: { ...(merged ? { metadata } : {}), turnId, leaseExpiresAt, updatedAt, lastMessageAt, nextSeq, messageCount },
-        }
-      : { insert: conversation };
-    checkTurn(await turns.startTurn(em, stored, [userMessage, started], counts), input.limits);
-    return { kind: 'run', conversation, userMessage, reply: started, resumed: false };
+    if (conversationId) await saveTurnState(em, conversation, merged);
+    else await conversations.insertConversation(em, conversation);
+    await messages.insertMessages(em, [userMessage, started]);
+    return { kind: 'run', conversation, userMessage, reply: started };
   });
 }
 
-/** What step 7 is given: the turn as step 4 left it, and what the agent did. */
-export type FinishInput = {
-  userId: string;
-  turnId: string;
-  /** The conversation and the reply in progress as step 4 returned them (detached: they are updated here to match). */
-  conversation: Conversation;
-  reply: Message;
-  /** The tool calls this run stored; a resumed turn's earlier ones are read back. */
-  toolCalls: ToolCall[];
-  resumed: boolean;
-  outcome: AgentReply | null;
-  limits: TurnLimits;
-};
+// Private: writes what step 4 changed on a conversation that is already stored (its metadata
+// only when the message merged some in).
+async function saveTurnState(em: EntityManager, conversation: Conversation, metadataChanged: boolean): Promise<void> {
+  const { metadata, turnId, leaseExpiresAt, updatedAt, lastMessageAt, nextSeq, messageCount } = conversation;
+  await conversations.updateConversation(em, conversation.userId, conversation.id, {
+    ...(metadataChanged ? { metadata } : {}),
+    turnId,
+    leaseExpiresAt,
+    updatedAt,
+    lastMessageAt,
+    nextSeq,
+    messageCount,
+  });
+}
 
-/**
- * Step 7, in one statement: the reply completed (or failed when the outcome is null), the usage
- * counted, the lease freed (`db/stores/turns.ts`). Already completed by someone else (an earlier
- * try of this step committed, or, our lease lost, a retry of the same message on another instance
- * finished it first), it is read back as it is: either way it happened once.
- */
+/** Step 7: the reply completed (or failed when `reply` is null), the usage counted, the lease freed. */
 export async function finishTurn(
   em: EntityManager,
-  input: FinishInput,
+  input: { conversationId: string; userId: string; replyId: string; turnId: string; reply: AgentReply | null; limits: TurnLimits },
 ): Promise<{ conversation: Conversation; assistantMessage: Message; toolCalls: ToolCall[] }> {
-  const { userId, outcome, conversation, reply } = input;
   const now = new Date();
-  const changes = {
-    status: outcome ? MessageStatus.COMPLETE : MessageStatus.FAILED,
+  return em.transactional(async (em) => {
+    const { userId } = input;
+    // Read fresh and detached: the lease may have moved since step 4.
+    const conversation = await conversations.lockConversation(em, userId, input.conversationId);
+    const assistant = await messages.readMessage(em, userId, input.replyId);
+    if (!conversation || !assistant)
+      throw new Error(`the turn's conversation or reply is gone (${input.conversationId}, ${input.replyId})`);
+    const calls = await toolCalls.toolCallsOfMessages(em, userId, [input.replyId]);
+    const ours = conversation.turnId === input.turnId;
+    // Already completed: an earlier try of this step committed, or (our lease lost) a retry of
+    // the same message on another instance finished it first. Either way it happened once.
+    if (assistant.status === MessageStatus.COMPLETE && !ours) return { conversation, assistantMessage: assistant, toolCalls: calls };
+
+    const { reply } = input;
+    assistant.status = reply ? MessageStatus.COMPLETE : MessageStatus.FAILED;
     // The model's text is not refused like a client's: what PostgreSQL cannot hold is replaced, visibly.
-    content: outcome ? storableText(outcome.content) : 'The agent failed to answer.',
-    model: outcome?.model ?? null,
-    promptTokens: outcome?.usage?.promptTokens ?? null,
-    completionTokens: outcome?.usage?.completionTokens ?? null,
-    totalTokens: outcome?.usage?.totalTokens ?? null,
-    createdAt: now,
-  };
-  const usage = {
-    promptTokens: outcome?.usage?.promptTokens ?? 0,
-    completionTokens: outcome?.usage?.completionTokens ?? 0,
-    totalTokens: outcome?.usage?.totalTokens ?? 0,
-  };
-  const finished = await turns.finishTurn(em, {
-    userId,
-    conversationId: conversation.id,
-    replyId: reply.id,
-    turnId: input.turnId,
-    reply: changes,
-    usage,
-    now,
-    counts: tokenCounts(usage.totalTokens, input.limits),
-    channel: TURN_ENDED_CHANNEL,
+    assistant.content = reply ? storableText(reply.content) : 'The agent failed to answer.';
+    assistant.model = reply?.model ?? null;
+    assistant.promptTokens = reply?.usage?.promptTokens ?? null;
+    assistant.completionTokens = reply?.usage?.completionTokens ?? null;
+    assistant.totalTokens = reply?.usage?.totalTokens ?? null;
+    assistant.createdAt = now;
+    const { status, content, model, promptTokens, completionTokens, totalTokens, createdAt } = assistant;
+    await messages.updateMessage(em, userId, assistant.id, {
+      status,
+      content,
+      model,
+      promptTokens,
+      completionTokens,
+      totalTokens,
+      createdAt,
+    });
+
+    if (reply?.usage) {
+      conversation.promptTokens += reply.usage.promptTokens;
+      conversation.completionTokens += reply.usage.completionTokens;
+      conversation.totalTokens += reply.usage.totalTokens;
+    }
+    conversation.lastMessageAt = now;
+    conversation.updatedAt = now;
+    if (ours) {
+      conversation.turnId = null;
+      conversation.leaseExpiresAt = null;
+    }
+    await conversations.updateConversation(em, userId, conversation.id, {
+      promptTokens: conversation.promptTokens,
+      completionTokens: conversation.completionTokens,
+      totalTokens: conversation.totalTokens,
+      lastMessageAt: now,
+      updatedAt: now,
+      turnId: conversation.turnId,
+      leaseExpiresAt: conversation.leaseExpiresAt,
+    });
+    // One statement for two things: when the lease was ours, the notice (delivered on commit) that
+    // wakes requests waiting for this conversation on any instance; when the quota is on, the
+    // turn's model tokens added to the user's day.
+    await signalTurnEnded(em, conversation.id, { notify: ours, first: addTokensSql(userId, reply?.usage?.totalTokens ?? 0, input.limits) });
+    return { conversation, assistantMessage: assistant, toolCalls: calls };
   });
-  if (!finished) throw new Error(`the turn's conversation or reply is gone (${conversation.id}, ${reply.id})`);
-  if (!finished.wrote) {
-    const [current, stored, calls] = await Promise.all([
-      conversations.findConversation(em.fork(), userId, conversation.id),
-      messages.readMessage(em, userId, reply.id),
-      toolCalls.toolCallsOfMessages(em.fork(), userId, [reply.id]),
-    ]);
-    if (!current || !stored) throw new Error(`the turn's conversation or reply is gone (${conversation.id}, ${reply.id})`);
-    return { conversation: current, assistantMessage: stored, toolCalls: calls };
-  }
-  Object.assign(reply, changes);
-  conversation.promptTokens += usage.promptTokens;
-  conversation.completionTokens += usage.completionTokens;
-  conversation.totalTokens += usage.totalTokens;
-  conversation.lastMessageAt = now;
-  conversation.updatedAt = now;
-  if (finished.ours) {
-    conversation.turnId = null;
-    conversation.leaseExpiresAt = null;
-  }
-  // A resumed turn's reply also holds the calls of the run that died: read them all back.
-  const calls = input.resumed
-    ? await toolCalls.toolCallsOfMessages(em.fork(), userId, [reply.id])
-    : [...input.toolCalls].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  return { conversation, assistantMessage: reply, toolCalls: calls };
 }
 
 /**
@@ -245,7 +231,8 @@ export async function storeToolCall(
   em: EntityManager,
   row: { id: string; conversationId: string; replyId: string; userId: string; call: ToolCallRecord },
   retrying: boolean,
-): Promise<ToolCall> {
+): Promise<void> {
+  if (retrying && (await toolCalls.toolCallExists(em, row.userId, row.id))) return;
   const stored = new ToolCall({
     ...row.call,
     // Made by the model and by tool servers: NUL and lone surrogates are replaced, not refused.
@@ -258,8 +245,7 @@ export async function storeToolCall(
     userId: row.userId,
   });
   stored.id = row.id;
-  if (!retrying || !(await toolCalls.toolCallExists(em, row.userId, row.id))) await toolCalls.insertToolCall(em, stored);
-  return stored;
+  await toolCalls.insertToolCall(em, stored);
 }
 
 /** The reply of a turn, in progress: it holds its reserved seq from the start, so seq stays gapless. */

@@ -131,13 +131,11 @@ export async function runTurn(deps: TurnDeps, viewer: Viewer, input: SendMessage
     const finished = await retryTransient(
       () =>
         finishTurn(deps.em, {
+          conversationId: conversation.id,
           userId: viewer.userId,
+          replyId: reply.id,
           turnId: ids.turn,
-          conversation,
-          reply,
-          toolCalls: recorder.calls,
-          resumed: start.resumed,
-          outcome: outcome.reply,
+          reply: outcome.reply,
           limits: deps.settings.rateLimits,
         }),
       { log: deps.log, what: 'finish turn' },
@@ -229,7 +227,6 @@ async function beginInOrder(deps: TurnDeps, viewer: Viewer, input: SendMessageIn
 // Private: stores each tool call the moment the tool box reports it, outside any transaction.
 function toolCallRecorder(deps: TurnDeps, turn: { conversationId: string; replyId: string; userId: string }) {
   const writes: Promise<unknown>[] = [];
-  const calls: ToolCall[] = [];
   return {
     record(call: ToolCallRecord) {
       const id = newId();
@@ -237,17 +234,10 @@ function toolCallRecorder(deps: TurnDeps, turn: { conversationId: string; replyI
         log: deps.log,
         what: 'store tool call',
       });
-      writes.push(
-        write.then(
-          (stored) => calls.push(stored),
-          (error: unknown) => deps.log.error({ err: error, callId: call.callId }, 'a tool call could not be stored'),
-        ),
-      );
+      writes.push(write.catch((error: unknown) => deps.log.error({ err: error, callId: call.callId }, 'a tool call could not be stored')));
     },
     /** Resolves when every call reported so far is stored (or given up on, and logged). */
     stored: () => Promise.all(writes),
-    /** The calls stored so far, as stored. */
-    calls,
   };
 }
 

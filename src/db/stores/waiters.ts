@@ -25,3 +25,13 @@ export async function touchWaiter(em: EntityManager, userId: string, id: string,
 export async function deleteWaiter(em: EntityManager, userId: string, id: string): Promise<void> {
   await em.nativeDelete(TurnWaiter, { id, userId });
 }
+
+/** The id of the first waiter of the user's conversation still alive at `now`, or null. */
+export async function queueHead(em: EntityManager, userId: string, conversationId: string, now: Date): Promise<string | null> {
+  const head = await em.findOne(
+    TurnWaiter,
+    { conversation: conversationId, userId, expiresAt: { $gt: now } },
+    { orderBy: { id: 'asc' }, fields: ['id'], disableIdentityMap: true },
+  );
+  return head?.id ?? null;
+}
