@@ -23,7 +23,7 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { createAuthenticator } from '../src/auth/authenticator.js';
 import { loadConfig } from '../src/config.js';
-import { startPostgresServer } from '../src/db/embedded.js';
+import { postgresUrl, startPostgresServer } from '../src/db/embedded.js';
 import { migrate, openOrm } from '../src/db/orm.js';
 import { createLogger } from '../src/log.js';
 import { defined } from '../test/support/defined.js';
@@ -311,9 +311,10 @@ async function database(): Promise<{ url: string; embedded: boolean; stop(): Pro
   const given = process.env.BENCH_DATABASE_URL;
   if (given) return { url: given, embedded: false, stop: async () => {} };
   const dir = await mkdtemp(path.join(os.tmpdir(), 'stateless-chat-bench-'));
-  const { port, stop } = await startPostgresServer({ clusterDir: path.join(dir, 'pg'), password: 'bench', persistent: false });
+  const { port, socketDir, stop } = await startPostgresServer({ clusterDir: path.join(dir, 'pg'), password: 'bench', persistent: false });
   return {
-    url: `postgresql://postgres:bench@127.0.0.1:${port}/postgres`,
+    // As the server reaches its embedded PostgreSQL by default: through the Unix socket.
+    url: postgresUrl({ user: 'postgres', password: 'bench', port, database: 'postgres', socketDir }),
     embedded: true,
     async stop() {
       await stop();

@@ -42,8 +42,14 @@ export function ormConfig({ clientUrl, log, onQuery, poolMax = 10 }: OrmOptions)
       snapshotName: '.snapshot',
     },
     pool: { min: 0, max: poolMax },
-    // A request waits at most this long for a free connection, then fails instead of hanging.
-    driverOptions: { connectionTimeoutMillis: CONNECTION_WAIT_MS, onPoolCreated: guardPool },
+    driverOptions: {
+      // The whole URL to `pg`: the ORM reads only its host, port, user, password and database, and
+      // would drop the rest (`?host=/socket/dir`, `?sslmode=require`, `?options=...`).
+      connectionString: clientUrl,
+      // A request waits at most this long for a free connection, then fails instead of hanging.
+      connectionTimeoutMillis: CONNECTION_WAIT_MS,
+      onPoolCreated: guardPool,
+    },
     debug: logsQueries ? ['query'] : false,
     loggerFactory: () => queryLogger(log, onQuery),
   });
