@@ -7,9 +7,13 @@ import type { MigrationObject } from '@mikro-orm/core';
 import { Migration20261125092204_initial } from './Migration20261125092204_initial.js';
 import { Migration20261125101437_turn_waiter } from './Migration20261125101437_turn_waiter.js';
 import { Migration20261125132632_rate_counter } from './Migration20261125132632_rate_counter.js';
+import { Migration20261125184655_waiter_arrival } from './Migration20261125184655_waiter_arrival.js';
+import { Migration20261125190639_conversation_waiting } from './Migration20261125190639_conversation_waiting.js';
 
 export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261125092204_initial', class: Migration20261125092204_initial },
   { name: 'Migration20261125101437_turn_waiter', class: Migration20261125101437_turn_waiter },
   { name: 'Migration20261125132632_rate_counter', class: Migration20261125132632_rate_counter },
+  { name: 'Migration20261125184655_waiter_arrival', class: Migration20261125184655_waiter_arrival },
+  { name: 'Migration20261125190639_conversation_waiting', class: Migration20261125190639_conversation_waiting },
 ];

@@ -134,10 +134,12 @@ describe('SQL statements per request', () => {
     const [short, long] = await Promise.all([seed('turner-short', 1, 10), seed('turner-long', 1, 500)]);
     const shortClient = await server.client('turner-short');
     const longClient = await server.client('turner-long');
-    // Warm up: the first turn of a process loads metadata and prepares the MCP client once.
+    // Warm up: the first turn of a process loads metadata, and a user's first turn of the day
+    // starts the day's count of tokens (on the full path, once a day).
     const shortId = first(short, 'the seeded conversations of turner-short');
     const longId = first(long, 'the seeded conversations of turner-long');
     await send(shortClient, 'show my tasks', shortId);
+    await send(longClient, 'show my tasks', longId);
 
     const withTen = await statementsFor(() => send(shortClient, 'show my tasks', shortId));
     const withFiveHundred = await statementsFor(() => send(longClient, 'show my tasks', longId));

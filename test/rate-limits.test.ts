@@ -381,12 +381,22 @@ describe('SQL statements of a turn', () => {
     return [...on.queries];
   }
 
-  it('grow by one with the limits on: the upsert that counts the turn and reads the day’s tokens', async () => {
+  it('do not grow with the limits on: the turn is counted, and the day’s tokens read, by the one statement that starts it', async () => {
     const limited = await statementsOfTurn(server, 'stan');
     const free = await statementsOfTurn(unlimited, 'stan');
-    expect(limited.length).toBe(free.length + 1);
-    expect(limited.filter((sql) => sql.includes('rate_counter'))).toHaveLength(1);
-    expect(free.filter((sql) => sql.includes('rate_counter'))).toHaveLength(0);
+    expect(limited.length).toBe(free.length);
+    const counting = limited.filter((sql) => sql.includes('rate_counter'));
+    expect(counting).toHaveLength(1);
+    expect(counting[0]).toMatch(/^with c as .*insert into rate_counter.*insert into message/);
+    // With the limits off the same statement runs, and counts nothing.
+    const counters = await unlimited.db.query(`select kind from rate_counter where user_id = 'stan'`);
+    expect(counters.rows).toEqual([]);
+    const counted = await server.db.query(`select kind, count::int from rate_counter where user_id = 'stan' order by kind`);
+    expect(counted.rows).toEqual([
+      { kind: 'turns', count: 2 },
+      { kind: 'conversations', count: 1 },
+      { kind: 'tokens', count: 0 },
+    ]);
   });
 });
 

@@ -101,6 +101,51 @@ describe('a conversation with a running turn', () => {
   });
 });
 
+describe('the queue of a conversation', () => {
+  it('serves the request that reached its instance first, passes over a waiter that stopped showing it is alive, and mends its count', async () => {
+    const client = await server.client('queue-order');
+    const { conversation } = await send(client, 'add first');
+    const before = agent.gate.held;
+    const slow = send(client, 'add slow thing', conversation.id);
+    await agent.gate.untilHeld(before + 1);
+
+    const queued = send(client, 'add queued', conversation.id, { ifBusy: 'ENQUEUE' });
+    await untilQueued(conversation.id, 1);
+    // A request of another instance that arrived 100 ms before this one but joined after it (its
+    // way to the queue was slow), and whose process then dies: alive for 3 s more, then passed over.
+    await db.query(
+      `with w as (insert into turn_waiter (conversation_id, user_id, arrived_at, expires_at)
+         select conversation_id, user_id, arrived_at - interval '100 milliseconds', now() + interval '3 seconds'
+         from turn_waiter where conversation_id = $1 returning conversation_id)
+       update conversation set waiting = waiting + 1 where id = (select conversation_id from w)`,
+      [conversation.id],
+    );
+    agent.gate.release();
+    await slow;
+    // The conversation is free, but the earlier arrival heads the queue while it is alive.
+    await sleep(300);
+    const waiting = async () =>
+      (
+        await db.query(
+          'select waiting, (select count(*)::int from turn_waiter where conversation_id = $1) as rows from conversation where id = $1',
+          [conversation.id],
+        )
+      ).rows[0];
+    const early = await db.query(`select count(*)::int as n from message where conversation_id = $1 and content = 'add queued'`, [
+      conversation.id,
+    ]);
+    expect(early.rows[0].n).toBe(0);
+    expect(await waiting()).toEqual({ waiting: 2, rows: 2 });
+
+    const late = await queued;
+    expect(late.userMessage.seq).toBe(5);
+    // The dead waiter's row is still counted; the next turn sweeps it and sets the count back to 0.
+    expect(await waiting()).toEqual({ waiting: 1, rows: 1 });
+    await send(client, 'add after', conversation.id);
+    expect(await waiting()).toEqual({ waiting: 0, rows: 0 });
+  });
+});
+
 describe('a turn that fails or is interrupted', () => {
   it('keeps the user message and a failed reply; a retry with the same clientMessageId completes it in place', async () => {
     const client = await server.client('failing');

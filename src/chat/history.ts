@@ -6,8 +6,7 @@
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { AgentMessage } from '../agent/types.js';
-import { recentMessages } from '../db/stores/messages.js';
-import { contextToolCalls } from '../db/stores/tool-calls.js';
+import { contextRows } from '../db/stores/turns.js';
 import { type Message, MessageRole, MessageStatus, type ToolCall } from '../entities/index.js';
 
 type StoredMessage = Pick<Message, 'id' | 'role' | 'content' | 'status'>;
@@ -25,14 +24,9 @@ export async function loadContext(
   uptoSeq: number,
   limit: number,
 ): Promise<AgentMessage[]> {
-  const rows = await recentMessages(em, userId, conversationId, uptoSeq, limit);
+  const rows = await contextRows(em, userId, conversationId, uptoSeq, limit);
   rows.reverse();
-  const replies = rows.filter((row) => row.role === MessageRole.ASSISTANT).map((row) => row.id);
-  const calls = replies.length === 0 ? [] : await contextToolCalls(em, userId, replies);
-  return toAgentMessages(
-    rows,
-    Map.groupBy(calls, (call) => call.message.id),
-  );
+  return toAgentMessages(rows, new Map(rows.map((row) => [row.id, row.calls])));
 }
 
 /**

@@ -1,18 +1,20 @@
 /**
  * Per-user rate limits and quotas, counted in PostgreSQL so that they hold across instances
- * (`db/stores/rate-counters.ts`: one row per user and kind, one upsert per count). A window starts at a user's first counted action after the last one ended,
- * so a refused client is told exactly when it may try again (`retryAfterMs`), and users' windows
- * do not all roll over at the same instant. Clocks are PostgreSQL's (`now()`), shared by every
- * instance. A limit of 0 is off: nothing is counted for it.
+ * (`db/stores/rate-counters.ts`: one row per user and kind, one upsert per count). A window
+ * starts at a user's first counted action after the last one ended, so a refused client is told
+ * exactly when it may try again (`retryAfterMs`), and users' windows do not all roll over at the
+ * same instant. Clocks are PostgreSQL's (`now()`), shared by every instance. A limit of 0 is off:
+ * nothing is counted for it.
  *
- * - A turn: one statement in the turn's first transaction (`countTurn`), so that a refused turn
- *   rolls its increments back with everything else; its model tokens are added by the turn's
- *   last transaction, folded into a statement it runs anyway (`addTokensSql`).
+ * - A turn: counted (`turnCounts`) by the statement of its first transaction that stores its
+ *   messages, and refused (`checkTurn`) before that transaction commits, so that a refused turn
+ *   rolls its increments back with everything else; its model tokens (`tokenCounts`) are added by
+ *   the turn's last statement.
  * - `/mcp`: one statement per POST that carries `tools/call`s (`countMcpCalls`).
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { RateLimits } from '../config.js';
-import { addToCounters, addToCountersWith, type Count } from '../db/stores/rate-counters.js';
+import { addToCounters, type Count, type Counted } from '../db/stores/rate-counters.js';
 import { RateKind } from '../entities/index.js';
 import { rateLimited } from '../errors.js';
 
@@ -24,20 +26,26 @@ const DAY_MS = 24 * HOUR_MS;
 export type TurnLimits = Pick<RateLimits, 'turnsPerMinute' | 'conversationsPerHour' | 'tokensPerDay'>;
 
 /**
- * Counts a turn that begins, and the conversation it creates (when `createsConversation`), and
- * reads the day's model tokens, in one statement; throws RATE_LIMITED when the turns or the
- * conversations go over their limit or the tokens have reached their quota. Run it inside the
- * turn's first transaction, and only for a turn that really runs (not a replay, not when busy).
+ * What a turn that begins counts: the turn, the conversation it creates (when
+ * `createsConversation`), and 0 model tokens (which reads the day's count and starts the day at a
+ * user's first turn). Counted inside the turn's first transaction, in the statement that stores
+ * its messages, and only for a turn that really runs (not a replay, not when busy); `checkTurn`
+ * then refuses it, rolling all of it back, when a limit is over.
  */
-export async function countTurn(em: EntityManager, userId: string, limits: TurnLimits, createsConversation: boolean): Promise<void> {
+export function turnCounts(limits: TurnLimits, createsConversation: boolean): Count[] {
   const counts: Count[] = [];
   if (limits.turnsPerMinute > 0) counts.push({ kind: RateKind.TURNS, add: 1, windowMs: MINUTE_MS });
   if (limits.conversationsPerHour > 0 && createsConversation) counts.push({ kind: RateKind.CONVERSATIONS, add: 1, windowMs: HOUR_MS });
-  // Adding 0 reads the day's count (and starts the day at a user's first turn).
   if (limits.tokensPerDay > 0) counts.push({ kind: RateKind.TOKENS, add: 0, windowMs: DAY_MS });
-  if (counts.length === 0) return;
+  return counts;
+}
 
-  const refusals = (await addToCounters(em, userId, counts)).flatMap((row) => {
+/** How long the window of turns per minute is (the turn's one-statement start counts with it). */
+export const TURNS_WINDOW_MS = MINUTE_MS;
+
+/** Throws RATE_LIMITED when the turns or the conversations went over their limit, or the tokens have reached their quota. */
+export function checkTurn(counted: Counted[], limits: TurnLimits): void {
+  const refusals = counted.flatMap((row) => {
     if (row.kind === RateKind.TURNS && row.count > limits.turnsPerMinute)
       return [{ row, what: `${limits.turnsPerMinute} turns per minute` }];
     if (row.kind === RateKind.CONVERSATIONS && row.count > limits.conversationsPerHour) {
@@ -56,13 +64,9 @@ export async function countTurn(em: EntityManager, userId: string, limits: TurnL
   );
 }
 
-/**
- * The turn's model tokens added to the day's count, as a `with` clause to put before a statement
- * the turn's last transaction runs anyway; null when there is nothing to count (quota off, no usage).
- */
-export function addTokensSql(userId: string, tokens: number, limits: TurnLimits): { sql: string; params: unknown[] } | null {
-  if (limits.tokensPerDay === 0 || tokens <= 0) return null;
-  return addToCountersWith(userId, [{ kind: RateKind.TOKENS, add: tokens, windowMs: DAY_MS }]);
+/** The turn's model tokens, added to the day's count by the turn's last statement; none when the quota is off. */
+export function tokenCounts(tokens: number, limits: TurnLimits): Count[] {
+  return limits.tokensPerDay === 0 || tokens <= 0 ? [] : [{ kind: RateKind.TOKENS, add: tokens, windowMs: DAY_MS }];
 }
 
 /**

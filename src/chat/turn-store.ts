@@ -11,15 +11,16 @@
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { AgentReply, ToolCallRecord } from '../agent/types.js';
-import { signalTurnEnded } from '../db/signals.js';
+import { TURN_ENDED_CHANNEL } from '../db/signals.js';
 import * as conversations from '../db/stores/conversations.js';
 import * as messages from '../db/stores/messages.js';
 import * as toolCalls from '../db/stores/tool-calls.js';
-import { Conversation, ConversationStatus, Message, MessageRole, MessageStatus, ToolCall } from '../entities/index.js';
+import * as turns from '../db/stores/turns.js';
+import { Conversation, ConversationStatus, Message, MessageRole, MessageStatus, RateKind, ToolCall } from '../entities/index.js';
 import { AppError, notFound } from '../errors.js';
 import { storableJson, storableText } from '../text.js';
-import { ConversationBusy, takeTurnFromQueue } from './queue.js';
-import { addTokensSql, countTurn, type TurnLimits } from './rate-limits.js';
+import { ConversationBusy, joinQueue, queueBusy, takeTurnFromQueue } from './queue.js';
+import { checkTurn, TURNS_WINDOW_MS, type TurnLimits, tokenCounts, turnCounts } from './rate-limits.js';
 
 const TITLE_CHARS = 80;
 /** The ids of one request's turn, made before its first try. */
@@ -33,6 +34,10 @@ export type BeginInput = {
   metadata?: Record<string, unknown> | null;
   /** This request's place in the queue, once it waits (`ifBusy: ENQUEUE`). */
   ticket: string | null;
+  /** Busy, join the queue (and commit that) instead of throwing `ConversationBusy`. */
+  enqueue: boolean;
+  /** When the request reached this instance: its place in the queue, should it join. */
+  arrivedAt: Date;
   leaseMs: number;
   /** The user's limits a turn that begins is counted against. */
   limits: TurnLimits;
@@ -42,12 +47,23 @@ export type BeginInput = {
 
 export type Started =
   | { kind: 'replay'; conversation: Conversation; userMessage: Message; reply: Message; toolCalls: ToolCall[] }
-  | { kind: 'run'; conversation: Conversation; userMessage: Message; reply: Message };
+  | { kind: 'run'; conversation: Conversation; userMessage: Message; reply: Message; resumed: boolean }
+  | { kind: 'queued'; conversationId: string; ticket: string };
 
-/** Step 4: see the module header. Throws NOT_FOUND, IDEMPOTENCY_KEY_REUSED, CONVERSATION_CLOSED, `ConversationBusy`, RATE_LIMITED. */
+/**
+ * Step 4: see the module header. Throws NOT_FOUND, IDEMPOTENCY_KEY_REUSED, CONVERSATION_CLOSED,
+ * RATE_LIMITED, and `ConversationBusy` unless `enqueue` (then it returns `queued`).
+ */
 export async function beginTurn(em: EntityManager, ids: TurnIds, input: BeginInput): Promise<Started> {
   const { userId } = input;
   const now = new Date();
+  // The common turn (a conversation given, a first try, not yet in the queue) starts in one
+  // statement; whatever that cannot settle (a retry or replay, a turn that died, a queue, a day of
+  // tokens to start, a conversation locked right now) takes the full path below, in a transaction.
+  if (input.conversationId && !input.retrying && input.ticket === null) {
+    const quick = await startQuickly(em, ids, input, input.conversationId, now);
+    if (quick) return quick;
+  }
   return em.transactional(async (em) => {
     // A retry of a turn already started (same key, or our own try whose commit we did not see).
     // Rows are read detached and written back by explicit statements (`db/stores/`).
@@ -62,10 +78,11 @@ export async function beginTurn(em: EntityManager, ids: TurnIds, input: BeginInp
     const conversationId = retried ? retried.conversation.id : input.conversationId;
 
     let conversation: Conversation;
+    let queueHead: string | null = null;
     if (conversationId) {
-      const found = await conversations.lockConversation(em, userId, conversationId);
+      const found = await turns.lockForTurn(em, userId, conversationId, now);
       if (!found) throw notFound('Conversation');
-      conversation = found;
+      ({ conversation, queueHead } = found);
     } else {
       conversation = new Conversation(userId, titleFrom(input.content), input.metadata ?? null);
     }
@@ -80,13 +97,24 @@ export async function beginTurn(em: EntityManager, ids: TurnIds, input: BeginInp
       throw new AppError('CONVERSATION_CLOSED', `The conversation is ${conversation.status} and takes no new messages`);
     }
     const ours = conversation.turnId === ids.turn;
-    if (conversation.isBusy(now) && !ours) {
-      throw new ConversationBusy(conversation.id, (conversation.leaseExpiresAt?.getTime() ?? now.getTime()) - now.getTime());
+    const busy =
+      conversation.isBusy(now) && !ours
+        ? new ConversationBusy(conversation.id, (conversation.leaseExpiresAt?.getTime() ?? now.getTime()) - now.getTime())
+        : conversationId && !ours && !(await takeTurnFromQueue(em, conversation, input.ticket, queueHead, now))
+          ? queueBusy(conversation.id)
+          : null;
+    if (busy) {
+      if (!input.enqueue) throw busy;
+      return {
+        kind: 'queued',
+        conversationId: conversation.id,
+        ticket: await joinQueue(em, userId, conversation.id, input.ticket, input.arrivedAt),
+      };
     }
-    if (conversationId && !ours) await takeTurnFromQueue(em, userId, conversation.id, input.ticket, now);
-    // A turn that really begins is counted (one statement); refused, it rolls back with the rest.
-    // When it is `ours`, an earlier try of this request committed and was counted then.
-    if (!ours) await countTurn(em, userId, input.limits, !conversationId);
+    // A turn that really begins is counted, by the statement that stores it; refused, it rolls
+    // back with the rest. When it is `ours`, an earlier try of this request committed and was
+    // counted then.
+    const counts = ours ? [] : turnCounts(input.limits, !conversationId);
 
     // A turn that died without finishing left its (expired) lease and its reply in progress:
     // close that reply as failed, unless this very request is its retry.
@@ -110,13 +138,21 @@ export async function beginTurn(em: EntityManager, ids: TurnIds, input: BeginInp
       // Stored before this version kept replies in progress, a reply slot may still be empty.
       const resumed = reply ?? newReply(em, conversation, retried.seq + 1, ids.reply);
       if (!reply) conversation.messageCount += 1;
-      await saveTurnState(em, conversation, false);
-      if (!reply) await messages.insertMessages(em, [resumed]);
-      else if (resumed.status !== MessageStatus.IN_PROGRESS) {
+      const { turnId, leaseExpiresAt, updatedAt, messageCount } = conversation;
+      checkTurn(
+        await turns.startTurn(
+          em,
+          { userId, id: conversation.id, changes: { turnId, leaseExpiresAt, updatedAt, messageCount } },
+          reply ? [] : [resumed],
+          counts,
+        ),
+        input.limits,
+      );
+      if (reply && resumed.status !== MessageStatus.IN_PROGRESS) {
         resumed.status = MessageStatus.IN_PROGRESS;
         await messages.updateMessage(em, userId, resumed.id, { status: resumed.status });
       }
-      return { kind: 'run', conversation, userMessage: retried, reply: resumed };
+      return { kind: 'run', conversation, userMessage: retried, reply: resumed, resumed: true };
     }
 
     const merged = input.metadata != null && conversationId != null;
@@ -134,93 +170,169 @@ export async function beginTurn(em: EntityManager, ids: TurnIds, input: BeginInp
     conversation.nextSeq += 2;
     conversation.messageCount += 2;
     conversation.lastMessageAt = now;
-    if (conversationId) await saveTurnState(em, conversation, merged);
-    else await conversations.insertConversation(em, conversation);
-    await messages.insertMessages(em, [userMessage, started]);
-    return { kind: 'run', conversation, userMessage, reply: started };
+    const { metadata, turnId, leaseExpiresAt, updatedAt, lastMessageAt, nextSeq, messageCount } = conversation;
+    const stored = conversationId
+      ? {
+          userId,
+          id: conversation.id,
+          changes: { ...(merged ? { metadata } : {}), turnId, leaseExpiresAt, updatedAt, lastMessageAt, nextSeq, messageCount },
+        }
+      : { insert: conversation };
+    checkTurn(await turns.startTurn(em, stored, [userMessage, started], counts), input.limits);
+    return { kind: 'run', conversation, userMessage, reply: started, resumed: false };
   });
 }
 
-// Private: writes what step 4 changed on a conversation that is already stored (its metadata
-// only when the message merged some in).
-async function saveTurnState(em: EntityManager, conversation: Conversation, metadataChanged: boolean): Promise<void> {
-  const { metadata, turnId, leaseExpiresAt, updatedAt, lastMessageAt, nextSeq, messageCount } = conversation;
-  await conversations.updateConversation(em, conversation.userId, conversation.id, {
-    ...(metadataChanged ? { metadata } : {}),
-    turnId,
+// Private: the one-statement start (`turns.quickStart`); null when the full path must decide.
+async function startQuickly(
+  em: EntityManager,
+  ids: TurnIds,
+  input: BeginInput,
+  conversationId: string,
+  now: Date,
+): Promise<Started | null> {
+  const { userId, limits } = input;
+  const leaseExpiresAt = new Date(now.getTime() + input.leaseMs);
+  const quick = await turns.quickStart(em, {
+    userId,
+    conversationId,
+    turnId: ids.turn,
+    userMessageId: ids.userMessage,
+    replyId: ids.reply,
+    content: input.content,
+    clientMessageId: input.clientMessageId ?? null,
+    metadata: input.metadata ?? null,
+    now,
     leaseExpiresAt,
-    updatedAt,
-    lastMessageAt,
-    nextSeq,
-    messageCount,
+    turnsPerMinute: limits.turnsPerMinute,
+    tokensPerDay: limits.tokensPerDay,
+    turnsWindowMs: TURNS_WINDOW_MS,
   });
+  const { conversation } = quick;
+  // Not the user's, or locked by another statement right now: the full path tells which (and waits).
+  if (!conversation || quick.keyed) return null;
+  if (quick.started) {
+    const seq = conversation.nextSeq;
+    Object.assign(conversation, {
+      turnId: ids.turn,
+      leaseExpiresAt,
+      updatedAt: now,
+      lastMessageAt: now,
+      nextSeq: seq + 2,
+      messageCount: conversation.messageCount + 2,
+      metadata: input.metadata ? { ...conversation.metadata, ...input.metadata } : conversation.metadata,
+    });
+    const userMessage = new Message({
+      conversation: em.getReference(Conversation, conversation.id, { wrapped: true }),
+      userId,
+      seq,
+      role: MessageRole.USER,
+      content: input.content,
+      clientMessageId: input.clientMessageId ?? null,
+    });
+    userMessage.id = ids.userMessage;
+    userMessage.createdAt = now;
+    const reply = newReply(em, conversation, seq + 1, ids.reply);
+    reply.createdAt = now;
+    return { kind: 'run', conversation, userMessage, reply, resumed: false };
+  }
+  // Refused the way the full path would refuse it, in the same order; a request that would wait
+  // joins the queue on the full path, under the lock that finds the conversation busy.
+  if (conversation.status !== ConversationStatus.ACTIVE) {
+    throw new AppError('CONVERSATION_CLOSED', `The conversation is ${conversation.status} and takes no new messages`);
+  }
+  if (conversation.isBusy(now) && !input.enqueue) {
+    throw new ConversationBusy(conversation.id, (conversation.leaseExpiresAt?.getTime() ?? now.getTime()) - now.getTime());
+  }
+  if (conversation.turnId !== null || conversation.waiting !== 0) return null;
+  if (limits.tokensPerDay > 0 && !quick.tokens) return null;
+  const retryAfter = (at: Date) => Math.max(1, at.getTime() - Date.now());
+  if (quick.tokens)
+    checkTurn([{ kind: RateKind.TOKENS, count: quick.tokens.count, retryAfterMs: retryAfter(quick.tokens.resetsAt) }], limits);
+  if (quick.turnsResetAt) {
+    checkTurn([{ kind: RateKind.TURNS, count: limits.turnsPerMinute + 1, retryAfterMs: retryAfter(quick.turnsResetAt) }], limits);
+  }
+  // Refused by a counter this statement's snapshot did not show yet (a race at a window's start): the full path decides.
+  return null;
 }
 
-/** Step 7: the reply completed (or failed when `reply` is null), the usage counted, the lease freed. */
+/** What step 7 is given: the turn as step 4 left it, and what the agent did. */
+export type FinishInput = {
+  userId: string;
+  turnId: string;
+  /** The conversation and the reply in progress as step 4 returned them (detached: they are updated here to match). */
+  conversation: Conversation;
+  reply: Message;
+  /** The tool calls this run stored; a resumed turn's earlier ones are read back. */
+  toolCalls: ToolCall[];
+  resumed: boolean;
+  outcome: AgentReply | null;
+  limits: TurnLimits;
+};
+
+/**
+ * Step 7, in one statement: the reply completed (or failed when the outcome is null), the usage
+ * counted, the lease freed (`db/stores/turns.ts`). Already completed by someone else (an earlier
+ * try of this step committed, or, our lease lost, a retry of the same message on another instance
+ * finished it first), it is read back as it is: either way it happened once.
+ */
 export async function finishTurn(
   em: EntityManager,
-  input: { conversationId: string; userId: string; replyId: string; turnId: string; reply: AgentReply | null; limits: TurnLimits },
+  input: FinishInput,
 ): Promise<{ conversation: Conversation; assistantMessage: Message; toolCalls: ToolCall[] }> {
+  const { userId, outcome, conversation, reply } = input;
   const now = new Date();
-  return em.transactional(async (em) => {
-    const { userId } = input;
-    // Read fresh and detached: the lease may have moved since step 4.
-    const conversation = await conversations.lockConversation(em, userId, input.conversationId);
-    const assistant = await messages.readMessage(em, userId, input.replyId);
-    if (!conversation || !assistant)
-      throw new Error(`the turn's conversation or reply is gone (${input.conversationId}, ${input.replyId})`);
-    const calls = await toolCalls.toolCallsOfMessages(em, userId, [input.replyId]);
-    const ours = conversation.turnId === input.turnId;
-    // Already completed: an earlier try of this step committed, or (our lease lost) a retry of
-    // the same message on another instance finished it first. Either way it happened once.
-    if (assistant.status === MessageStatus.COMPLETE && !ours) return { conversation, assistantMessage: assistant, toolCalls: calls };
-
-    const { reply } = input;
-    assistant.status = reply ? MessageStatus.COMPLETE : MessageStatus.FAILED;
+  const changes = {
+    status: outcome ? MessageStatus.COMPLETE : MessageStatus.FAILED,
     // The model's text is not refused like a client's: what PostgreSQL cannot hold is replaced, visibly.
-    assistant.content = reply ? storableText(reply.content) : 'The agent failed to answer.';
-    assistant.model = reply?.model ?? null;
-    assistant.promptTokens = reply?.usage?.promptTokens ?? null;
-    assistant.completionTokens = reply?.usage?.completionTokens ?? null;
-    assistant.totalTokens = reply?.usage?.totalTokens ?? null;
-    assistant.createdAt = now;
-    const { status, content, model, promptTokens, completionTokens, totalTokens, createdAt } = assistant;
-    await messages.updateMessage(em, userId, assistant.id, {
-      status,
-      content,
-      model,
-      promptTokens,
-      completionTokens,
-      totalTokens,
-      createdAt,
-    });
-
-    if (reply?.usage) {
-      conversation.promptTokens += reply.usage.promptTokens;
-      conversation.completionTokens += reply.usage.completionTokens;
-      conversation.totalTokens += reply.usage.totalTokens;
-    }
-    conversation.lastMessageAt = now;
-    conversation.updatedAt = now;
-    if (ours) {
-      conversation.turnId = null;
-      conversation.leaseExpiresAt = null;
-    }
-    await conversations.updateConversation(em, userId, conversation.id, {
-      promptTokens: conversation.promptTokens,
-      completionTokens: conversation.completionTokens,
-      totalTokens: conversation.totalTokens,
-      lastMessageAt: now,
-      updatedAt: now,
-      turnId: conversation.turnId,
-      leaseExpiresAt: conversation.leaseExpiresAt,
-    });
-    // One statement for two things: when the lease was ours, the notice (delivered on commit) that
-    // wakes requests waiting for this conversation on any instance; when the quota is on, the
-    // turn's model tokens added to the user's day.
-    await signalTurnEnded(em, conversation.id, { notify: ours, first: addTokensSql(userId, reply?.usage?.totalTokens ?? 0, input.limits) });
-    return { conversation, assistantMessage: assistant, toolCalls: calls };
+    content: outcome ? storableText(outcome.content) : 'The agent failed to answer.',
+    model: outcome?.model ?? null,
+    promptTokens: outcome?.usage?.promptTokens ?? null,
+    completionTokens: outcome?.usage?.completionTokens ?? null,
+    totalTokens: outcome?.usage?.totalTokens ?? null,
+    createdAt: now,
+  };
+  const usage = {
+    promptTokens: outcome?.usage?.promptTokens ?? 0,
+    completionTokens: outcome?.usage?.completionTokens ?? 0,
+    totalTokens: outcome?.usage?.totalTokens ?? 0,
+  };
+  const finished = await turns.finishTurn(em, {
+    userId,
+    conversationId: conversation.id,
+    replyId: reply.id,
+    turnId: input.turnId,
+    reply: changes,
+    usage,
+    now,
+    counts: tokenCounts(usage.totalTokens, input.limits),
+    channel: TURN_ENDED_CHANNEL,
   });
+  if (!finished) throw new Error(`the turn's conversation or reply is gone (${conversation.id}, ${reply.id})`);
+  if (!finished.wrote) {
+    const [current, stored, calls] = await Promise.all([
+      conversations.findConversation(em.fork(), userId, conversation.id),
+      messages.readMessage(em, userId, reply.id),
+      toolCalls.toolCallsOfMessages(em.fork(), userId, [reply.id]),
+    ]);
+    if (!current || !stored) throw new Error(`the turn's conversation or reply is gone (${conversation.id}, ${reply.id})`);
+    return { conversation: current, assistantMessage: stored, toolCalls: calls };
+  }
+  Object.assign(reply, changes);
+  conversation.promptTokens += usage.promptTokens;
+  conversation.completionTokens += usage.completionTokens;
+  conversation.totalTokens += usage.totalTokens;
+  conversation.lastMessageAt = now;
+  conversation.updatedAt = now;
+  if (finished.ours) {
+    conversation.turnId = null;
+    conversation.leaseExpiresAt = null;
+  }
+  // A resumed turn's reply also holds the calls of the run that died: read them all back.
+  const calls = input.resumed
+    ? await toolCalls.toolCallsOfMessages(em.fork(), userId, [reply.id])
+    : [...input.toolCalls].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  return { conversation, assistantMessage: reply, toolCalls: calls };
 }
 
 /**
@@ -231,8 +343,7 @@ export async function storeToolCall(
   em: EntityManager,
   row: { id: string; conversationId: string; replyId: string; userId: string; call: ToolCallRecord },
   retrying: boolean,
-): Promise<void> {
-  if (retrying && (await toolCalls.toolCallExists(em, row.userId, row.id))) return;
+): Promise<ToolCall> {
   const stored = new ToolCall({
     ...row.call,
     // Made by the model and by tool servers: NUL and lone surrogates are replaced, not refused.
@@ -245,7 +356,8 @@ export async function storeToolCall(
     userId: row.userId,
   });
   stored.id = row.id;
-  await toolCalls.insertToolCall(em, stored);
+  if (!retrying || !(await toolCalls.toolCallExists(em, row.userId, row.id))) await toolCalls.insertToolCall(em, stored);
+  return stored;
 }
 
 /** The reply of a turn, in progress: it holds its reserved seq from the start, so seq stays gapless. */

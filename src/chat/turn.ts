@@ -26,7 +26,7 @@ import { textProblem } from '../text.js';
 import { loadContext } from './history.js';
 import { extendLease, failTurn, type TurnToEnd } from './lease.js';
 import { checkMetadata } from './metadata.js';
-import { ConversationBusy, joinQueue, leaveQueue, stillWaiting } from './queue.js';
+import { leaveQueue, waitersAhead } from './queue.js';
 import type { TurnLimits } from './rate-limits.js';
 import { beginTurn, finishTurn, type Started, storeToolCall, type TurnIds } from './turn-store.js';
 
@@ -131,11 +131,13 @@ export async function runTurn(deps: TurnDeps, viewer: Viewer, input: SendMessage
     const finished = await retryTransient(
       () =>
         finishTurn(deps.em, {
-          conversationId: conversation.id,
           userId: viewer.userId,
-          replyId: reply.id,
           turnId: ids.turn,
-          reply: outcome.reply,
+          conversation,
+          reply,
+          toolCalls: recorder.calls,
+          resumed: start.resumed,
+          outcome: outcome.reply,
           limits: deps.settings.rateLimits,
         }),
       { log: deps.log, what: 'finish turn' },
@@ -185,48 +187,66 @@ async function endFailedTurn(deps: TurnDeps, turn: RunningTurn): Promise<void> {
 
 // Private: step 4, tried again on transient database errors and on a unique-key race (two first
 // messages with one key at once: the loser looks again and replays). With `ifBusy: ENQUEUE` a busy
-// conversation puts the request in its queue, and it tries again, alive and in arrival order,
-// until its turn comes or `enqueueTimeoutMs` has passed. Nothing is held while it waits.
-async function beginInOrder(deps: TurnDeps, viewer: Viewer, input: SendMessageInput, content: string, ids: TurnIds): Promise<Started> {
-  const deadline = Date.now() + deps.settings.enqueueTimeoutMs;
-  let ticket: string | null = null;
+// conversation puts the request in its queue (step 4 commits that), and it waits, alive and in
+// arrival order, trying again only once no waiter is ahead of it, until its turn comes or
+// `enqueueTimeoutMs` has passed. Nothing is held while it waits.
+async function beginInOrder(
+  deps: TurnDeps,
+  viewer: Viewer,
+  input: SendMessageInput,
+  content: string,
+  ids: TurnIds,
+): Promise<Exclude<Started, { kind: 'queued' }>> {
+  const arrivedAt = new Date();
+  const deadline = arrivedAt.getTime() + deps.settings.enqueueTimeoutMs;
+  // Set once step 4 has queued the request: its ticket and its conversation.
+  let queued = null as Extract<Started, { kind: 'queued' }> | null;
   let races = 0;
   try {
     for (let wait = 0; ; wait++) {
-      try {
-        return await retryTransient(
-          (attempt) =>
-            beginTurn(deps.em, ids, {
-              userId: viewer.userId,
-              conversationId: input.conversationId,
-              content,
-              clientMessageId: input.clientMessageId,
-              metadata: input.metadata,
-              ticket,
-              leaseMs: deps.settings.turnLeaseMs,
-              limits: deps.settings.rateLimits,
-              retrying: attempt > 0 || races > 0,
-            }),
-          { log: deps.log, what: 'begin turn' },
-        );
-      } catch (error) {
-        if (error instanceof UniqueConstraintViolationException && races++ < KEY_RACES_MAX) continue;
-        if (!(error instanceof ConversationBusy) || input.ifBusy !== 'ENQUEUE' || Date.now() >= deadline) throw error;
-        if (ticket === null || !(await stillWaiting(deps.em, viewer.userId, ticket)))
-          ticket = await joinQueue(deps.em, viewer.userId, error.conversationId);
-        const pause = Math.min(backoff({ baseMs: 20, maxMs: 400 })(wait), Math.max(deadline - Date.now(), 0));
-        await (deps.signals ? deps.signals.waitForTurnEnd(error.conversationId, pause) : sleep(pause));
+      const ticket: string | null = queued?.ticket ?? null;
+      if (ticket === null || Date.now() >= deadline || !(await waitersAhead(deps.em, viewer.userId, ticket))) {
+        let started: Started;
+        try {
+          started = await retryTransient(
+            (attempt) =>
+              beginTurn(deps.em, ids, {
+                userId: viewer.userId,
+                conversationId: input.conversationId,
+                content,
+                clientMessageId: input.clientMessageId,
+                metadata: input.metadata,
+                ticket,
+                enqueue: input.ifBusy === 'ENQUEUE' && Date.now() < deadline,
+                arrivedAt,
+                leaseMs: deps.settings.turnLeaseMs,
+                limits: deps.settings.rateLimits,
+                retrying: attempt > 0 || races > 0,
+              }),
+            { log: deps.log, what: 'begin turn' },
+          );
+        } catch (error) {
+          if (error instanceof UniqueConstraintViolationException && races++ < KEY_RACES_MAX) continue;
+          throw error;
+        }
+        if (started.kind === 'run') queued = null; // its ticket, if it had one, was used up by step 4
+        if (started.kind !== 'queued') return started;
+        queued = started;
       }
+      if (queued === null) continue;
+      const pause = Math.min(backoff({ baseMs: 20, maxMs: 400 })(wait), Math.max(deadline - Date.now(), 0));
+      await (deps.signals ? deps.signals.waitForTurnEnd(queued.conversationId, pause) : sleep(pause));
     }
   } finally {
-    // Used up by a turn that began, or given back by one that gave up; deleting twice is harmless.
-    if (ticket !== null) await leaveQueue(deps.em, viewer.userId, ticket).catch(() => undefined);
+    // Given back by a request that gave up (or was answered with a replay).
+    if (queued !== null) await leaveQueue(deps.em, viewer.userId, queued.conversationId, queued.ticket).catch(() => undefined);
   }
 }
 
 // Private: stores each tool call the moment the tool box reports it, outside any transaction.
 function toolCallRecorder(deps: TurnDeps, turn: { conversationId: string; replyId: string; userId: string }) {
   const writes: Promise<unknown>[] = [];
+  const calls: ToolCall[] = [];
   return {
     record(call: ToolCallRecord) {
       const id = newId();
@@ -234,10 +254,17 @@ function toolCallRecorder(deps: TurnDeps, turn: { conversationId: string; replyI
         log: deps.log,
         what: 'store tool call',
       });
-      writes.push(write.catch((error: unknown) => deps.log.error({ err: error, callId: call.callId }, 'a tool call could not be stored')));
+      writes.push(
+        write.then(
+          (stored) => calls.push(stored),
+          (error: unknown) => deps.log.error({ err: error, callId: call.callId }, 'a tool call could not be stored'),
+        ),
+      );
     },
     /** Resolves when every call reported so far is stored (or given up on, and logged). */
     stored: () => Promise.all(writes),
+    /** The calls stored so far, as stored. */
+    calls,
   };
 }
 

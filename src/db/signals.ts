@@ -1,6 +1,7 @@
 /**
  * Wake-ups for requests waiting their turn (`ifBusy: ENQUEUE`), across every instance: when a turn
- * ends, its finishing transaction sends `NOTIFY turn_ended, '<conversation id>'`, and each
+ * ends while requests wait for its conversation, its finishing transaction sends
+ * `NOTIFY turn_ended, '<conversation id>'`, and each
  * process holds one connection that LISTENs and wakes its local waiters of that conversation.
  *
  * A notification is only a hint to look again: the queue itself is in PostgreSQL, and waiters

@@ -59,6 +59,14 @@ export class Conversation {
   @Property({ type: 'datetime', nullable: true })
   leaseExpiresAt: Date | null = null;
 
+  /**
+   * How many `turn_waiter` rows the conversation has (live or expired), changed only together with
+   * them. Held on the row itself so that a statement that locks the row sees it as it is now,
+   * whatever its snapshot: 0 means nobody waits, and a turn may start in one statement.
+   */
+  @Property({ type: 'integer' })
+  waiting = 0;
+
   @Property({ type: 'integer' })
   promptTokens = 0;
 

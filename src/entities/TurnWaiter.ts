@@ -1,6 +1,8 @@
 /**
  * A request waiting (`ifBusy: ENQUEUE`) for the running turn of a conversation to end. The id is
- * its ticket: ids grow in arrival order, and the live waiter with the smallest id goes next. A
+ * its ticket. `arrivedAt` is when the request reached its instance (that instance's clock:
+ * instances are assumed to keep time, as NTP does, within a few milliseconds of each other): the
+ * live waiter that arrived first goes next (ids break ties). A
  * waiter keeps `expiresAt` in the future while it waits; one whose process died simply expires.
  */
 
@@ -9,7 +11,7 @@ import { Entity, Index, ManyToOne, PrimaryKey, Property } from '@mikro-orm/decor
 import { Conversation } from './Conversation.js';
 
 @Entity()
-@Index({ name: 'turn_waiter_queue_idx', properties: ['conversation', 'id'] })
+@Index({ name: 'turn_waiter_queue_idx', properties: ['conversation', 'arrivedAt', 'id'] })
 export class TurnWaiter {
   @PrimaryKey({ type: 'bigint', autoincrement: true })
   id!: string;
@@ -22,6 +24,10 @@ export class TurnWaiter {
 
   @Property({ type: 'datetime' })
   expiresAt: Date;
+
+  /** When the request reached its instance (the database's `now()` when not given). */
+  @Property({ type: 'datetime', defaultRaw: 'now()' })
+  arrivedAt?: Date;
 
   constructor(conversation: Ref<Conversation>, userId: string, expiresAt: Date) {
     this.conversation = conversation;

@@ -1,13 +1,10 @@
 /**
- * The conversation store: every statement on `conversation`. Each function acts for one user and
- * filters by `user_id`; another user's conversation is simply not there.
- *
- * Rows a caller goes on to change (the turn's locked conversation) are read detached from the
- * unit of work (`disableIdentityMap`) and written back by explicit statements: nothing here is
+ * The conversation store: the statements on `conversation` alone (the turn's, which also write
+ * its messages, are in `turns.ts`). Each function acts for one user and filters by `user_id`;
+ * another user's conversation is simply not there. Writes are explicit statements: nothing is
  * ever flushed behind the caller's back, and every write names the user.
  */
-import { LockMode } from '@mikro-orm/core';
-import type { EntityData, EntityManager, FilterQuery } from '@mikro-orm/postgresql';
+import type { EntityManager, FilterQuery } from '@mikro-orm/postgresql';
 import { Conversation, type ConversationStatus } from '../../entities/index.js';
 import type { Page } from './pages.js';
 
@@ -67,19 +64,9 @@ export function listConversations(
   return em.find(Conversation, { $and: where }, { orderBy: [{ lastMessageAt: order }, { id: order }], limit: page.limit + 1 });
 }
 
-/** Inside a transaction: the user's conversation `id`, locked to the commit, detached; null when not the user's. */
-export function lockConversation(em: EntityManager, userId: string, id: string): Promise<Conversation | null> {
-  return em.findOne(Conversation, { id, userId }, { lockMode: LockMode.PESSIMISTIC_WRITE, disableIdentityMap: true });
-}
-
-/** Stores a new conversation as it is (its `userId` included). */
-export async function insertConversation(em: EntityManager, conversation: Conversation): Promise<void> {
-  await em.insert(conversation);
-}
-
-/** Writes `changes` to the user's conversation `id`; returns whether it was there. */
-export async function updateConversation(em: EntityManager, userId: string, id: string, changes: ConversationChanges): Promise<boolean> {
-  return (await em.nativeUpdate(Conversation, { id, userId }, changes as EntityData<Conversation>)) > 0;
+/** Locks the user's conversation `id` until the transaction ends; false when there is none. */
+export async function lockConversation(em: EntityManager, userId: string, id: string): Promise<boolean> {
+  return (await em.execute('select 1 from conversation where id = ? and user_id = ? for update', [id, userId])).length > 0;
 }
 
 /**

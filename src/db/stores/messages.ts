@@ -12,9 +12,6 @@ export type MessageChanges = Partial<
   Pick<Message, 'status' | 'content' | 'model' | 'promptTokens' | 'completionTokens' | 'totalTokens' | 'createdAt'>
 >;
 
-/** What a turn's context needs of a message. */
-export type ContextMessage = Pick<Message, 'id' | 'role' | 'content' | 'status' | 'seq'>;
-
 /** A message as browsing reads it: its columns, its conversation by id; no entity, nothing tracked. */
 export type MessageView = Pick<
   Message,
@@ -57,11 +54,6 @@ export function readAtSeq(em: EntityManager, userId: string, conversationId: str
   return em.findOne(Message, { conversation: conversationId, userId, seq }, { disableIdentityMap: true });
 }
 
-/** Stores new messages as they are (their `userId` included), in one statement. */
-export async function insertMessages(em: EntityManager, messages: Message[]): Promise<void> {
-  await em.insertMany(messages);
-}
-
 /** Writes `changes` to the user's message `id`; with `onlyIf`, only while it has that status. Returns whether it did. */
 export async function updateMessage(
   em: EntityManager,
@@ -72,24 +64,6 @@ export async function updateMessage(
 ): Promise<boolean> {
   const where = onlyIf ? { id, userId, status: onlyIf } : { id, userId };
   return (await em.nativeUpdate(Message, where, changes as EntityData<Message>)) > 0;
-}
-
-/**
- * The last `limit` messages of the user's conversation up to and including `uptoSeq`, newest
- * first: one indexed range scan on `(conversation_id, seq)`, whatever the length of the history.
- */
-export function recentMessages(
-  em: EntityManager,
-  userId: string,
-  conversationId: string,
-  uptoSeq: number,
-  limit: number,
-): Promise<ContextMessage[]> {
-  return em.find(
-    Message,
-    { conversation: conversationId, userId, seq: { $lte: uptoSeq } },
-    { orderBy: { seq: 'desc' }, limit, fields: ['id', 'role', 'content', 'status', 'seq'] },
-  );
 }
 
 /**

@@ -8,9 +8,6 @@ import { dateOf, lateralPages, type Page } from './pages.js';
 
 export type ToolCallFilter = { name?: string | null; isError?: boolean | null };
 
-/** What a turn's context needs of a tool call. */
-export type ContextToolCall = Pick<ToolCall, 'message' | 'callId' | 'name' | 'arguments' | 'result'>;
-
 /** A tool call as browsing reads it: its columns, its message and conversation by id; no entity, nothing tracked. */
 export type ToolCallView = Pick<
   ToolCall,
@@ -31,15 +28,6 @@ export async function toolCallViewsOfMessages(em: EntityManager, userId: string,
 /** The user's tool calls of the messages `messageIds`, oldest first (ids are time-ordered). */
 export function toolCallsOfMessages(em: EntityManager, userId: string, messageIds: readonly string[]): Promise<ToolCall[]> {
   return em.find(ToolCall, { message: { $in: [...messageIds] }, userId }, { orderBy: { id: 'asc' } });
-}
-
-/** Like `toolCallsOfMessages`, with only what a turn's context needs. */
-export function contextToolCalls(em: EntityManager, userId: string, messageIds: readonly string[]): Promise<ContextToolCall[]> {
-  return em.find(
-    ToolCall,
-    { message: { $in: [...messageIds] }, userId },
-    { orderBy: { id: 'asc' }, fields: ['message', 'callId', 'name', 'arguments', 'result'] },
-  );
 }
 
 /** Whether the user's tool call `id` is stored (an earlier try of an insert may have committed). */

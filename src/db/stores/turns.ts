@@ -26,7 +26,7 @@ export async function lockForTurn(
   const conversation = await em.findOne(Conversation, { id, userId }, { lockMode: LockMode.PESSIMISTIC_WRITE, disableIdentityMap: true });
   if (!conversation) return null;
   const [head] = await em.execute<{ id: string | number }[]>(
-    'select id from turn_waiter where conversation_id = ? and user_id = ? and expires_at > ? order by id limit 1',
+    'select id from turn_waiter where conversation_id = ? and user_id = ? and expires_at > ? order by arrived_at, id limit 1',
     [id, userId, now],
   );
   return { conversation, queueHead: head ? String(head.id) : null };
@@ -111,7 +111,7 @@ export type FinishTurn = {
   now: Date;
   /** Added to the user's counters (the day's tokens) when the reply is written. */
   counts: Count[];
-  /** The channel told (on commit) that the turn ended, when the lease was still the turn's. */
+  /** The channel told (on commit) that the turn ended, when the lease was still the turn's and someone waits. */
   channel: string;
 };
 
@@ -121,7 +121,8 @@ export type FinishTurn = {
  * reply meanwhile) and, unless the reply is
  * already complete and the lease no longer the turn's (an earlier try of this step committed, or a
  * retry elsewhere finished it), writes the reply, adds the usage to the conversation, frees the
- * lease when it was the turn's (and tells waiters, on commit), and counts the tokens. Returns
+ * lease when it was the turn's (and tells waiters, on commit, when the locked row counts any: a
+ * request that joins later finds the conversation free), and counts the tokens. Returns
  * whether the lease was the turn's and whether it wrote; null when the conversation or the reply
  * is not the user's.
  */
@@ -129,9 +130,9 @@ export async function finishTurn(em: EntityManager, input: FinishTurn): Promise<
   const { userId, conversationId, replyId, turnId, reply, usage, now } = input;
   const tokens = upsertCounters(userId, input.counts, '(select writes from decided)');
   const sql =
-    `with locked as (select c.turn_id, m.status from conversation c join message m on m.id = ? and m.user_id = c.user_id ` +
+    `with locked as (select c.turn_id, c.waiting, m.status from conversation c join message m on m.id = ? and m.user_id = c.user_id ` +
     `where c.id = ? and c.user_id = ? for update of c, m), ` +
-    `decided as (select turn_id is not distinct from ?::uuid as ours, (status <> 'complete' or turn_id is not distinct from ?::uuid) as writes from locked), ` +
+    `decided as (select turn_id is not distinct from ?::uuid as ours, waiting, (status <> 'complete' or turn_id is not distinct from ?::uuid) as writes from locked), ` +
     `reply as (update message set status = ?, content = ?, model = ?, prompt_tokens = ?, completion_tokens = ?, total_tokens = ?, created_at = ? ` +
     `where id = ? and user_id = ? and (select writes from decided) returning id), ` +
     `conversation as (update conversation set prompt_tokens = prompt_tokens + ?, completion_tokens = completion_tokens + ?, ` +
@@ -141,7 +142,7 @@ export async function finishTurn(em: EntityManager, input: FinishTurn): Promise<
     `where id = ? and user_id = ? and (select writes from decided) returning id)` +
     (input.counts.length > 0 ? `, tokens as (${tokens.sql}) ` : ' ') +
     `select ours, writes, (select count(*) from reply) as replies, (select count(*) from conversation) as conversations, ` +
-    `case when ours then pg_notify(?, ?) end as notified from decided`;
+    `case when ours and waiting > 0 then pg_notify(?, ?) end as notified from decided`;
   const params = [
     replyId,
     conversationId,
@@ -170,4 +171,119 @@ export async function finishTurn(em: EntityManager, input: FinishTurn): Promise<
   ];
   const [row] = await em.execute<{ ours: boolean; writes: boolean }[]>(sql, params);
   return row ? { ours: row.ours, wrote: row.writes } : null;
+}
+
+export type QuickStart = {
+  userId: string;
+  conversationId: string;
+  turnId: string;
+  userMessageId: string;
+  replyId: string;
+  content: string;
+  clientMessageId: string | null;
+  /** Merged into the conversation's metadata (shallow, the new keys win). */
+  metadata: Record<string, unknown> | null;
+  now: Date;
+  leaseExpiresAt: Date;
+  /** Turns per minute (0 = off): the turn is counted only when it stays within. */
+  turnsPerMinute: number;
+  /** Model tokens per day (0 = off): the turn runs only while the day's count is under it. */
+  tokensPerDay: number;
+  turnsWindowMs: number;
+};
+
+/** What `quickStart` found: the conversation as it was locked, and why the turn did not start. */
+export type QuickStarted = {
+  /** The conversation before the turn's changes; null when it is not the user's, or is locked right now. */
+  conversation: Conversation | null;
+  started: boolean;
+  /** A message with this idempotency key exists: a retry, for the full path. */
+  keyed: boolean;
+  /** The day's tokens: absent or past its window (the full path starts a new day), or its count and end. */
+  tokens: { count: number; resetsAt: Date } | null;
+  /** Refused by turns per minute: when the window ends. */
+  turnsResetAt: Date | null;
+};
+
+/**
+ * Step 4 for the common turn, in one statement (no transaction around it): an active conversation
+ * with no turn, nobody in its queue, no earlier message with the same idempotency key, within the
+ * user's limits. It locks the conversation only if it can at once (`skip locked`: a conversation
+ * locked by another statement is left to the full path, which waits for it). Nobody waits when the
+ * locked row's `waiting` is 0: a locked row is read as it is now, whatever the statement's
+ * snapshot, and every change to the queue changes that count under the same lock (a waiter's row,
+ * read here, could have been committed after the snapshot and be missed). It counts the turn
+ * (only if it stays within the limit: the counter's `on conflict … where` is decided on the
+ * latest row), takes the lease,
+ * reserves the next two `seq`s and stores the user message and its reply in progress, or writes
+ * nothing and says why (`turn-store.ts` then answers, or takes the full path).
+ */
+export async function quickStart(em: EntityManager, q: QuickStart): Promise<QuickStarted> {
+  const counting = q.turnsPerMinute > 0;
+  const checkingTokens = q.tokensPerDay > 0;
+  const sql =
+    `with c as (select c.* from conversation c where c.id = ? and c.user_id = ? for update of c skip locked), ` +
+    `keyed as (select 1 from message where user_id = ? and client_message_id = ?::text), ` +
+    `tok as (select count, resets_at from rate_counter where user_id = ? and kind = 'tokens' and ?::boolean), ` +
+    `free as (select c.id from c where c.status = 'active' and c.turn_id is null and c.waiting = 0 ` +
+    `and not exists (select 1 from keyed) and (not ?::boolean or exists (select 1 from tok where resets_at > now() and count < ?::bigint))), ` +
+    `counted as (insert into rate_counter as r (user_id, kind, count, resets_at) ` +
+    `select ?, 'turns'::rate_kind, 1, now() + make_interval(secs => ?::float8) where ?::boolean and exists (select 1 from free) ` +
+    `on conflict (user_id, kind) do update set ` +
+    `count = case when r.resets_at > now() then r.count + 1 else 1 end, ` +
+    `resets_at = case when r.resets_at > now() then r.resets_at else excluded.resets_at end ` +
+    `where r.resets_at <= now() or r.count + 1 <= ?::bigint returning r.kind), ` +
+    `allowed as (select id from free where not ?::boolean or exists (select 1 from counted)), ` +
+    `upd as (update conversation v set turn_id = ?::uuid, lease_expires_at = ?::timestamptz, updated_at = ?::timestamptz, ` +
+    `last_message_at = ?::timestamptz, next_seq = v.next_seq + 2, message_count = v.message_count + 2, ` +
+    `metadata = case when ?::jsonb is null then v.metadata else coalesce(v.metadata, '{}'::jsonb) || ?::jsonb end ` +
+    `where v.id = (select id from allowed) and v.user_id = ? returning v.id, v.user_id, v.next_seq), ` +
+    `ins as (insert into message (id, conversation_id, user_id, seq, role, content, status, client_message_id, created_at) ` +
+    `select ?::uuid, upd.id, upd.user_id, upd.next_seq - 2, 'user'::message_role, ?::text, 'complete'::message_status, ?::text, ?::timestamptz from upd ` +
+    `union all select ?::uuid, upd.id, upd.user_id, upd.next_seq - 1, 'assistant'::message_role, '', 'in_progress'::message_status, null, ?::timestamptz from upd) ` +
+    `select c.*, exists (select 1 from upd) as started, exists (select 1 from keyed) as keyed, ` +
+    `(select count from tok where resets_at > now()) as tokens_count, (select resets_at from tok where resets_at > now()) as tokens_reset_at, ` +
+    `(select resets_at from rate_counter where user_id = ? and kind = 'turns' and ?::boolean and not exists (select 1 from counted) ` +
+    `and exists (select 1 from free)) as turns_reset_at from c`;
+  const metadata = q.metadata ? JSON.stringify(q.metadata) : null;
+  const params = [
+    q.conversationId,
+    q.userId,
+    q.userId,
+    q.clientMessageId,
+    q.userId,
+    checkingTokens,
+    checkingTokens,
+    q.tokensPerDay,
+    q.userId,
+    q.turnsWindowMs / 1000,
+    counting,
+    q.turnsPerMinute,
+    counting,
+    q.turnId,
+    q.leaseExpiresAt,
+    q.now,
+    q.now,
+    metadata,
+    metadata,
+    q.userId,
+    q.userMessageId,
+    q.content,
+    q.clientMessageId,
+    q.now,
+    q.replyId,
+    q.now,
+    q.userId,
+    counting,
+  ];
+  const [row] = await em.execute<Record<string, unknown>[]>(sql, params);
+  if (!row) return { conversation: null, started: false, keyed: false, tokens: null, turnsResetAt: null };
+  const { started, keyed, tokens_count, tokens_reset_at, turns_reset_at, ...columns } = row;
+  return {
+    conversation: em.map(Conversation, columns, { disableIdentityMap: true }),
+    started: started === true,
+    keyed: keyed === true,
+    tokens: tokens_count == null ? null : { count: Number(tokens_count), resetsAt: new Date(tokens_reset_at as string | Date) },
+    turnsResetAt: turns_reset_at == null ? null : new Date(turns_reset_at as string | Date),
+  };
 }
