@@ -286,3 +286,22 @@ describe('the turn lease and the turn deadline', () => {
     expect([next.userMessage.seq, next.assistantMessage.seq]).toEqual([5, 6]);
   });
 });
+
+describe('a migration while the server runs', () => {
+  it('adding a column to conversation does not break the statements each connection keeps prepared', async () => {
+    const client = await server.client('migrating');
+    const conversations = await Promise.all(Array.from({ length: 7 }, async (_, i) => (await send(client, `add first ${i}`)).conversation));
+    // Turns in existing conversations, seven at once, twice (28 turns in all: within the 30 a minute of a test user): the pooled connections prepare the hot statements.
+    const turns = async (round: string) =>
+      Promise.all(conversations.map(async (conversation, i) => send(client, `add ${round} ${i}`, conversation.id)));
+    await turns('warm');
+    await turns('warmer');
+    await db.query('alter table conversation add column added_by_a_migration integer');
+    try {
+      const after = await turns('after');
+      expect(after.map((turn) => `${turn.userMessage.seq}:${turn.assistantMessage.status}`)).toEqual(conversations.map(() => '7:COMPLETE'));
+    } finally {
+      await db.query('alter table conversation drop column added_by_a_migration');
+    }
+  });
+});

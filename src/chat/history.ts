@@ -6,7 +6,7 @@
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { AgentMessage } from '../agent/types.js';
-import { contextRows } from '../db/stores/turns.js';
+import { type ContextRow, contextRows } from '../db/stores/turns.js';
 import { type Message, MessageRole, MessageStatus, type ToolCall } from '../entities/index.js';
 
 type StoredMessage = Pick<Message, 'id' | 'role' | 'content' | 'status'>;
@@ -24,8 +24,12 @@ export async function loadContext(
   uptoSeq: number,
   limit: number,
 ): Promise<AgentMessage[]> {
-  const rows = await contextRows(em, userId, conversationId, uptoSeq, limit);
-  rows.reverse();
+  return contextMessages(await contextRows(em, userId, conversationId, uptoSeq, limit));
+}
+
+/** The agent's messages of context rows read newest first (by `loadContext`, or by the turn's quick start). */
+export function contextMessages(newestFirst: readonly ContextRow[]): AgentMessage[] {
+  const rows = newestFirst.toReversed();
   return toAgentMessages(rows, new Map(rows.map((row) => [row.id, row.calls])));
 }
 

@@ -15,6 +15,7 @@ import { TURN_ENDED_CHANNEL } from '../db/signals.js';
 import * as conversations from '../db/stores/conversations.js';
 import * as messages from '../db/stores/messages.js';
 import * as toolCalls from '../db/stores/tool-calls.js';
+import type { ContextRow } from '../db/stores/turns.js';
 import * as turns from '../db/stores/turns.js';
 import { Conversation, ConversationStatus, Message, MessageRole, MessageStatus, RateKind, ToolCall } from '../entities/index.js';
 import { AppError, notFound } from '../errors.js';
@@ -38,6 +39,8 @@ export type BeginInput = {
   enqueue: boolean;
   /** When the request reached this instance: its place in the queue, should it join. */
   arrivedAt: Date;
+  /** How many messages the turn's context holds (the quick start reads them with the rest). */
+  contextLimit: number;
   leaseMs: number;
   /** The user's limits a turn that begins is counted against. */
   limits: TurnLimits;
@@ -47,7 +50,15 @@ export type BeginInput = {
 
 export type Started =
   | { kind: 'replay'; conversation: Conversation; userMessage: Message; reply: Message; toolCalls: ToolCall[] }
-  | { kind: 'run'; conversation: Conversation; userMessage: Message; reply: Message; resumed: boolean }
+  | {
+      kind: 'run';
+      conversation: Conversation;
+      userMessage: Message;
+      reply: Message;
+      resumed: boolean;
+      /** The turn's context (step 5) when step 4 read it too: its messages newest first, up to the reply. */
+      context?: ContextRow[];
+    }
   | { kind: 'queued'; conversationId: string; ticket: string };
 
 /**
@@ -207,6 +218,7 @@ async function startQuickly(
     turnsPerMinute: limits.turnsPerMinute,
     tokensPerDay: limits.tokensPerDay,
     turnsWindowMs: TURNS_WINDOW_MS,
+    contextLimit: input.contextLimit,
   });
   const { conversation } = quick;
   // Not the user's, or locked by another statement right now: the full path tells which (and waits).
@@ -234,7 +246,15 @@ async function startQuickly(
     userMessage.createdAt = now;
     const reply = newReply(em, conversation, seq + 1, ids.reply);
     reply.createdAt = now;
-    return { kind: 'run', conversation, userMessage, reply, resumed: false };
+    // This turn's two messages, then those the statement read before them, newest first.
+    const context =
+      quick.context &&
+      [
+        { id: reply.id, role: reply.role, content: reply.content, status: reply.status, seq: reply.seq, calls: [] },
+        { id: userMessage.id, role: userMessage.role, content: userMessage.content, status: userMessage.status, seq, calls: [] },
+        ...quick.context,
+      ].slice(0, input.contextLimit);
+    return { kind: 'run', conversation, userMessage, reply, resumed: false, ...(context ? { context } : {}) };
   }
   // Refused the way the full path would refuse it, in the same order; a request that would wait
   // joins the queue on the full path, under the lock that finds the conversation busy.

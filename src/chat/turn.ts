@@ -23,7 +23,7 @@ import type { Conversation, Message, ToolCall } from '../entities/index.js';
 import { AppError, badInput } from '../errors.js';
 import type { Logger } from '../log.js';
 import { textProblem } from '../text.js';
-import { loadContext } from './history.js';
+import { contextMessages, loadContext } from './history.js';
 import { extendLease, failTurn, type TurnToEnd } from './lease.js';
 import { checkMetadata } from './metadata.js';
 import { leaveQueue, waitersAhead } from './queue.js';
@@ -114,13 +114,13 @@ export async function runTurn(deps: TurnDeps, viewer: Viewer, input: SendMessage
   try {
     // Step 5: the context, by keyset on (conversation_id, seq): never the whole history. It ends
     // with the reply in progress, which holds the tool calls a resumed turn already made.
-    const messages = await retryTransient(
-      () => loadContext(deps.em, viewer.userId, conversation.id, reply.seq, deps.settings.historyLimit),
-      {
-        log: deps.log,
-        what: 'load context',
-      },
-    );
+    // Most turns' step 4 read it already, in the statement that started them.
+    const messages = start.context
+      ? contextMessages(start.context)
+      : await retryTransient(() => loadContext(deps.em, viewer.userId, conversation.id, reply.seq, deps.settings.historyLimit), {
+          log: deps.log,
+          what: 'load context',
+        });
 
     // Step 6: the agent, with no transaction open; each tool call is stored as it completes.
     const recorder = toolCallRecorder(deps, { conversationId: conversation.id, replyId: reply.id, userId: viewer.userId });
@@ -219,6 +219,7 @@ async function beginInOrder(
                 ticket,
                 enqueue: input.ifBusy === 'ENQUEUE' && Date.now() < deadline,
                 arrivedAt,
+                contextLimit: deps.settings.historyLimit,
                 leaseMs: deps.settings.turnLeaseMs,
                 limits: deps.settings.rateLimits,
                 retrying: attempt > 0 || races > 0,

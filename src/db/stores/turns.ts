@@ -7,6 +7,7 @@
 import { LockMode } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Conversation, Message, type MessageRole, type MessageStatus } from '../../entities/index.js';
+import { directQuery } from '../direct.js';
 import type { ConversationChanges } from './conversations.js';
 import type { MessageChanges } from './messages.js';
 import { COUNTED_COLUMNS, type Count, type Counted, type CountedRow, counted, upsertCounters } from './rate-counters.js';
@@ -90,15 +91,26 @@ export async function contextRows(
   uptoSeq: number,
   limit: number,
 ): Promise<ContextRow[]> {
-  const rows = await em.execute<(Omit<ContextRow, 'calls'> & { calls: ContextCall[] | null })[]>(
-    `select m.id, m.role, m.content, m.status, m.seq, case when m.role = 'assistant' then (` +
-      `select json_agg(json_build_object('callId', t.call_id, 'name', t.name, 'arguments', t.arguments, 'result', t.result) order by t.id) ` +
-      `from tool_call t where t.message_id = m.id and t.user_id = m.user_id) end as calls ` +
-      `from message m where m.conversation_id = ? and m.user_id = ? and m.seq <= ? order by m.seq desc limit ?`,
-    [conversationId, userId, uptoSeq, limit],
-  );
-  return rows.map((row) => ({ ...row, calls: row.calls ?? [] }));
+  const rows = await directQuery<ContextDbRow>(em, `${CONTEXT_SELECT} and m.seq <= ? order by m.seq desc limit ?`, [
+    conversationId,
+    userId,
+    uptoSeq,
+    limit,
+  ]);
+  return rows.map(contextRow);
 }
+
+// Private: the messages of a conversation (then `user_id`) for a context, each assistant message
+// with its tool calls, oldest first; the caller adds the range, the order and the limit.
+const CONTEXT_SELECT =
+  `select m.id, m.role, m.content, m.status, m.seq, case when m.role = 'assistant' then (` +
+  `select json_agg(json_build_object('callId', t.call_id, 'name', t.name, 'arguments', t.arguments, 'result', t.result) order by t.id) ` +
+  `from tool_call t where t.message_id = m.id and t.user_id = m.user_id) end as calls ` +
+  `from message m where m.conversation_id = ? and m.user_id = ?`;
+
+type ContextDbRow = Omit<ContextRow, 'calls'> & { calls: ContextCall[] | null };
+
+const contextRow = (row: ContextDbRow): ContextRow => ({ ...row, calls: row.calls ?? [] });
 
 export type FinishTurn = {
   userId: string;
@@ -169,7 +181,7 @@ export async function finishTurn(em: EntityManager, input: FinishTurn): Promise<
     input.channel,
     conversationId,
   ];
-  const [row] = await em.execute<{ ours: boolean; writes: boolean }[]>(sql, params);
+  const [row] = await directQuery<{ ours: boolean; writes: boolean }>(em, sql, params);
   return row ? { ours: row.ours, wrote: row.writes } : null;
 }
 
@@ -190,6 +202,8 @@ export type QuickStart = {
   /** Model tokens per day (0 = off): the turn runs only while the day's count is under it. */
   tokensPerDay: number;
   turnsWindowMs: number;
+  /** How many messages the turn's context holds, the two of this turn included. */
+  contextLimit: number;
 };
 
 /** What `quickStart` found: the conversation as it was locked, and why the turn did not start. */
@@ -203,6 +217,12 @@ export type QuickStarted = {
   tokens: { count: number; resetsAt: Date } | null;
   /** Refused by turns per minute: when the window ends. */
   turnsResetAt: Date | null;
+  /**
+   * Started: the messages before this turn's two, newest first, as the context takes them; null
+   * when the statement's snapshot may not hold them all (the conversation changed between the
+   * snapshot and the lock), and the caller reads them afresh.
+   */
+  context: ContextRow[] | null;
 };
 
 /**
@@ -217,12 +237,17 @@ export type QuickStarted = {
  * latest row), takes the lease,
  * reserves the next two `seq`s and stores the user message and its reply in progress, or writes
  * nothing and says why (`turn-store.ts` then answers, or takes the full path).
+ *
+ * A turn it starts also gets the messages before its own (step 5), read with the statement's
+ * snapshot. They are all in it when the row it locked is the row of its snapshot (the same
+ * `xmin`): every change to a conversation's messages (a turn's start, its end, a failed turn's
+ * closing) changes the conversation row too, and tool calls are stored before their turn ends.
  */
 export async function quickStart(em: EntityManager, q: QuickStart): Promise<QuickStarted> {
   const counting = q.turnsPerMinute > 0;
   const checkingTokens = q.tokensPerDay > 0;
   const sql =
-    `with c as (select c.* from conversation c where c.id = ? and c.user_id = ? for update of c skip locked), ` +
+    `with c as (select c.xmin::text as locked_version, c.* from conversation c where c.id = ? and c.user_id = ? for update of c skip locked), ` +
     `keyed as (select 1 from message where user_id = ? and client_message_id = ?::text), ` +
     `tok as (select count, resets_at from rate_counter where user_id = ? and kind = 'tokens' and ?::boolean), ` +
     `free as (select c.id from c where c.status = 'active' and c.turn_id is null and c.waiting = 0 ` +
@@ -240,8 +265,12 @@ export async function quickStart(em: EntityManager, q: QuickStart): Promise<Quic
     `where v.id = (select id from allowed) and v.user_id = ? returning v.id, v.user_id, v.next_seq), ` +
     `ins as (insert into message (id, conversation_id, user_id, seq, role, content, status, client_message_id, created_at) ` +
     `select ?::uuid, upd.id, upd.user_id, upd.next_seq - 2, 'user'::message_role, ?::text, 'complete'::message_status, ?::text, ?::timestamptz from upd ` +
-    `union all select ?::uuid, upd.id, upd.user_id, upd.next_seq - 1, 'assistant'::message_role, '', 'in_progress'::message_status, null, ?::timestamptz from upd) ` +
-    `select c.*, exists (select 1 from upd) as started, exists (select 1 from keyed) as keyed, ` +
+    `union all select ?::uuid, upd.id, upd.user_id, upd.next_seq - 1, 'assistant'::message_role, '', 'in_progress'::message_status, null, ?::timestamptz from upd), ` +
+    `seen as (select (select xmin::text from conversation where id = ? and user_id = ?) = (select locked_version from c) as same), ` +
+    `ctx as (${CONTEXT_SELECT} and m.seq < (select next_seq from c) and exists (select 1 from upd) and (select same from seen) ` +
+    `order by m.seq desc limit ?) ` +
+    `select ${conversationColumns(em)}, exists (select 1 from upd) as started, exists (select 1 from keyed) as keyed, ` +
+    `case when exists (select 1 from upd) and (select same from seen) then (select coalesce(json_agg(x order by x.seq desc), '[]'::json) from ctx x) end as context, ` +
     `(select count from tok where resets_at > now()) as tokens_count, (select resets_at from tok where resets_at > now()) as tokens_reset_at, ` +
     `(select resets_at from rate_counter where user_id = ? and kind = 'turns' and ?::boolean and not exists (select 1 from counted) ` +
     `and exists (select 1 from free)) as turns_reset_at from c`;
@@ -273,17 +302,37 @@ export async function quickStart(em: EntityManager, q: QuickStart): Promise<Quic
     q.now,
     q.replyId,
     q.now,
+    q.conversationId,
+    q.userId,
+    q.conversationId,
+    q.userId,
+    Math.max(q.contextLimit - 2, 0),
     q.userId,
     counting,
   ];
-  const [row] = await em.execute<Record<string, unknown>[]>(sql, params);
-  if (!row) return { conversation: null, started: false, keyed: false, tokens: null, turnsResetAt: null };
-  const { started, keyed, tokens_count, tokens_reset_at, turns_reset_at, ...columns } = row;
+  const [row] = await directQuery<Record<string, unknown>>(em, sql, params);
+  if (!row) return { conversation: null, started: false, keyed: false, tokens: null, turnsResetAt: null, context: null };
+  const { started, keyed, context, tokens_count, tokens_reset_at, turns_reset_at, ...columns } = row;
   return {
     conversation: em.map(Conversation, columns, { disableIdentityMap: true }),
     started: started === true,
     keyed: keyed === true,
     tokens: tokens_count == null ? null : { count: Number(tokens_count), resetsAt: new Date(tokens_reset_at as string | Date) },
     turnsResetAt: turns_reset_at == null ? null : new Date(turns_reset_at as string | Date),
+    context: Array.isArray(context) ? (context as ContextDbRow[]).map(contextRow) : null,
   };
+}
+
+// Private: the conversation's columns by name, from the entity's metadata: a statement kept
+// prepared on a connection may not change the type of its result, and `c.*` would when a migration
+// adds a column while this process runs.
+let columnList: string | undefined;
+function conversationColumns(em: EntityManager): string {
+  columnList ??= em
+    .getMetadata(Conversation)
+    .props.filter((prop) => prop.kind === 'scalar' && prop.persist !== false)
+    .flatMap((prop) => prop.fieldNames ?? [])
+    .map((column) => `c."${column}"`)
+    .join(', ');
+  return columnList;
 }
