@@ -39,9 +39,22 @@ export function createLoaders(em: EntityManager, viewer: Viewer) {
     return ids.map((id) => byMessage.get(id) ?? []);
   });
 
-  const messages = pageLoader<PageArgs, MessageView>(async (parentIds, args) => {
+  // With `withToolCalls` (the query asks for them), each page's messages come with their tool calls,
+  // read for all of them at once, which the `toolCalls` field then answers without a promise each.
+  const messages = pageLoader<PageArgs & { withToolCalls?: boolean }, MessageView>(async (parentIds, args) => {
     const page = parsePage(args, cursors.message.decode);
     const rows = await messagePages(em, userId, parentIds, page);
+    if (args.withToolCalls && rows.length > 0) {
+      const calls = Map.groupBy(
+        await toolCallViewsOfMessages(
+          em,
+          userId,
+          rows.map((row) => row.id),
+        ),
+        (call) => call.message.id,
+      );
+      for (const row of rows) row.toolCalls = calls.get(row.id) ?? [];
+    }
     return groupPages(parentIds, rows, (m) => m.conversation.id, page, cursors.message.encode);
   });
 

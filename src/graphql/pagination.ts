@@ -71,7 +71,7 @@ export function toConnection<T>(rows: T[], page: Page<unknown>, cursorOf: (row: 
   const more = rows.length > page.limit;
   const kept = more ? rows.slice(0, page.limit) : rows;
   const ordered = page.direction === 'forward' ? kept : kept.reverse();
-  const edges = ordered.map((node) => ({ cursor: cursorOf(node), node }));
+  const edges = ordered.map((node) => new LazyEdge(node, cursorOf));
   const forward = page.direction === 'forward';
   return {
     edges,
@@ -79,10 +79,27 @@ export function toConnection<T>(rows: T[], page: Page<unknown>, cursorOf: (row: 
       // Relay allows `false` for the side one is not paging towards; a cursor given means a row exists there.
       hasNextPage: forward ? more : page.cursor !== null,
       hasPreviousPage: forward ? page.cursor !== null : more,
-      startCursor: edges[0]?.cursor ?? null,
-      endCursor: edges.at(-1)?.cursor ?? null,
+      get startCursor() {
+        return edges[0]?.cursor ?? null;
+      },
+      get endCursor() {
+        return edges.at(-1)?.cursor ?? null;
+      },
     },
   };
+}
+
+// Private: an edge whose cursor is made only when the query asks for it (a browse of thousands
+// of rows seldom does).
+class LazyEdge<T> implements Edge<T> {
+  constructor(
+    readonly node: T,
+    private readonly cursorOf: (row: T) => string,
+  ) {}
+
+  get cursor(): string {
+    return this.cursorOf(this.node);
+  }
 }
 
 /** How the rows of one connection are written as cursors, and read back (checked) as keys. */

@@ -6,6 +6,7 @@
 import type { EntityData, EntityManager } from '@mikro-orm/postgresql';
 import { Message, type MessageStatus } from '../../entities/index.js';
 import { dateOf, lateralPages, type Page } from './pages.js';
+import type { ToolCallView } from './tool-calls.js';
 
 /** The columns a turn changes on a message. */
 export type MessageChanges = Partial<
@@ -27,7 +28,11 @@ export type MessageView = Pick<
   | 'completionTokens'
   | 'totalTokens'
   | 'createdAt'
-> & { conversation: { id: string } };
+> & {
+  conversation: { id: string };
+  /** Its tool calls, when they were read with it. */
+  toolCalls?: ToolCallView[];
+};
 
 /** The user's message `id`, or null. */
 export function findMessage(em: EntityManager, userId: string, id: string): Promise<Message | null> {

@@ -1,11 +1,13 @@
 /** Conversations: the viewer's list, one by id, and their nested fields through the loaders. */
-import { Arg, FieldResolver, ID, Int, Query, Resolver, Root } from 'type-graphql';
+import type { GraphQLResolveInfo } from 'graphql';
+import { Arg, FieldResolver, ID, Info, Int, Query, Resolver, Root } from 'type-graphql';
 import { findConversation, listConversations } from '../../db/stores/conversations.js';
 import type { MessageView } from '../../db/stores/messages.js';
 import type { Conversation } from '../../entities/index.js';
 import { badInput } from '../../errors.js';
 import type { RequestScope } from '../context.js';
 import { cursors, parsePage, storableDate, toConnection } from '../pagination.js';
+import { selects } from '../selection.js';
 import {
   ConversationConnection,
   ConversationFilter,
@@ -53,8 +55,10 @@ export class ConversationResolver {
     @Arg('after', () => String, { nullable: true }) after?: string,
     @Arg('last', () => Int, { nullable: true }) last?: number,
     @Arg('before', () => String, { nullable: true }) before?: string,
+    @Info() info?: GraphQLResolveInfo,
   ) {
-    return this.scope.loaders.messages.load({ parentId: conversation.id, args: { first, after, last, before } });
+    const withToolCalls = info !== undefined && selects(info, ['edges', 'node', 'toolCalls']);
+    return this.scope.loaders.messages.load({ parentId: conversation.id, args: { first, after, last, before, withToolCalls } });
   }
 
   @FieldResolver(() => MessageType, { nullable: true })

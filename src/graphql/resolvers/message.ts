@@ -23,8 +23,9 @@ export class MessageResolver {
   }
 
   @FieldResolver(() => [ToolCallType], { description: 'The tool calls the assistant made for this message, in order.' })
-  async toolCalls(@Root() message: MessageView): Promise<ToolCallView[]> {
-    return this.scope.loaders.toolCallsOfMessage.load(message.id);
+  toolCalls(@Root() message: MessageView): ToolCallView[] | Promise<ToolCallView[]> {
+    // Read with its page when the query asked for them (see `messages`): no promise per message.
+    return message.toolCalls ?? this.scope.loaders.toolCallsOfMessage.load(message.id);
   }
 
   @FieldResolver(() => Usage, { nullable: true, description: 'Token counts of the model call that wrote this message.' })
