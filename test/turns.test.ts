@@ -55,13 +55,19 @@ const untilQueued = (conversationId: string, count: number) =>
     `${count} waiter(s) in the queue of ${conversationId}`,
   );
 
+/** A conversation of `user` whose second turn ("add slow thing") the gate holds: its client, the conversation and that turn. */
+async function heldTurn(user: string) {
+  const client = await server.client(user);
+  const { conversation } = await send(client, 'add first');
+  const before = agent.gate.held;
+  const slow = send(client, 'add slow thing', conversation.id);
+  await agent.gate.untilHeld(before + 1);
+  return { client, conversation, slow };
+}
+
 describe('a conversation with a running turn', () => {
   it('rejects a second message with CONVERSATION_BUSY and retryAfterMs, storing nothing', async () => {
-    const client = await server.client('busy-reject');
-    const { conversation } = await send(client, 'add first');
-    const before = agent.gate.held;
-    const slow = send(client, 'add slow thing', conversation.id);
-    await agent.gate.untilHeld(before + 1);
+    const { client, conversation, slow } = await heldTurn('busy-reject');
 
     const error = await gqlError(client, SEND, { input: { conversationId: conversation.id, message: 'add second' } });
     expect(error.code).toBe('CONVERSATION_BUSY');
@@ -78,11 +84,7 @@ describe('a conversation with a running turn', () => {
   });
 
   it('with ifBusy: ENQUEUE waits for the running turn, then runs after it', async () => {
-    const client = await server.client('busy-enqueue');
-    const { conversation } = await send(client, 'add first');
-    const before = agent.gate.held;
-    const slow = send(client, 'add slow thing', conversation.id);
-    await agent.gate.untilHeld(before + 1);
+    const { client, conversation, slow } = await heldTurn('busy-enqueue');
 
     const queued = send(client, 'add second', conversation.id, { ifBusy: 'ENQUEUE' });
     await untilQueued(conversation.id, 1);
@@ -103,11 +105,7 @@ describe('a conversation with a running turn', () => {
 
 describe('the queue of a conversation', () => {
   it('serves the request that reached its instance first, passes over a waiter that stopped showing it is alive, and mends its count', async () => {
-    const client = await server.client('queue-order');
-    const { conversation } = await send(client, 'add first');
-    const before = agent.gate.held;
-    const slow = send(client, 'add slow thing', conversation.id);
-    await agent.gate.untilHeld(before + 1);
+    const { client, conversation, slow } = await heldTurn('queue-order');
 
     const queued = send(client, 'add queued', conversation.id, { ifBusy: 'ENQUEUE' });
     await untilQueued(conversation.id, 1);

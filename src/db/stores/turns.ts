@@ -82,7 +82,10 @@ export type ContextRow = { id: string; role: MessageRole; content: string; statu
  * The last `limit` messages of the user's conversation up to and including `uptoSeq`, newest
  * first, each assistant message with its tool calls (oldest first), in one statement: one indexed
  * range scan on `(conversation_id, seq)` and one on `(message_id, id)` per reply, whatever the
- * length of the history.
+ * length of the history. The range is bounded on both sides (`seq` is gapless), so that even a
+ * plan made for a conversation of any size (these statements stay prepared) reads `limit` rows,
+ * not the history: with only the upper bound, a generic plan read all 10,000 messages of a long
+ * conversation and sorted them (`npm run bench`, latency by history length).
  */
 export async function contextRows(
   em: EntityManager,
@@ -91,10 +94,11 @@ export async function contextRows(
   uptoSeq: number,
   limit: number,
 ): Promise<ContextRow[]> {
-  const rows = await directQuery<ContextDbRow>(em, `${CONTEXT_SELECT} and m.seq <= ? order by m.seq desc limit ?`, [
+  const rows = await directQuery<ContextDbRow>(em, `${CONTEXT_SELECT} and m.seq <= ? and m.seq > ? order by m.seq desc limit ?`, [
     conversationId,
     userId,
     uptoSeq,
+    uptoSeq - limit,
     limit,
   ]);
   return rows.map(contextRow);
@@ -267,7 +271,8 @@ export async function quickStart(em: EntityManager, q: QuickStart): Promise<Quic
     `select ?::uuid, upd.id, upd.user_id, upd.next_seq - 2, 'user'::message_role, ?::text, 'complete'::message_status, ?::text, ?::timestamptz from upd ` +
     `union all select ?::uuid, upd.id, upd.user_id, upd.next_seq - 1, 'assistant'::message_role, '', 'in_progress'::message_status, null, ?::timestamptz from upd), ` +
     `seen as (select (select xmin::text from conversation where id = ? and user_id = ?) = (select locked_version from c) as same), ` +
-    `ctx as (${CONTEXT_SELECT} and m.seq < (select next_seq from c) and exists (select 1 from upd) and (select same from seen) ` +
+    `ctx as (${CONTEXT_SELECT} and m.seq < (select next_seq from c) and m.seq >= (select next_seq from c) - ? ` +
+    `and exists (select 1 from upd) and (select same from seen) ` +
     `order by m.seq desc limit ?) ` +
     `select ${conversationColumns(em)}, exists (select 1 from upd) as started, exists (select 1 from keyed) as keyed, ` +
     `case when exists (select 1 from upd) and (select same from seen) then (select coalesce(json_agg(x order by x.seq desc), '[]'::json) from ctx x) end as context, ` +
@@ -306,6 +311,7 @@ export async function quickStart(em: EntityManager, q: QuickStart): Promise<Quic
     q.userId,
     q.conversationId,
     q.userId,
+    Math.max(q.contextLimit - 2, 0),
     Math.max(q.contextLimit - 2, 0),
     q.userId,
     counting,
