@@ -1,5 +1,13 @@
 /** `selects`: whether a query asks for a path below the field being resolved, through fragments. */
-import { type FieldNode, type FragmentDefinitionNode, type GraphQLResolveInfo, Kind, type OperationDefinitionNode, parse } from 'graphql';
+import {
+  type FieldNode,
+  type FragmentDefinitionNode,
+  type GraphQLResolveInfo,
+  Kind,
+  type OperationDefinitionNode,
+  parse,
+  type SelectionSetNode,
+} from 'graphql';
 import { describe, expect, it } from 'vitest';
 import { selects } from '../src/graphql/selection.js';
 
@@ -11,14 +19,14 @@ function infoOfMessages(query: string): GraphQLResolveInfo {
     if (definition.kind === Kind.FRAGMENT_DEFINITION) fragments[definition.name.value] = definition;
   const operation = document.definitions.find((d): d is OperationDefinitionNode => d.kind === Kind.OPERATION_DEFINITION);
   const found: FieldNode[] = [];
-  const visit = (node: { selectionSet?: { selections: readonly unknown[] } }) => {
-    for (const selection of (node.selectionSet?.selections ?? []) as (FieldNode & { kind: string; name: { value: string } })[]) {
+  const visit = (set: SelectionSetNode | undefined) => {
+    for (const selection of set?.selections ?? []) {
       if (selection.kind === Kind.FIELD && selection.name.value === 'messages') found.push(selection);
-      else if (selection.kind === Kind.FRAGMENT_SPREAD) visit(fragments[selection.name.value] as never);
-      else visit(selection as never);
+      else if (selection.kind === Kind.FRAGMENT_SPREAD) visit(fragments[selection.name.value]?.selectionSet);
+      else visit(selection.selectionSet);
     }
   };
-  visit(operation as never);
+  visit(operation?.selectionSet);
   return { fieldNodes: found.slice(0, 1), fragments } as unknown as GraphQLResolveInfo;
 }
 
