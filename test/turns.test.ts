@@ -5,33 +5,10 @@
  */
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { OfflineAgent } from '../src/agent/offline.js';
-import type { Agent, AgentInput } from '../src/agent/types.js';
-import { Gate } from './support/gate.js';
+import { GatedAgent } from './support/gate.js';
 import { gqlError, SEND, send } from './support/graphql.js';
 import { startTestServer, type TestServer } from './support/server.js';
 import { sleep, until } from './support/wait.js';
-
-/**
- * The offline agent, held at the start of each turn whose message contains "slow" until released,
- * and failing once for each message that contains "explode".
- */
-class GatedAgent implements Agent {
-  readonly name = 'gated';
-  private readonly inner = new OfflineAgent();
-  private exploded = new Set<string>();
-  readonly gate = new Gate();
-
-  async run(input: AgentInput) {
-    const last = input.messages.at(-1);
-    if (last?.role === 'user' && last.content.includes('explode') && !this.exploded.has(last.content)) {
-      this.exploded.add(last.content);
-      throw new Error('model unreachable');
-    }
-    if (last?.role === 'user' && last.content.includes('slow')) await this.gate.hold();
-    return this.inner.run(input);
-  }
-}
 
 let server: TestServer;
 let db: pg.Client;

@@ -13,9 +13,12 @@ import type { Agent, ToolInfo } from '../agent/types.js';
 import type { Viewer } from '../auth/viewer.js';
 import type { Config } from '../config.js';
 import type { TurnSignals } from '../db/signals.js';
+import type { Conversation } from '../entities/index.js';
 import type { Logger } from '../log.js';
 import { connectTurnTools, type TurnToolsOptions } from '../mcp/turn-tools.js';
 import { abandonTurns } from './lease.js';
+import type { StateChange } from './lifecycle.js';
+import * as lifecycle from './lifecycle.js';
 import { type RunningTurn, runTurn, type SendMessageInput, type TurnResult, type TurnSettings } from './turn.js';
 
 export type ChatOptions = {
@@ -29,6 +32,9 @@ export type ChatOptions = {
   signals?: TurnSignals;
 };
 
+type CreateInput = Parameters<typeof lifecycle.createConversation>[2];
+type UpdateInput = Parameters<typeof lifecycle.updateConversation>[2];
+
 export type Chat = {
   /**
    * Runs one turn of `viewer` in a conversation (a new one when `input.conversationId` is absent),
@@ -36,6 +42,11 @@ export type Chat = {
    * Throws `AppError`s (BAD_USER_INPUT, NOT_FOUND, CONVERSATION_BUSY, RATE_LIMITED, ...).
    */
   sendMessage(em: EntityManager, viewer: Viewer, input: SendMessageInput, log?: Logger): Promise<TurnResult>;
+  /** The conversation lifecycle of `viewer` (`lifecycle.ts`), in `em`. */
+  createConversation(em: EntityManager, viewer: Viewer, input: CreateInput): Promise<Conversation>;
+  updateConversation(em: EntityManager, viewer: Viewer, input: UpdateInput): Promise<Conversation>;
+  changeConversationState(em: EntityManager, viewer: Viewer, id: string, change: StateChange): Promise<Conversation>;
+  deleteConversation(em: EntityManager, viewer: Viewer, id: string): Promise<string>;
   /** Every tool the agent is offered in a turn of `viewer`, listed as that turn would see them. */
   listTools(viewer: Viewer): Promise<ToolInfo[]>;
   /**
@@ -71,6 +82,11 @@ export async function createChat(options: ChatOptions): Promise<Chat> {
   return {
     sendMessage: (em, viewer, input, requestLog = log) =>
       runTurn({ em, agent, openTools: tools.open, settings, log: requestLog, running, signals }, viewer, input),
+
+    createConversation: (em, viewer, input) => lifecycle.createConversation(em, viewer, input, settings.metadataMaxBytes),
+    updateConversation: (em, viewer, input) => lifecycle.updateConversation(em, viewer, input, settings.metadataMaxBytes),
+    changeConversationState: (em, viewer, id, change) => lifecycle.changeState(em, viewer, id, change),
+    deleteConversation: (em, viewer, id) => lifecycle.deleteConversation(em, viewer, id),
 
     async listTools(viewer) {
       return (await tools.open(viewer.userId)).list();

@@ -25,6 +25,15 @@ export enum IfBusy {
 }
 registerEnumType(IfBusy, { name: 'IfBusy', description: 'What sendMessage does while another turn runs in the conversation.' });
 
+export enum MetadataMode {
+  MERGE = 'MERGE',
+  REPLACE = 'REPLACE',
+}
+registerEnumType(MetadataMode, {
+  name: 'MetadataMode',
+  description: 'MERGE: the given keys are set, the others kept (shallow). REPLACE: the given object is the whole metadata.',
+});
+
 @ObjectType({ description: 'Token counts reported by the model.' })
 export class Usage {
   @Field(() => Int) promptTokens!: number;
@@ -150,4 +159,25 @@ export class SendMessagePayload {
   @Field({ description: 'The assistant’s answer (the content of assistantMessage).' }) response!: string;
   @Field(() => [ToolCallType], { description: 'The tool calls of this turn.' }) toolCalls!: object[];
   @Field({ description: 'True when this is a retry answered from the stored turn; nothing ran again.' }) replayed!: boolean;
+}
+
+@InputType()
+export class CreateConversationInput {
+  @Field(() => String, { nullable: true, description: 'Up to 200 characters; absent: untitled until its first message.' }) title?:
+    | string
+    | null;
+  @Field(() => JSONObject, { nullable: true }) metadata?: Record<string, unknown> | null;
+}
+
+@InputType()
+export class UpdateConversationInput {
+  @Field(() => ID) id!: string;
+  @Field(() => String, { nullable: true, description: 'The new title, up to 200 characters; absent: unchanged.' }) title?: string | null;
+  @Field(() => JSONObject, { nullable: true, description: 'Absent: unchanged.' }) metadata?: Record<string, unknown> | null;
+  @Field(() => MetadataMode, { nullable: true, defaultValue: MetadataMode.MERGE }) metadataMode?: MetadataMode;
+}
+
+@ObjectType()
+export class DeleteConversationPayload {
+  @Field(() => ID, { description: 'The id of the conversation deleted, with its messages and tool calls.' }) deletedId!: string;
 }

@@ -95,6 +95,8 @@ function idKind(schema: GraphQLSchema, name: string, field: GraphQLField<unknown
     if (isObjectType(target)) types = [target.name];
     else if (isInterfaceType(target) || isUnionType(target)) types = schema.getPossibleTypes(target).map((type) => type.name);
     else return null;
+    // A field that answers a payload (`deleteConversation { deletedId }`) names its type at its end.
+    if (!types.every(isKnown)) types = KNOWN.filter((known) => field.name.endsWith(known));
   } else {
     const stem = name.replace(/Ids?$/, '').toLowerCase();
     types = KNOWN.filter((known) => known.toLowerCase() === stem);

@@ -4,6 +4,7 @@
  * another user's conversation is simply not there. Writes are explicit statements: nothing is
  * ever flushed behind the caller's back, and every write names the user.
  */
+import { LockMode } from '@mikro-orm/core';
 import type { EntityManager, FilterQuery } from '@mikro-orm/postgresql';
 import { Conversation, type ConversationStatus } from '../../entities/index.js';
 import type { Page } from './pages.js';
@@ -62,6 +63,29 @@ export function listConversations(
   }
   const order = older ? 'desc' : 'asc';
   return em.find(Conversation, { $and: where }, { orderBy: [{ lastMessageAt: order }, { id: order }], limit: page.limit + 1 });
+}
+
+/** The user's conversation `id`, locked until the transaction ends and detached; null when there is none. */
+export function readLocked(em: EntityManager, userId: string, id: string): Promise<Conversation | null> {
+  return em.findOne(Conversation, { id, userId }, { lockMode: LockMode.PESSIMISTIC_WRITE, disableIdentityMap: true });
+}
+
+/** Stores a new conversation as it is (its `userId` included). */
+export async function insertConversation(em: EntityManager, conversation: Conversation): Promise<void> {
+  await em.insert(conversation);
+}
+
+/** The columns the lifecycle changes (`chat/lifecycle.ts`). */
+export type LifecycleChanges = Partial<Pick<Conversation, 'title' | 'metadata' | 'status' | 'archivedAt' | 'expiresAt' | 'updatedAt'>>;
+
+/** Writes `changes` to the user's conversation `id`. */
+export async function writeConversation(em: EntityManager, userId: string, id: string, changes: LifecycleChanges): Promise<void> {
+  await em.nativeUpdate(Conversation, { id, userId }, changes);
+}
+
+/** Deletes the user's conversation `id`, its messages, tool calls and waiters with it (foreign keys cascade); false when there was none. */
+export async function deleteConversation(em: EntityManager, userId: string, id: string): Promise<boolean> {
+  return (await em.nativeDelete(Conversation, { id, userId })) > 0;
 }
 
 /** Locks the user's conversation `id` until the transaction ends; false when there is none. */
