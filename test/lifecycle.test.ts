@@ -194,3 +194,41 @@ describe('while a turn runs', () => {
     expect((await change(client, 'archiveConversation', conversation.id)).status).toBe('ARCHIVED');
   });
 });
+
+describe('conversations(filter: { metadata })', () => {
+  it('lists the conversations whose metadata contains the object, pages through them, and refuses a bad filter', async () => {
+    const client = await server.client('life-filter');
+    const travel = [];
+    for (let i = 0; i < 5; i++)
+      travel.push(await create(client, { title: `trip ${i}`, metadata: { project: 'travel', n: i, tags: ['a', 'b'] } }));
+    await create(client, { title: 'work', metadata: { project: 'work' } });
+    await create(client, { title: 'none' });
+    const other = await server.client('life-filter-other');
+    await create(other, { title: 'not mine', metadata: { project: 'travel' } });
+
+    const list = async (metadata: unknown, after?: string) =>
+      (
+        await client.request<{
+          conversations: { edges: { node: { title: string } }[]; pageInfo: { hasNextPage: boolean; endCursor: string } };
+        }>(
+          'query ($filter: ConversationFilter, $after: String) { conversations(first: 2, after: $after, filter: $filter) { edges { node { title } } pageInfo { hasNextPage endCursor } } }',
+          { filter: { metadata }, after },
+        )
+      ).conversations;
+    const titles: string[] = [];
+    for (let page = await list({ project: 'travel' }); ; page = await list({ project: 'travel' }, page.pageInfo.endCursor)) {
+      titles.push(...page.edges.map((edge) => edge.node.title));
+      if (!page.pageInfo.hasNextPage) break;
+    }
+    expect(titles.toSorted()).toEqual(travel.map((c) => c.title).toSorted());
+    // Containment goes into nested values and arrays.
+    expect((await list({ project: 'travel', n: 3 })).edges.map((edge) => edge.node.title)).toEqual(['trip 3']);
+    expect((await list({ tags: ['b'] })).edges).toHaveLength(2);
+    expect((await list({ project: 'nothing' })).edges).toEqual([]);
+
+    const query = 'query ($filter: ConversationFilter) { conversations(filter: $filter) { edges { node { id } } } }';
+    for (const metadata of [{ a: { b: { c: { d: { e: { f: { g: { h: { i: 1 } } } } } } } } }, { big: 'z'.repeat(9000) }, { '': 1 }]) {
+      expect((await gqlError(client, query, { filter: { metadata } })).code).toBe('BAD_USER_INPUT');
+    }
+  });
+});

@@ -14,6 +14,10 @@ export enum ConversationStatus {
 @Entity()
 @Index({ name: 'conversation_user_activity_idx', properties: ['userId', 'lastMessageAt', 'id'] })
 @Index({ name: 'conversation_user_updated_idx', properties: ['userId', 'updatedAt', 'id'] })
+@Index({
+  name: 'conversation_metadata_idx',
+  expression: 'create index "conversation_metadata_idx" on "conversation" using gin ("metadata" jsonb_path_ops)',
+})
 export class Conversation {
   @PrimaryKey({ type: 'uuid' })
   id: string = newId();

@@ -136,6 +136,12 @@ export class ConversationFilter {
   @Field(() => ConversationStatus, { nullable: true }) status?: ConversationStatus | null;
   @Field(() => Date, { nullable: true, description: 'Only conversations updated at or after this instant.' }) updatedAfter?: Date | null;
   @Field(() => Date, { nullable: true, description: 'Only conversations updated before this instant.' }) updatedBefore?: Date | null;
+  @Field(() => JSONObject, {
+    nullable: true,
+    description:
+      'Only conversations whose metadata contains this object: { "project": "travel" } matches { "project": "travel", "pinned": true }.',
+  })
+  metadata?: Record<string, unknown> | null;
 }
 
 @InputType()

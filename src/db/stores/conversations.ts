@@ -5,13 +5,19 @@
  * ever flushed behind the caller's back, and every write names the user.
  */
 import { LockMode } from '@mikro-orm/core';
-import type { EntityManager, FilterQuery } from '@mikro-orm/postgresql';
+import type { EntityManager } from '@mikro-orm/postgresql';
 import { Conversation, type ConversationStatus } from '../../entities/index.js';
 import type { Page } from './pages.js';
 
 export type ConversationKey = { lastMessageAt: Date; id: string };
 
-export type ConversationFilter = { status?: ConversationStatus | null; updatedAfter?: Date | null; updatedBefore?: Date | null };
+export type ConversationFilter = {
+  status?: ConversationStatus | null;
+  updatedAfter?: Date | null;
+  updatedBefore?: Date | null;
+  /** Conversations whose metadata contains this object (JSON containment: `@>`). */
+  metadata?: Record<string, unknown> | null;
+};
 
 /** The columns a turn changes on its conversation. */
 export type ConversationChanges = Partial<
@@ -52,17 +58,24 @@ export function listConversations(
 ): Promise<Conversation[]> {
   // Forward reads towards older activity: descending order.
   const older = page.direction === 'forward';
-  const where: FilterQuery<Conversation>[] = [{ userId }];
-  if (filter.status) where.push({ status: filter.status });
-  if (filter.updatedAfter) where.push({ updatedAt: { $gte: filter.updatedAfter } });
-  if (filter.updatedBefore) where.push({ updatedAt: { $lt: filter.updatedBefore } });
+  const order = older ? 'desc' : 'asc';
+  const query = em
+    .createQueryBuilder(Conversation)
+    .select('*')
+    .where({ userId })
+    .orderBy([{ lastMessageAt: order }, { id: order }])
+    .limit(page.limit + 1);
+  if (filter.status) query.andWhere({ status: filter.status });
+  if (filter.updatedAfter) query.andWhere({ updatedAt: { $gte: filter.updatedAfter } });
+  if (filter.updatedBefore) query.andWhere({ updatedAt: { $lt: filter.updatedBefore } });
+  // JSON containment, backed by the GIN index on `metadata` (jsonb_path_ops).
+  if (filter.metadata) query.andWhere('metadata @> ?::jsonb', [JSON.stringify(filter.metadata)]);
   if (page.cursor) {
     const { lastMessageAt, id } = page.cursor;
     const cmp = older ? '$lt' : '$gt';
-    where.push({ $or: [{ lastMessageAt: { [cmp]: lastMessageAt } }, { lastMessageAt, id: { [cmp]: id } }] });
+    query.andWhere({ $or: [{ lastMessageAt: { [cmp]: lastMessageAt } }, { lastMessageAt, id: { [cmp]: id } }] });
   }
-  const order = older ? 'desc' : 'asc';
-  return em.find(Conversation, { $and: where }, { orderBy: [{ lastMessageAt: order }, { id: order }], limit: page.limit + 1 });
+  return query.getResultList();
 }
 
 /** The user's conversation `id`, locked until the transaction ends and detached; null when there is none. */

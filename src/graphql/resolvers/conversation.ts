@@ -1,6 +1,7 @@
 /** Conversations: the viewer's list, one by id, and their nested fields through the loaders. */
 import type { GraphQLResolveInfo } from 'graphql';
 import { Arg, FieldResolver, ID, Info, Int, Query, Resolver, Root } from 'type-graphql';
+import { checkMetadata } from '../../chat/metadata.js';
 import { findConversation, listConversations } from '../../db/stores/conversations.js';
 import type { MessageView } from '../../db/stores/messages.js';
 import type { Conversation } from '../../entities/index.js';
@@ -18,6 +19,9 @@ import {
   Usage,
 } from '../types.js';
 import { parseId } from './ids.js';
+
+/** The largest metadata object a filter may hold: what a conversation may store by default (METADATA_MAX_BYTES). */
+const FILTER_METADATA_MAX_BYTES = 8 * 1024;
 
 @Resolver(() => ConversationType)
 export class ConversationResolver {
@@ -44,6 +48,7 @@ export class ConversationResolver {
       if (value != null && !storableDate(value))
         throw badInput(`filter.${bound} must be a date between the years 1 and 9999`, `filter.${bound}`);
     }
+    if (filter?.metadata != null) checkMetadata(filter.metadata, 'filter.metadata', FILTER_METADATA_MAX_BYTES);
     const rows = await listConversations(this.scope.em, viewer.userId, page, filter ?? {});
     return toConnection(rows, page, cursors.conversation.encode);
   }
