@@ -6,7 +6,7 @@
  * waits, and only the head of the queue tries to begin when a turn ends.
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
-import { lockConversation } from '../db/stores/conversations.js';
+import { readLocked } from '../db/stores/conversations.js';
 import * as waiters from '../db/stores/waiters.js';
 import type { Conversation } from '../entities/index.js';
 import { AppError } from '../errors.js';
@@ -60,7 +60,7 @@ export function waitersAhead(em: EntityManager, userId: string, ticket: string):
 /** Leaves the queue (given up, or begun); under the conversation's lock, like every change to the queue. */
 export async function leaveQueue(em: EntityManager, userId: string, conversationId: string, ticket: string): Promise<void> {
   await em.transactional(async (em) => {
-    if (await lockConversation(em, userId, conversationId)) await waiters.deleteWaiter(em, userId, conversationId, ticket);
+    if (await readLocked(em, userId, conversationId)) await waiters.deleteWaiter(em, userId, conversationId, ticket);
   });
 }
 

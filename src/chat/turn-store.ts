@@ -3,7 +3,10 @@
  * turns waiting for a conversation is in `queue.ts`; the lease's renewal and early release in `lease.ts`.
  *
  * Step 4 locks the conversation row, decides (replay, resume, run, busy), stores the user
- * message together with its reply in progress at the next two `seq`s, and takes the lease.
+ * message together with its reply in progress at the next two `seq`s, and takes the lease. The
+ * common turn (a conversation that is free, nobody queued, a first try) does all that, and reads
+ * its context, in one statement (`quickStart` in `db/stores/turns.ts`); anything else takes the
+ * full path, a short transaction.
  * Step 7 completes (or fails) that reply and frees the lease; a turn that cannot get there (an
  * error in between, a shutdown) is ended by `failTurn` (`lease.ts`) the same way. All may be tried again after a
  * transient error: ids are made before the first try, so a try finds out whether an earlier one
@@ -17,6 +20,7 @@ import * as messages from '../db/stores/messages.js';
 import * as toolCalls from '../db/stores/tool-calls.js';
 import type { ContextRow } from '../db/stores/turns.js';
 import * as turns from '../db/stores/turns.js';
+import * as waiters from '../db/stores/waiters.js';
 import { Conversation, ConversationStatus, Message, MessageRole, MessageStatus, RateKind, ToolCall } from '../entities/index.js';
 import { AppError, notFound } from '../errors.js';
 import { storableJson, storableText } from '../text.js';
@@ -91,9 +95,12 @@ export async function beginTurn(em: EntityManager, ids: TurnIds, input: BeginInp
     let conversation: Conversation;
     let queueHead: string | null = null;
     if (conversationId) {
-      const found = await turns.lockForTurn(em, userId, conversationId, now);
+      const found = await conversations.readLocked(em, userId, conversationId);
       if (!found) throw notFound('Conversation');
-      ({ conversation, queueHead } = found);
+      conversation = found;
+      // A statement of its own, after the lock: a statement reads with the snapshot it began with,
+      // and the lock may have waited for a request that joined the queue meanwhile.
+      queueHead = await waiters.queueHead(em, userId, conversationId, now);
     } else {
       conversation = new Conversation(userId, titleFrom(input.content), input.metadata ?? null);
     }

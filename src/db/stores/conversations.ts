@@ -101,11 +101,6 @@ export async function deleteConversation(em: EntityManager, userId: string, id: 
   return (await em.nativeDelete(Conversation, { id, userId })) > 0;
 }
 
-/** Locks the user's conversation `id` until the transaction ends; false when there is none. */
-export async function lockConversation(em: EntityManager, userId: string, id: string): Promise<boolean> {
-  return (await em.execute('select 1 from conversation where id = ? and user_id = ? for update', [id, userId])).length > 0;
-}
-
 /**
  * Frees the lease of turn `turnId` on the user's conversation `id`, only while that turn holds it
  * (a lease taken over stays with its new turn). Returns whether it did.

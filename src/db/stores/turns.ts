@@ -4,34 +4,12 @@
  * each names the user on every table it touches. The rules (who runs, replays, waits or is
  * refused) are the turn's, in `chat/turn-store.ts`; these only read and write.
  */
-import { LockMode } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Conversation, Message, type MessageRole, type MessageStatus } from '../../entities/index.js';
 import { directQuery } from '../direct.js';
 import type { ConversationChanges } from './conversations.js';
 import type { MessageChanges } from './messages.js';
 import { COUNTED_COLUMNS, type Count, type Counted, type CountedRow, counted, upsertCounters } from './rate-counters.js';
-
-/**
- * Inside step 4's transaction: the user's conversation, locked to the commit and detached, and the
- * head of its queue. Two statements, on purpose: a statement reads with the snapshot it began
- * with, and this lock may wait; the queue is read after it, so that a request that joined the
- * queue while this one waited is seen and keeps its place.
- */
-export async function lockForTurn(
-  em: EntityManager,
-  userId: string,
-  id: string,
-  now: Date,
-): Promise<{ conversation: Conversation; queueHead: string | null } | null> {
-  const conversation = await em.findOne(Conversation, { id, userId }, { lockMode: LockMode.PESSIMISTIC_WRITE, disableIdentityMap: true });
-  if (!conversation) return null;
-  const [head] = await em.execute<{ id: string | number }[]>(
-    'select id from turn_waiter where conversation_id = ? and user_id = ? and expires_at > ? order by arrived_at, id limit 1',
-    [id, userId, now],
-  );
-  return { conversation, queueHead: head ? String(head.id) : null };
-}
 
 /**
  * Step 4's writes, in one statement: the conversation stored (`insert`) or changed (`changes`),

@@ -75,3 +75,12 @@ export async function touchAndLookAhead(em: EntityManager, userId: string, id: s
   );
   return row?.ahead ?? false;
 }
+
+/** The ticket of the first waiter of the user's conversation, in arrival order, still alive at `now`; null when none. */
+export async function queueHead(em: EntityManager, userId: string, conversationId: string, now: Date): Promise<string | null> {
+  const [head] = await em.execute<{ id: string | number }[]>(
+    'select id from turn_waiter where conversation_id = ? and user_id = ? and expires_at > ? order by arrived_at, id limit 1',
+    [conversationId, userId, now],
+  );
+  return head ? String(head.id) : null;
+}
