@@ -130,6 +130,24 @@ describe('SQL statements per request', () => {
     expect(five).toBeLessThanOrEqual(5);
   });
 
+  it('is one more with totalCount (none for the messages’ count), whatever the page size or the order', async () => {
+    await seed('counter-total', 50, 3);
+    const client = await server.client('counter-total');
+    const PLAIN = `query ($n: Int!) { conversations(first: $n) { edges { node { messages(last: 2) { edges { node { seq } } } } } } }`;
+    const COUNTED = `query ($n: Int!, $order: ConversationOrderField) { conversations(first: $n, orderBy: $order) {
+      totalCount edges { node { messages(last: 2) { totalCount edges { node { seq } } } } } } }`;
+    type Counted = { conversations: { totalCount: number; edges: { node: { messages: { totalCount: number } } }[] } };
+    const plain = await statementsFor(() => client.request(PLAIN, { n: 5 }));
+    let page: Counted | undefined;
+    const five = await statementsFor(() => client.request(COUNTED, { n: 5 }));
+    const fifty = await statementsFor(async () => (page = await client.request(COUNTED, { n: 50, order: 'CREATED_AT' })));
+    expect(five).toBe(plain + 1);
+    expect(fifty).toBe(five);
+    const counted = defined(page, 'the page of 50').conversations;
+    expect(counted.totalCount).toBe(50);
+    expect(counted.edges.every((e) => e.node.messages.totalCount === 3)).toBe(true);
+  });
+
   it('is the same for a sendMessage on a conversation with 10 and with 500 prior messages', async () => {
     const [short, long] = await Promise.all([seed('turner-short', 1, 10), seed('turner-long', 1, 500)]);
     const shortClient = await server.client('turner-short');

@@ -15,7 +15,7 @@ describe('schema.graphql', () => {
     expect(sdl).toContain('createdAt: DateTimeISO!');
     expect(sdl).toContain('sendMessage(input: SendMessageInput!): SendMessagePayload!');
     expect(sdl).toMatch(
-      /conversations\(after: String, before: String, filter: ConversationFilter, first: Int, last: Int\): ConversationConnection!/,
+      /conversations\(after: String, before: String, direction: OrderDirection! = DESC, filter: ConversationFilter, first: Int, last: Int, orderBy: ConversationOrderField! = LAST_ACTIVITY\): ConversationConnection!/,
     );
   });
 });

@@ -14,6 +14,7 @@ export enum ConversationStatus {
 @Entity()
 @Index({ name: 'conversation_user_activity_idx', properties: ['userId', 'lastMessageAt', 'id'] })
 @Index({ name: 'conversation_user_updated_idx', properties: ['userId', 'updatedAt', 'id'] })
+@Index({ name: 'conversation_user_created_idx', properties: ['userId', 'createdAt', 'id'] })
 @Index({
   name: 'conversation_metadata_idx',
   expression: 'create index "conversation_metadata_idx" on "conversation" using gin ("metadata" jsonb_path_ops)',
@@ -34,13 +35,15 @@ export class Conversation {
   @Property({ type: 'jsonb', nullable: true })
   metadata: Record<string, unknown> | null = null;
 
-  @Property({ type: 'datetime' })
+  // Milliseconds, the precision of a JavaScript date and of a listing's cursor: a key stored finer
+  // than its cursor could be listed twice or skipped.
+  @Property({ type: 'datetime', length: 3 })
   createdAt: Date = new Date();
 
   @Property({ type: 'datetime' })
   updatedAt: Date = new Date();
 
-  @Property({ type: 'datetime' })
+  @Property({ type: 'datetime', length: 3 })
   lastMessageAt: Date = new Date();
 
   @Property({ type: 'datetime', nullable: true })

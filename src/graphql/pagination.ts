@@ -3,7 +3,7 @@
  * connection of the schema (`cursors`), in one place.
  *
  * A cursor is opaque to clients: base64url of `[kind, ...key]`, where the key is the row's
- * unique sort key (`seq`, `(last_message_at, id)`, `id`). The kind keeps a cursor of one
+ * unique sort key (`seq`, `(last_message_at, id)`, `(created_at, id)`, `id`). The kind keeps a cursor of one
  * connection from being used in another, and a key no stored row could have (a non-UUID id, a seq
  * outside PostgreSQL's integer, a date outside its range) is BAD_USER_INPUT before any SQL runs.
  * Pages hold 1..100 items, 20 by default.
@@ -22,7 +22,12 @@ export type PageArgs = { first?: number | null; after?: string | null; last?: nu
 
 export type Edge<T> = { cursor: string; node: T };
 export type PageInfo = { hasNextPage: boolean; hasPreviousPage: boolean; startCursor: string | null; endCursor: string | null };
-export type Connection<T> = { edges: Edge<T>[]; pageInfo: PageInfo };
+export type Connection<T> = {
+  edges: Edge<T>[];
+  pageInfo: PageInfo;
+  /** Of the connections that have it: how many nodes there are in all, whatever the page (computed only when asked for). */
+  totalCount?: number | Promise<number>;
+};
 
 export function encodeCursor(kind: string, key: readonly (string | number)[]): string {
   return Buffer.from(JSON.stringify([kind, ...key])).toString('base64url');
@@ -109,15 +114,10 @@ const INT_MAX = 2 ** 31 - 1;
 
 /** The cursor of each connection of the schema. */
 export const cursors = {
-  conversation: {
-    encode: (c) => encodeCursor('conversation', [c.lastMessageAt.toISOString(), c.id]),
-    decode(cursor, argument) {
-      const [at, id] = decodeCursor('conversation', ['s', 's'], cursor, argument) as [string, string];
-      const lastMessageAt = new Date(at);
-      if (!storableDate(lastMessageAt)) throw badInput(`${argument} is not a valid cursor for this connection`, argument);
-      return { lastMessageAt, id: parseId(id, argument) };
-    },
-  } satisfies Cursor<ConversationKey, ConversationKey>,
+  /** The viewer's conversations by last activity (the default listing). */
+  conversation: conversationCursor('conversation', (c: { id: string; lastMessageAt: Date }) => c.lastMessageAt),
+  /** The viewer's conversations by creation (`orderBy: CREATED_AT`). */
+  conversationByCreation: conversationCursor('conversationByCreation', (c: { id: string; createdAt: Date }) => c.createdAt),
   message: {
     encode: (m) => encodeCursor('message', [m.seq]),
     decode(cursor, argument) {
@@ -136,6 +136,20 @@ export const cursors = {
     decode: (cursor, argument) => parseId(decodeCursor('task', ['s'], cursor, argument)[0] as string, argument),
   } satisfies Cursor<{ id: string }, string>,
 };
+
+// Private: the cursor of a conversation listing keyed on `(instant, id)`, the instant read by `at`.
+// Each order has its own kind: a cursor of one order is no cursor of the other.
+function conversationCursor<T extends { id: string }>(kind: string, at: (row: T) => Date): Cursor<T, ConversationKey> {
+  return {
+    encode: (row) => encodeCursor(kind, [at(row).toISOString(), row.id]),
+    decode(cursor, argument) {
+      const [instant, id] = decodeCursor(kind, ['s', 's'], cursor, argument) as [string, string];
+      const date = new Date(instant);
+      if (!storableDate(date)) throw badInput(`${argument} is not a valid cursor for this connection`, argument);
+      return { at: date, id: parseId(id, argument) };
+    },
+  };
+}
 
 /** A valid date PostgreSQL can compare with (JavaScript's range is wider than its own). */
 export function storableDate(date: Date): boolean {

@@ -111,8 +111,12 @@ export class PageInfo {
   @Field(() => String, { nullable: true }) endCursor!: string | null;
 }
 
-/** The one factory of Relay connection types: `XConnection { edges { cursor node } pageInfo }`. */
-export function connectionOf<T extends object>(node: ClassType<T>, name: string) {
+/**
+ * The one factory of Relay connection types: `XConnection { edges { cursor node } pageInfo }`, and
+ * `totalCount` when `counted` describes it (the resolver gives it as a number, or a promise made
+ * only when a query asks for it).
+ */
+export function connectionOf<T extends object>(node: ClassType<T>, name: string, counted?: string) {
   @ObjectType(`${name}Edge`)
   class Edge {
     @Field({ description: 'Opaque; pass it as after/before.' }) cursor!: string;
@@ -122,14 +126,36 @@ export function connectionOf<T extends object>(node: ClassType<T>, name: string)
   class Connection {
     @Field(() => [Edge]) edges!: Edge[];
     @Field(() => PageInfo) pageInfo!: PageInfo;
+    totalCount?: number;
   }
+  if (counted) Field(() => Int, { description: counted })(Connection.prototype, 'totalCount');
   return Connection;
 }
 
-export const ConversationConnection = connectionOf(ConversationType, 'Conversation');
-export const MessageConnection = connectionOf(MessageType, 'Message');
+export const ConversationConnection = connectionOf(
+  ConversationType,
+  'Conversation',
+  'How many conversations pass the filter, on every page alike (counted only when asked for).',
+);
+export const MessageConnection = connectionOf(MessageType, 'Message', 'How many messages the conversation has.');
 export const ToolCallConnection = connectionOf(ToolCallType, 'ToolCall');
 export const TaskConnection = connectionOf(TaskType, 'Task');
+
+export enum ConversationOrderField {
+  LAST_ACTIVITY = 'LAST_ACTIVITY',
+  CREATED_AT = 'CREATED_AT',
+}
+registerEnumType(ConversationOrderField, {
+  name: 'ConversationOrderField',
+  description:
+    'LAST_ACTIVITY: by the last message (a conversation written to moves to the front). CREATED_AT: by creation, which never changes: paging by it lists every conversation exactly once, whatever is written meanwhile.',
+});
+
+export enum OrderDirection {
+  ASC = 'ASC',
+  DESC = 'DESC',
+}
+registerEnumType(OrderDirection, { name: 'OrderDirection', description: 'DESC: newest first. ASC: oldest first.' });
 
 @InputType()
 export class ConversationFilter {

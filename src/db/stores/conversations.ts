@@ -4,12 +4,23 @@
  * another user's conversation is simply not there. Writes are explicit statements: nothing is
  * ever flushed behind the caller's back, and every write names the user.
  */
-import { LockMode } from '@mikro-orm/core';
+import { type FilterObject, LockMode } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Conversation, type ConversationStatus } from '../../entities/index.js';
 import type { Page } from './pages.js';
 
-export type ConversationKey = { lastMessageAt: Date; id: string };
+/** A listing's key: the conversation's instant in the order (its last activity or its creation) and its id. */
+export type ConversationKey = { at: Date; id: string };
+
+/**
+ * The order of a listing: by last activity (`lastMessageAt`, changed by every turn) or by creation
+ * (`createdAt`, which never changes: a tool paging by it sees every conversation once, however
+ * many are written to meanwhile), newest first (`desc`) or oldest first.
+ */
+export type ConversationOrder = { by: 'lastMessageAt' | 'createdAt'; direction: 'asc' | 'desc' };
+
+/** The default listing: newest activity first. */
+export const BY_ACTIVITY: ConversationOrder = { by: 'lastMessageAt', direction: 'desc' };
 
 export type ConversationFilter = {
   status?: ConversationStatus | null;
@@ -47,35 +58,60 @@ export function findConversations(em: EntityManager, userId: string, ids: readon
 }
 
 /**
- * One page of the user's conversations, newest activity first, keyed on `(last_message_at, id)`.
- * Returns up to `page.limit + 1` rows in page direction.
+ * One page of the user's conversations in `order` (default: newest activity first), keyed on
+ * `(last_message_at, id)` or `(created_at, id)`, each with its index. Returns up to
+ * `page.limit + 1` rows in page direction.
  */
 export function listConversations(
   em: EntityManager,
   userId: string,
   page: Page<ConversationKey>,
   filter: ConversationFilter = {},
+  order: ConversationOrder = BY_ACTIVITY,
 ): Promise<Conversation[]> {
-  // Forward reads towards older activity: descending order.
-  const older = page.direction === 'forward';
-  const order = older ? 'desc' : 'asc';
+  // A forward page reads in the listing's order, a backward one against it.
+  const ascending = (order.direction === 'asc') === (page.direction === 'forward');
+  const sort = ascending ? 'asc' : 'desc';
+  const { where, metadata } = conditions(userId, filter);
   const query = em
     .createQueryBuilder(Conversation)
     .select('*')
-    .where({ userId })
-    .orderBy([{ lastMessageAt: order }, { id: order }])
+    .where(where)
+    .orderBy([{ [order.by]: sort }, { id: sort }])
     .limit(page.limit + 1);
-  if (filter.status) query.andWhere({ status: filter.status });
-  if (filter.updatedAfter) query.andWhere({ updatedAt: { $gte: filter.updatedAfter } });
-  if (filter.updatedBefore) query.andWhere({ updatedAt: { $lt: filter.updatedBefore } });
-  // JSON containment, backed by the GIN index on `metadata` (jsonb_path_ops).
-  if (filter.metadata) query.andWhere('metadata @> ?::jsonb', [JSON.stringify(filter.metadata)]);
+  if (metadata) query.andWhere(...metadata);
   if (page.cursor) {
-    const { lastMessageAt, id } = page.cursor;
-    const cmp = older ? '$lt' : '$gt';
-    query.andWhere({ $or: [{ lastMessageAt: { [cmp]: lastMessageAt } }, { lastMessageAt, id: { [cmp]: id } }] });
+    const { at, id } = page.cursor;
+    const cmp = ascending ? '$gt' : '$lt';
+    query.andWhere({ $or: [{ [order.by]: { [cmp]: at } }, { [order.by]: at, id: { [cmp]: id } }] });
   }
   return query.getResultList();
+}
+
+/**
+ * How many conversations of the user pass `filter`: one count over the user's rows of an index
+ * (`(user_id, last_message_at, id)` read alone when there is no filter; the filter's own index
+ * otherwise), never the rows of other users.
+ */
+export async function countConversations(em: EntityManager, userId: string, filter: ConversationFilter = {}): Promise<number> {
+  const { where, metadata } = conditions(userId, filter);
+  const query = em.createQueryBuilder(Conversation).count().where(where);
+  if (metadata) query.andWhere(...metadata);
+  const [row] = await query.execute<{ count: string | number }[]>('all', false);
+  return Number(row?.count ?? 0);
+}
+
+// Private: the user and `filter` as the query builder takes them; JSON containment is raw SQL
+// (`@>`, backed by the GIN index on `metadata`, jsonb_path_ops).
+function conditions(userId: string, filter: ConversationFilter): { where: FilterObject<Conversation>; metadata?: [string, unknown[]] } {
+  const updatedAt = {
+    ...(filter.updatedAfter ? { $gte: filter.updatedAfter } : {}),
+    ...(filter.updatedBefore ? { $lt: filter.updatedBefore } : {}),
+  };
+  return {
+    where: { userId, ...(filter.status ? { status: filter.status } : {}), ...(Object.keys(updatedAt).length ? { updatedAt } : {}) },
+    metadata: filter.metadata ? ['metadata @> ?::jsonb', [JSON.stringify(filter.metadata)]] : undefined,
+  };
 }
 
 /** The user's conversation `id`, locked until the transaction ends and detached; null when there is none. */

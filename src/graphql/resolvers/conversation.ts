@@ -2,7 +2,7 @@
 import type { GraphQLResolveInfo } from 'graphql';
 import { Arg, FieldResolver, ID, Info, Int, Query, Resolver, Root } from 'type-graphql';
 import { checkMetadata } from '../../chat/metadata.js';
-import { findConversation, listConversations } from '../../db/stores/conversations.js';
+import { countConversations, findConversation, listConversations } from '../../db/stores/conversations.js';
 import type { MessageView } from '../../db/stores/messages.js';
 import type { Conversation } from '../../entities/index.js';
 import { badInput } from '../../errors.js';
@@ -12,9 +12,11 @@ import { selects } from '../selection.js';
 import {
   ConversationConnection,
   ConversationFilter,
+  ConversationOrderField,
   ConversationType,
   MessageConnection,
   MessageType,
+  OrderDirection,
   ToolCallConnection,
   Usage,
 } from '../types.js';
@@ -33,24 +35,40 @@ export class ConversationResolver {
     return findConversation(this.scope.em, viewer.userId, parseId(id, 'id'));
   }
 
-  @Query(() => ConversationConnection, { description: 'The viewer’s conversations, newest activity first.' })
+  @Query(() => ConversationConnection, {
+    description: 'The viewer’s conversations, newest activity first unless orderBy/direction say otherwise.',
+  })
   async conversations(
     @Arg('first', () => Int, { nullable: true }) first?: number,
     @Arg('after', () => String, { nullable: true }) after?: string,
     @Arg('last', () => Int, { nullable: true }) last?: number,
     @Arg('before', () => String, { nullable: true }) before?: string,
     @Arg('filter', () => ConversationFilter, { nullable: true }) filter?: ConversationFilter,
+    @Arg('orderBy', () => ConversationOrderField, { defaultValue: ConversationOrderField.LAST_ACTIVITY })
+    orderBy: ConversationOrderField = ConversationOrderField.LAST_ACTIVITY,
+    @Arg('direction', () => OrderDirection, { defaultValue: OrderDirection.DESC }) direction: OrderDirection = OrderDirection.DESC,
   ) {
-    const { viewer } = this.scope;
-    const page = parsePage({ first, after, last, before }, cursors.conversation.decode);
+    const { viewer, em } = this.scope;
+    const byCreation = orderBy === ConversationOrderField.CREATED_AT;
+    const cursor = byCreation ? cursors.conversationByCreation : cursors.conversation;
+    const page = parsePage({ first, after, last, before }, cursor.decode);
     for (const bound of ['updatedAfter', 'updatedBefore'] as const) {
       const value = filter?.[bound];
       if (value != null && !storableDate(value))
         throw badInput(`filter.${bound} must be a date between the years 1 and 9999`, `filter.${bound}`);
     }
     if (filter?.metadata != null) checkMetadata(filter.metadata, 'filter.metadata', FILTER_METADATA_MAX_BYTES);
-    const rows = await listConversations(this.scope.em, viewer.userId, page, filter ?? {});
-    return toConnection(rows, page, cursors.conversation.encode);
+    const order = { by: byCreation ? 'createdAt' : 'lastMessageAt', direction: direction === OrderDirection.ASC ? 'asc' : 'desc' } as const;
+    const rows = await listConversations(em, viewer.userId, page, filter ?? {}, order);
+    let total: Promise<number> | undefined;
+    return {
+      ...toConnection(rows, page, cursor.encode),
+      // A statement of its own, run only when the query selects the field.
+      get totalCount() {
+        total ??= countConversations(em, viewer.userId, filter ?? {});
+        return total;
+      },
+    };
   }
 
   @FieldResolver(() => MessageConnection, { description: 'Messages by seq: first/after forward, last/before backward.' })
@@ -63,7 +81,9 @@ export class ConversationResolver {
     @Info() info?: GraphQLResolveInfo,
   ) {
     const withToolCalls = info !== undefined && selects(info, ['edges', 'node', 'toolCalls']);
-    return this.scope.loaders.messages.load({ parentId: conversation.id, args: { first, after, last, before, withToolCalls } });
+    const page = await this.scope.loaders.messages.load({ parentId: conversation.id, args: { first, after, last, before, withToolCalls } });
+    // Seqs are gapless, and the conversation counts its messages: no statement needed.
+    return { ...page, totalCount: conversation.messageCount };
   }
 
   @FieldResolver(() => MessageType, { nullable: true })
