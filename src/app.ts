@@ -111,7 +111,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
       settings: turnSettings(config),
       log,
     });
-    toDispose.push({ what: 'closing the todo server', dispose: () => chat.close() });
+    toDispose.push({ what: 'closing the titles in flight and the todo server', dispose: () => chat.close() });
     // Stopped first: turns still running now will not finish here; their conversations are freed
     // for a retry elsewhere while the pool is still open.
     toDispose.push({ what: 'releasing the leases of running turns', dispose: () => chat.abandonRunning(orm.em.fork()) });
@@ -147,6 +147,7 @@ function createAgent(config: Config, log: Logger): Agent {
     maxToolRounds: config.limits.maxToolRounds,
     contextTokens: config.contextTokens,
     systemPrompt: config.openai.systemPrompt,
+    titleModel: config.openai.titleModel,
     log,
   });
 }

@@ -28,6 +28,7 @@ const schema = z.object({
   OPENAI_API_KEY: optionalString,
   OPENAI_BASE_URL: optionalString.pipe(z.url().optional()),
   OPENAI_MODEL: z.string().default('gpt-4o-mini'),
+  TITLE_MODEL: optionalString,
   AGENT: z.enum(['openai', 'offline']).optional(),
   OPENAI_MAX_RETRIES: z.coerce.number().int().min(0).max(10).default(2),
   SYSTEM_PROMPT: optionalString,
@@ -86,6 +87,8 @@ export type Config = {
     baseUrl?: string;
     model: string;
     maxRetries: number;
+    /** The model that titles a conversation after its first turn (`TITLE_MODEL`, default `model`); null (`off`): titles come from first messages. */
+    titleModel: string | null;
     /** The system prompt: `SYSTEM_PROMPT`, else the content of `SYSTEM_PROMPT_FILE` (read once, at load), else `DEFAULT_SYSTEM_PROMPT`. */
     systemPrompt: string;
   };
@@ -163,6 +166,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       apiKey: e.OPENAI_API_KEY,
       baseUrl: e.OPENAI_BASE_URL,
       model: e.OPENAI_MODEL,
+      titleModel: e.TITLE_MODEL === 'off' ? null : (e.TITLE_MODEL ?? e.OPENAI_MODEL),
       maxRetries: e.OPENAI_MAX_RETRIES,
       systemPrompt: systemPrompt(e.SYSTEM_PROMPT, e.SYSTEM_PROMPT_FILE),
     },

@@ -25,7 +25,13 @@ beforeAll(async () => {
   await writeFile(mcpConfig, JSON.stringify({ mcpServers: { everything: { command: process.execPath, args: [everything, 'stdio'] } } }));
   fake = await startFakeOpenAi();
   server = await startTestServer({
-    env: { OPENAI_API_KEY: 'test-key', OPENAI_BASE_URL: `${fake.url}/v1`, OPENAI_MODEL: 'fake-model', MCP_CONFIG: mcpConfig },
+    env: {
+      OPENAI_API_KEY: 'test-key',
+      OPENAI_BASE_URL: `${fake.url}/v1`,
+      OPENAI_MODEL: 'fake-model',
+      TITLE_MODEL: 'off',
+      MCP_CONFIG: mcpConfig,
+    },
   });
   db = server.db;
 });

@@ -27,6 +27,8 @@ function modelEnv(overrides: Record<string, string> = {}): Record<string, string
     OPENAI_API_KEY: 'test-key',
     OPENAI_BASE_URL: `${fake.url}/v1`,
     OPENAI_MODEL: 'fake-model',
+    // Titles by the model have their own suite (titles.test.ts): here every request is a turn's.
+    TITLE_MODEL: 'off',
     OPENAI_MAX_RETRIES: '2',
     MAX_TOOL_ROUNDS: '3',
     ...overrides,

@@ -390,7 +390,13 @@ describe('graceful shutdown with a turn running', () => {
   });
 
   const modelEnv = (settings: Record<string, string> = {}) =>
-    externalEnv({ OPENAI_API_KEY: 'test-key', OPENAI_BASE_URL: `${fake.url}/v1`, OPENAI_MODEL: 'fake-model', ...settings });
+    externalEnv({
+      OPENAI_API_KEY: 'test-key',
+      OPENAI_BASE_URL: `${fake.url}/v1`,
+      OPENAI_MODEL: 'fake-model',
+      TITLE_MODEL: 'off',
+      ...settings,
+    });
 
   it('on SIGTERM lets the running turn finish and answer, then exits 0', async () => {
     fake.reset();

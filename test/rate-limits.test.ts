@@ -408,7 +408,13 @@ describe('model tokens per day', () => {
     fake = await startFakeOpenAi();
     fake.otherwise(reply('Done.')); // 10 + 5 tokens each
     model = await startTestServer({
-      env: { OPENAI_API_KEY: 'test-key', OPENAI_BASE_URL: `${fake.url}/v1`, OPENAI_MODEL: 'fake-model', QUOTA_TOKENS_PER_DAY: '40' },
+      env: {
+        OPENAI_API_KEY: 'test-key',
+        OPENAI_BASE_URL: `${fake.url}/v1`,
+        OPENAI_MODEL: 'fake-model',
+        TITLE_MODEL: 'off',
+        QUOTA_TOKENS_PER_DAY: '40',
+      },
     });
   });
 

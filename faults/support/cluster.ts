@@ -108,6 +108,8 @@ export async function startCluster(settings: Record<string, string> = {}): Promi
       OPENAI_API_KEY: 'fault-key',
       OPENAI_BASE_URL: model.baseUrl,
       OPENAI_MODEL: 'fault-model',
+      // The model's requests are counted as turns: no titles asked beside them.
+      TITLE_MODEL: 'off',
       // The runs send hundreds of turns per user in seconds: per-user limits would refuse them.
       ...RATE_LIMITS_OFF,
       ...settings,

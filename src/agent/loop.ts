@@ -11,7 +11,8 @@
 import type { Logger } from '../log.js';
 import { countToolTokens, fitContext } from './context.js';
 import type { ModelProvider } from './provider.js';
-import type { Agent, AgentInput, AgentMessage, AgentReply, TokenUsage } from './types.js';
+import { cleanTitle, titleRequest } from './title.js';
+import type { Agent, AgentInput, AgentMessage, AgentReply, TitleInput, TokenUsage } from './types.js';
 
 export type ToolLoopOptions = {
   provider: ModelProvider;
@@ -21,6 +22,8 @@ export type ToolLoopOptions = {
   contextTokens: number;
   /** Sent first in every model call. */
   systemPrompt: string;
+  /** Asked for conversations' titles (`TITLE_MODEL`); none: the agent makes no titles. */
+  titleProvider?: ModelProvider;
   log: Logger;
 };
 
@@ -40,7 +43,12 @@ export class ToolLoopAgent implements Agent {
     this.contextTokens = options.contextTokens;
     this.systemPrompt = options.systemPrompt;
     this.log = options.log;
+    const { titleProvider } = options;
+    if (titleProvider) this.title = (input) => askTitle(titleProvider, input);
   }
+
+  /** Present when a title provider is given (`TITLE_MODEL`); see `Agent.title`. */
+  readonly title?: (input: TitleInput) => Promise<string | null>;
 
   async run({ messages, tools, signal }: AgentInput): Promise<AgentReply> {
     const offered = tools.list();
@@ -74,6 +82,12 @@ export class ToolLoopAgent implements Agent {
     this.log.warn({ maxToolRounds: this.maxToolRounds }, 'turn ended at the tool round limit');
     return { content: roundsExhausted(this.maxToolRounds), model, usage };
   }
+}
+
+// Private: one model call, no tools, for a conversation's title, cleaned (`title.ts`); null when the answer holds none.
+async function askTitle(provider: ModelProvider, { message, reply, signal }: TitleInput): Promise<string | null> {
+  const step = await provider.generate({ messages: titleRequest(message, reply), tools: [], signal });
+  return step.message.toolCalls ? null : cleanTitle(step.message.content);
 }
 
 // Private: the turn's usage is the sum over its model calls; servers that report none leave it null.

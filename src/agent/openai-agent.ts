@@ -21,15 +21,34 @@ export type OpenAiAgentOptions = {
   contextTokens: number;
   /** The system prompt (`config.openai.systemPrompt`). */
   systemPrompt: string;
+  /** The model asked for conversations' titles after their first turn (`TITLE_MODEL`); null: no model titles. */
+  titleModel: string | null;
   log: Logger;
 };
 
 /** An `Agent` on any OpenAI-compatible Chat Completions endpoint, named for its model. */
 export class OpenAiAgent extends ToolLoopAgent {
   constructor(options: OpenAiAgentOptions) {
-    const { apiKey, baseURL, model, maxRetries, maxToolRounds, contextTokens, systemPrompt } = options;
+    const { apiKey, baseURL, model, maxRetries, maxToolRounds, contextTokens, systemPrompt, titleModel } = options;
     // One logger for the SDK's lines and the loop's, so that both carry the agent and its model.
     const log = options.log.child({ agent: 'openai', model });
-    super({ provider: new OpenAiProvider({ apiKey, baseURL, model, maxRetries, log }), maxToolRounds, contextTokens, systemPrompt, log });
+    const titleProvider =
+      titleModel === null
+        ? undefined
+        : new OpenAiProvider({
+            apiKey,
+            baseURL,
+            model: titleModel,
+            maxRetries,
+            log: options.log.child({ agent: 'openai', model: titleModel, purpose: 'title' }),
+          });
+    super({
+      provider: new OpenAiProvider({ apiKey, baseURL, model, maxRetries, log }),
+      maxToolRounds,
+      contextTokens,
+      systemPrompt,
+      titleProvider,
+      log,
+    });
   }
 }

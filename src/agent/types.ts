@@ -60,8 +60,16 @@ export type AgentInput = {
   signal?: AbortSignal;
 };
 
+/** What a title is made from: a conversation's first message and the reply to it. */
+export type TitleInput = { message: string; reply: string; signal?: AbortSignal };
+
 export interface Agent {
   /** A short name for logs and the `model` column (`offline`, or the model's name). */
   readonly name: string;
   run(input: AgentInput): Promise<AgentReply>;
+  /**
+   * A short title for a conversation, asked once its first turn is stored; null when the agent has
+   * none to give. Absent: the conversation keeps the title its first message gave it.
+   */
+  title?(input: TitleInput): Promise<string | null>;
 }

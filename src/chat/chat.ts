@@ -19,6 +19,7 @@ import { connectTurnTools, type TurnToolsOptions } from '../mcp/turn-tools.js';
 import { abandonTurns } from './lease.js';
 import type { StateChange } from './lifecycle.js';
 import * as lifecycle from './lifecycle.js';
+import { createTitles } from './titles.js';
 import { type RunningTurn, runTurn, type SendMessageInput, type TurnResult, type TurnSettings } from './turn.js';
 
 export type ChatOptions = {
@@ -55,7 +56,7 @@ export type Chat = {
    * to run out. Returns how many were still held; throws when the database cannot be reached.
    */
   abandonRunning(em: EntityManager): Promise<number>;
-  /** Closes the process's own todo server and its client. */
+  /** Cuts short the titles asked of the model (`titles.ts`) and closes the process's own todo server and its client. */
   close(): Promise<void>;
 };
 
@@ -76,12 +77,13 @@ export function turnSettings(config: Config): TurnSettings {
 export async function createChat(options: ChatOptions): Promise<Chat> {
   const { agent, settings, log, signals } = options;
   const tools = await connectTurnTools(options.tools);
+  const titles = createTitles(agent);
   // Private: the turns this process runs now; `runTurn` adds each one and removes it as it ends.
   const running = new Set<RunningTurn>();
 
   return {
     sendMessage: (em, viewer, input, requestLog = log) =>
-      runTurn({ em, agent, openTools: tools.open, settings, log: requestLog, running, signals }, viewer, input),
+      runTurn({ em, agent, openTools: tools.open, settings, log: requestLog, running, signals, titles }, viewer, input),
 
     createConversation: (em, viewer, input) => lifecycle.createConversation(em, viewer, input, settings.metadataMaxBytes),
     updateConversation: (em, viewer, input) => lifecycle.updateConversation(em, viewer, input, settings.metadataMaxBytes),
@@ -98,6 +100,9 @@ export async function createChat(options: ChatOptions): Promise<Chat> {
       return abandoned;
     },
 
-    close: () => tools.close(),
+    async close() {
+      await titles.close();
+      await tools.close();
+    },
   };
 }

@@ -102,7 +102,7 @@ export async function beginTurn(em: EntityManager, ids: TurnIds, input: BeginInp
       // and the lock may have waited for a request that joined the queue meanwhile.
       queueHead = await waiters.queueHead(em, userId, conversationId, now);
     } else {
-      conversation = new Conversation(userId, titleFrom(input.content), input.metadata ?? null);
+      conversation = new Conversation(userId, firstMessageTitle(input.content), input.metadata ?? null);
     }
 
     // The reply's seq was reserved with the user message: replay it when it is complete.
@@ -175,6 +175,9 @@ export async function beginTurn(em: EntityManager, ids: TurnIds, input: BeginInp
 
     const merged = input.metadata != null && conversationId != null;
     if (merged) conversation.metadata = { ...conversation.metadata, ...input.metadata };
+    // A conversation made empty (`createConversation` without a title) takes its first message's.
+    const titled = conversation.title === null;
+    if (titled) conversation.title = firstMessageTitle(input.content);
     const userMessage = new Message({
       conversation: em.getReference(Conversation, conversation.id, { wrapped: true }),
       userId,
@@ -188,12 +191,21 @@ export async function beginTurn(em: EntityManager, ids: TurnIds, input: BeginInp
     conversation.nextSeq += 2;
     conversation.messageCount += 2;
     conversation.lastMessageAt = now;
-    const { metadata, turnId, leaseExpiresAt, updatedAt, lastMessageAt, nextSeq, messageCount } = conversation;
+    const { metadata, title, turnId, leaseExpiresAt, updatedAt, lastMessageAt, nextSeq, messageCount } = conversation;
     const stored = conversationId
       ? {
           userId,
           id: conversation.id,
-          changes: { ...(merged ? { metadata } : {}), turnId, leaseExpiresAt, updatedAt, lastMessageAt, nextSeq, messageCount },
+          changes: {
+            ...(merged ? { metadata } : {}),
+            ...(titled ? { title } : {}),
+            turnId,
+            leaseExpiresAt,
+            updatedAt,
+            lastMessageAt,
+            nextSeq,
+            messageCount,
+          },
         }
       : { insert: conversation };
     checkTurn(await turns.startTurn(em, stored, [userMessage, started], counts), input.limits);
@@ -220,6 +232,7 @@ async function startQuickly(
     content: input.content,
     clientMessageId: input.clientMessageId ?? null,
     metadata: input.metadata ?? null,
+    title: firstMessageTitle(input.content),
     now,
     leaseExpiresAt,
     turnsPerMinute: limits.turnsPerMinute,
@@ -240,6 +253,7 @@ async function startQuickly(
       nextSeq: seq + 2,
       messageCount: conversation.messageCount + 2,
       metadata: input.metadata ? { ...conversation.metadata, ...input.metadata } : conversation.metadata,
+      title: conversation.title ?? firstMessageTitle(input.content),
     });
     const userMessage = new Message({
       conversation: em.getReference(Conversation, conversation.id, { wrapped: true }),
@@ -401,8 +415,8 @@ function newReply(em: EntityManager, conversation: Conversation, seq: number, id
   return reply;
 }
 
-/** The first `TITLE_CHARS` UTF-16 units of a first message, never cutting a surrogate pair in two. */
-function titleFrom(content: string): string {
+/** A conversation's title until a better one is given: the first `TITLE_CHARS` UTF-16 units of its first message, never cutting a surrogate pair in two. */
+export function firstMessageTitle(content: string): string {
   const cut = content.slice(0, TITLE_CHARS);
   return /[\ud800-\udbff]$/.test(cut) && content.length > TITLE_CHARS ? cut.slice(0, -1) : cut;
 }

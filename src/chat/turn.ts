@@ -28,7 +28,8 @@ import { extendLease, failTurn, type TurnToEnd } from './lease.js';
 import { checkMetadata } from './metadata.js';
 import { leaveQueue, waitersAhead } from './queue.js';
 import type { TurnLimits } from './rate-limits.js';
-import { beginTurn, finishTurn, type Started, storeToolCall, type TurnIds } from './turn-store.js';
+import type { Titles } from './titles.js';
+import { beginTurn, finishTurn, firstMessageTitle, type Started, storeToolCall, type TurnIds } from './turn-store.js';
 
 export type SendMessageInput = {
   conversationId?: string | null;
@@ -78,6 +79,8 @@ export type TurnDeps = {
   running: Set<RunningTurn>;
   /** Wakes waiting requests when a turn ends; without it they only poll. */
   signals?: TurnSignals;
+  /** Titles conversations by the model after their first turn; without it they keep the first message's. */
+  titles?: Titles;
 };
 
 const CLIENT_MESSAGE_ID_MAX = 255;
@@ -152,6 +155,18 @@ export async function runTurn(deps: TurnDeps, viewer: Viewer, input: SendMessage
           cause: outcome.failure,
         },
       );
+    }
+    // A first turn answered: the model may title the conversation, after the reply (`titles.ts`).
+    if (reply.seq === 2 && finished.conversation.title === firstMessageTitle(content)) {
+      deps.titles?.request({
+        em: deps.em.fork(),
+        userId: viewer.userId,
+        conversationId: conversation.id,
+        replaces: finished.conversation.title,
+        message: content,
+        reply: outcome.reply.content,
+        log: deps.log,
+      });
     }
     return { ...finished, userMessage, replayed: false };
   } catch (error) {

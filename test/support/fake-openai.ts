@@ -75,6 +75,8 @@ export type FakeOpenAi = {
   url: string;
   /** Every request received, oldest first. */
   requests: FakeRequest[];
+  /** How many requests have been answered (their response sent) since the last `reset()`. */
+  answered(): number;
   /** Appends steps to the queue. */
   script(...steps: FakeStep[]): void;
   /** The step that answers when the queue is empty (a model that keeps doing the same thing). */
@@ -93,6 +95,7 @@ export async function startFakeOpenAi(): Promise<FakeOpenAi> {
   const ranOut = httpError(500, { message: 'fake-openai: no scripted step left', headers: { 'x-should-retry': 'false' } });
   let fallback = ranOut;
   let served = 0;
+  let answered = 0;
 
   const server = createServer(async (req, res) => {
     if (req.method !== 'POST' || req.url !== PATH) {
@@ -103,6 +106,9 @@ export async function startFakeOpenAi(): Promise<FakeOpenAi> {
     }
     const body = JSON.parse(await readBody(req)) as ChatRequestBody;
     requests.push({ body, headers: req.headers });
+    res.once('finish', () => {
+      answered += 1;
+    });
     answer(queue.shift() ?? fallback, body, res, ++served);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -111,6 +117,7 @@ export async function startFakeOpenAi(): Promise<FakeOpenAi> {
   return {
     url,
     requests,
+    answered: () => answered,
     script: (...steps) => void queue.push(...steps),
     otherwise: (step) => {
       fallback = step;
@@ -118,6 +125,7 @@ export async function startFakeOpenAi(): Promise<FakeOpenAi> {
     reset: () => {
       queue.length = 0;
       requests.length = 0;
+      answered = 0;
       fallback = ranOut;
     },
     async close() {

@@ -35,6 +35,7 @@ export type ConversationChanges = Partial<
   Pick<
     Conversation,
     | 'metadata'
+    | 'title'
     | 'updatedAt'
     | 'lastMessageAt'
     | 'messageCount'
@@ -135,6 +136,11 @@ export async function writeConversation(em: EntityManager, userId: string, id: s
 /** Deletes the user's conversation `id`, its messages, tool calls and waiters with it (foreign keys cascade); false when there was none. */
 export async function deleteConversation(em: EntityManager, userId: string, id: string): Promise<boolean> {
   return (await em.nativeDelete(Conversation, { id, userId })) > 0;
+}
+
+/** Sets the title of the user's conversation `id` to `to`, only while it is still `from`. Returns whether it did. */
+export async function retitle(em: EntityManager, userId: string, id: string, from: string, to: string): Promise<boolean> {
+  return (await em.nativeUpdate(Conversation, { id, userId, title: from }, { title: to, updatedAt: new Date() })) > 0;
 }
 
 /**

@@ -177,6 +177,8 @@ export type QuickStart = {
   clientMessageId: string | null;
   /** Merged into the conversation's metadata (shallow, the new keys win). */
   metadata: Record<string, unknown> | null;
+  /** The title an untitled conversation takes (one made empty by `createConversation`). */
+  title: string;
   now: Date;
   leaseExpiresAt: Date;
   /** Turns per minute (0 = off): the turn is counted only when it stays within. */
@@ -243,7 +245,7 @@ export async function quickStart(em: EntityManager, q: QuickStart): Promise<Quic
     `allowed as (select id from free where not ?::boolean or exists (select 1 from counted)), ` +
     `upd as (update conversation v set turn_id = ?::uuid, lease_expires_at = ?::timestamptz, updated_at = ?::timestamptz, ` +
     `last_message_at = ?::timestamptz, next_seq = v.next_seq + 2, message_count = v.message_count + 2, ` +
-    `metadata = case when ?::jsonb is null then v.metadata else coalesce(v.metadata, '{}'::jsonb) || ?::jsonb end ` +
+    `metadata = case when ?::jsonb is null then v.metadata else coalesce(v.metadata, '{}'::jsonb) || ?::jsonb end, title = coalesce(v.title, ?::text) ` +
     `where v.id = (select id from allowed) and v.user_id = ? returning v.id, v.user_id, v.next_seq), ` +
     `ins as (insert into message (id, conversation_id, user_id, seq, role, content, status, client_message_id, created_at) ` +
     `select ?::uuid, upd.id, upd.user_id, upd.next_seq - 2, 'user'::message_role, ?::text, 'complete'::message_status, ?::text, ?::timestamptz from upd ` +
@@ -278,6 +280,7 @@ export async function quickStart(em: EntityManager, q: QuickStart): Promise<Quic
     q.now,
     metadata,
     metadata,
+    q.title,
     q.userId,
     q.userMessageId,
     q.content,
