@@ -293,16 +293,23 @@ function checkCost(schema: GraphQLSchema, request: GraphQLRequestContext<object>
 }
 
 // Private: costs already computed, per document (Apollo keeps one document object per query text)
-// and per the variables a cost can depend on: the Int ones (`first`, `last`) and the Boolean ones
-// (`@include`, `@skip`). A sendMessage's text does not make its cost computed again.
+// and per the variables a cost can depend on: the Int ones (`first`, `last`), the Boolean ones
+// (`@include`, `@skip`) and the length of the lists (`nodes(ids:)`). A sendMessage's text does not
+// make its cost computed again.
 const costs = new WeakMap<DocumentNode, Map<string, number>>();
 const COSTS_PER_DOCUMENT = 100;
 
 function costKey(operation: OperationDefinitionNode, variables: Record<string, unknown>): string {
-  const relevant = (operation.variableDefinitions ?? [])
-    .filter((definition) => ['Int', 'Boolean'].includes(namedTypeName(definition.type)))
-    .map((definition) => variables[definition.variable.name.value] ?? null);
+  const relevant = (operation.variableDefinitions ?? []).flatMap((definition) => {
+    const value = variables[definition.variable.name.value] ?? null;
+    if (isListTypeNode(definition.type)) return [Array.isArray(value) ? value.length : null];
+    return ['Int', 'Boolean'].includes(namedTypeName(definition.type)) ? [value] : [];
+  });
   return JSON.stringify([operation.name?.value ?? null, relevant]);
+}
+
+function isListTypeNode(type: TypeNode): boolean {
+  return type.kind === Kind.LIST_TYPE || (type.kind === Kind.NON_NULL_TYPE && type.type.kind === Kind.LIST_TYPE);
 }
 
 function namedTypeName(type: TypeNode): string {
@@ -313,13 +320,15 @@ function namedTypeName(type: TypeNode): string {
  * The cost of a field: about the number of objects it returns. 0 for a scalar, 1 for an object
  * plus what is under it, and for a list that times the elements it may hold: `first`/`last`
  * (default 20, at most 100) for a connection, 1 for a connection's `edges` (its connection
- * counted them), `LIST_COST_SIZE` for other lists.
+ * counted them), the number of ids for a list asked by `ids` (`nodes`), `LIST_COST_SIZE` for other
+ * lists.
  */
 const estimateCost: ComplexityEstimator = ({ type, field, args, childComplexity }) => {
   if (isLeafType(getNamedType(field.type))) return 0;
   const paged = field.args.some((arg) => arg.name === 'first' || arg.name === 'last');
   const inConnection = 'getFields' in type && 'pageInfo' in type.getFields();
   if (paged) return clampPage(args.first ?? args.last) * (1 + childComplexity);
+  if (Array.isArray(args.ids)) return Math.max(args.ids.length, 1) * (1 + childComplexity);
   if (isListType(getNullableType(field.type)) && !inConnection) return LIST_COST_SIZE * (1 + childComplexity);
   return 1 + childComplexity;
 };

@@ -5,17 +5,25 @@
  * the number of parents: pages of messages or tool calls of many conversations are read with a
  * LATERAL join (one indexed keyset range per parent). Every statement filters by the viewer's
  * `user_id`. Loaders return in key order, one entry per key.
+ *
+ * `node` answers Relay's `node(id:)`: one statement finds which table holds each id, then each
+ * type's own loader reads its rows, so any number of ids costs at most five statements.
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
 import DataLoader from 'dataloader';
 import type { Viewer } from '../auth/viewer.js';
 import { findConversations } from '../db/stores/conversations.js';
 import { findMessages, type MessageView, messagePages } from '../db/stores/messages.js';
-import { type ToolCallFilter, type ToolCallView, toolCallPages, toolCallViewsOfMessages } from '../db/stores/tool-calls.js';
-import type { Conversation, Message } from '../entities/index.js';
+import { findNodeTypes } from '../db/stores/nodes.js';
+import { taskStore } from '../db/stores/tasks.js';
+import { findToolCalls, type ToolCallFilter, type ToolCallView, toolCallPages, toolCallViewsOfMessages } from '../db/stores/tool-calls.js';
+import type { Conversation, Message, Task, ToolCall } from '../entities/index.js';
 import { type Connection, cursors, type Page, type PageArgs, parsePage, toConnection } from './pagination.js';
 
 export type Loaders = ReturnType<typeof createLoaders>;
+
+/** What `node(id:)` answers: an entity of one of the four node types (`types.ts` tells them apart). */
+export type NodeValue = Conversation | Message | ToolCall | Task;
 
 type PageKey<A> = { parentId: string; args: A };
 
@@ -31,6 +39,29 @@ export function createLoaders(em: EntityManager, viewer: Viewer) {
   const message = new DataLoader<string, Message | null>(async (ids) => {
     const rows = await findMessages(em, userId, ids);
     return inKeyOrder(ids, rows, (row) => row.id);
+  });
+
+  const toolCall = new DataLoader<string, ToolCall | null>(async (ids) => {
+    const rows = await findToolCalls(em, userId, ids);
+    return inKeyOrder(ids, rows, (row) => row.id);
+  });
+
+  const task = new DataLoader<string, Task | null>(async (ids) => {
+    const rows = await taskStore(em).find(userId, ids);
+    return inKeyOrder(ids, rows, (row) => row.id);
+  });
+
+  // One statement for the types of all the ids; then the loads below, made in the same tick, are
+  // one batch per type present: a node's row is read, and cached, by the loader of its type.
+  const byType = { Conversation: conversation, Message: message, ToolCall: toolCall, Task: task };
+  const node = new DataLoader<string, NodeValue | null>(async (ids) => {
+    const types = new Map((await findNodeTypes(em, userId, ids)).map((row) => [row.id, row.type]));
+    return Promise.all(
+      ids.map((id) => {
+        const type = types.get(id);
+        return type === undefined ? null : byType[type].load(id);
+      }),
+    );
   });
 
   const toolCallsOfMessage = new DataLoader<string, ToolCallView[]>(async (ids) => {
@@ -64,7 +95,7 @@ export function createLoaders(em: EntityManager, viewer: Viewer) {
     return groupPages(parentIds, rows, (c) => c.conversation.id, page, cursors.toolCall.encode);
   });
 
-  return { conversation, message, toolCallsOfMessage, messages, toolCalls };
+  return { conversation, message, toolCall, task, node, toolCallsOfMessage, messages, toolCalls };
 }
 
 /**

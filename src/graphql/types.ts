@@ -5,8 +5,8 @@
  */
 import { JSONObjectResolver, JSONResolver } from 'graphql-scalars';
 import type { ClassType } from 'type-graphql';
-import { Field, ID, InputType, Int, ObjectType, registerEnumType } from 'type-graphql';
-import { ConversationStatus, MessageRole, MessageStatus } from '../entities/index.js';
+import { Field, ID, InputType, Int, InterfaceType, ObjectType, registerEnumType } from 'type-graphql';
+import { Conversation, ConversationStatus, Message, MessageRole, MessageStatus, Task, ToolCall } from '../entities/index.js';
 
 export const JSONObject = JSONObjectResolver;
 /** The `JSON` scalar (any JSON value). */
@@ -46,7 +46,28 @@ export class Viewer {
   @Field(() => ID) id!: string;
 }
 
-@ObjectType('Conversation')
+/**
+ * Relay's `Node`: an object refetchable by its id alone (`node(id:)`). `node` answers entities
+ * (`NodeValue` of `loaders.ts`), told apart here by their class.
+ */
+@InterfaceType('Node', {
+  description: 'An object with a global id, refetchable with node(id:) (Relay Global Object Identification).',
+  resolveType: (value: unknown) => nodeTypeName(value),
+})
+export abstract class Node {
+  @Field(() => ID, { description: 'Unique among all objects of every type; the same id the object has everywhere.' }) id!: string;
+}
+
+// Private: the GraphQL type of an entity `node` answered.
+function nodeTypeName(value: unknown): string {
+  if (value instanceof Conversation) return 'Conversation';
+  if (value instanceof Message) return 'Message';
+  if (value instanceof ToolCall) return 'ToolCall';
+  if (value instanceof Task) return 'Task';
+  throw new Error(`Node.resolveType: not an entity of a node type: ${Object.prototype.toString.call(value)}`);
+}
+
+@ObjectType('Conversation', { implements: Node })
 export class ConversationType {
   @Field(() => ID) id!: string;
   @Field(() => String, { nullable: true }) title!: string | null;
@@ -60,7 +81,7 @@ export class ConversationType {
   @Field(() => Int) messageCount!: number;
 }
 
-@ObjectType('Message')
+@ObjectType('Message', { implements: Node })
 export class MessageType {
   @Field(() => ID) id!: string;
   @Field(() => Int, { description: 'Position in the conversation: gapless, starting at 1.' }) seq!: number;
@@ -72,7 +93,7 @@ export class MessageType {
   @Field() createdAt!: Date;
 }
 
-@ObjectType('ToolCall')
+@ObjectType('ToolCall', { implements: Node })
 export class ToolCallType {
   @Field(() => ID) id!: string;
   @Field({ description: 'The provider’s id of the call.' }) callId!: string;
@@ -85,7 +106,7 @@ export class ToolCallType {
   @Field(() => Int) durationMs!: number;
 }
 
-@ObjectType('Task')
+@ObjectType('Task', { implements: Node })
 export class TaskType {
   @Field(() => ID) id!: string;
   @Field() title!: string;

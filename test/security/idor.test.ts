@@ -375,6 +375,8 @@ describe('the generator', () => {
       expect.arrayContaining([
         'Query.conversation(id)',
         'Query.message(id)',
+        'Query.node(id)',
+        'Query.nodes(ids)',
         'Query.conversations(after)',
         'Query.conversations(before)',
         'Query.tasks(after)',

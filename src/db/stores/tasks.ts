@@ -18,6 +18,8 @@ export type TaskStore = {
   add(userId: string, title: string, description: string | null, maxTasks: number): Promise<Task | null>;
   /** All the user's tasks, oldest first (ids are time-ordered UUIDv7); only those `completed` or not, when given. */
   list(userId: string, completed?: boolean | null): Promise<Task[]>;
+  /** The user's tasks among `ids` (any order; unknown ids and other users' are left out). */
+  find(userId: string, ids: readonly string[]): Promise<Task[]>;
   /** One page of the user's tasks (up to `page.limit + 1` rows in page direction). */
   page(userId: string, page: Page<string>, completed?: boolean | null): Promise<Task[]>;
   /** Changes the user's task `id`; the task as changed, or null when it is not the user's. */
@@ -49,6 +51,10 @@ export function taskStore(em: EntityManager): TaskStore {
     list(userId, completed) {
       const where: FilterQuery<Task> = completed == null ? { userId } : { userId, completed };
       return em.find(Task, where, { orderBy: { id: 'asc' }, disableIdentityMap: true });
+    },
+
+    find(userId, ids) {
+      return em.find(Task, { id: { $in: [...ids] }, userId });
     },
 
     page(userId, page, completed) {

@@ -25,6 +25,11 @@ export async function toolCallViewsOfMessages(em: EntityManager, userId: string,
   return rows.map((row) => toolCallView(row, date));
 }
 
+/** The user's tool calls among `ids` (any order; unknown ids and other users' are left out). */
+export function findToolCalls(em: EntityManager, userId: string, ids: readonly string[]): Promise<ToolCall[]> {
+  return em.find(ToolCall, { id: { $in: [...ids] }, userId });
+}
+
 /** The user's tool calls of the messages `messageIds`, oldest first (ids are time-ordered). */
 export function toolCallsOfMessages(em: EntityManager, userId: string, messageIds: readonly string[]): Promise<ToolCall[]> {
   return em.find(ToolCall, { message: { $in: [...messageIds] }, userId }, { orderBy: { id: 'asc' } });
