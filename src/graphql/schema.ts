@@ -6,11 +6,12 @@ import { ChatResolver } from './resolvers/chat.js';
 import { ConversationResolver } from './resolvers/conversation.js';
 import { LifecycleResolver } from './resolvers/lifecycle.js';
 import { MessageResolver, ToolCallResolver } from './resolvers/message.js';
+import { SearchResolver } from './resolvers/search.js';
 import { ViewerResolver } from './resolvers/viewer.js';
 
 export function createSchema(): Promise<GraphQLSchema> {
   return buildSchema({
-    resolvers: [ViewerResolver, ConversationResolver, MessageResolver, ToolCallResolver, ChatResolver, LifecycleResolver],
+    resolvers: [ViewerResolver, ConversationResolver, MessageResolver, ToolCallResolver, ChatResolver, LifecycleResolver, SearchResolver],
     validate: false,
     // Each request gets its own resolver instances, made with its unit of work, viewer and loaders.
     container: requestContainer,

@@ -8,6 +8,7 @@ import { LockMode } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Conversation, type ConversationStatus } from '../../entities/index.js';
 import type { Page } from './pages.js';
+import { conversationMatches, type SearchText } from './search.js';
 
 export type ConversationKey = { lastMessageAt: Date; id: string };
 
@@ -17,6 +18,8 @@ export type ConversationFilter = {
   updatedBefore?: Date | null;
   /** Conversations whose metadata contains this object (JSON containment: `@>`). */
   metadata?: Record<string, unknown> | null;
+  /** Conversations whose title or one of whose messages matches (`search.ts`). */
+  search?: SearchText | null;
 };
 
 /** The columns a turn changes on its conversation. */
@@ -70,6 +73,7 @@ export function listConversations(
   if (filter.updatedBefore) query.andWhere({ updatedAt: { $lt: filter.updatedBefore } });
   // JSON containment, backed by the GIN index on `metadata` (jsonb_path_ops).
   if (filter.metadata) query.andWhere('metadata @> ?::jsonb', [JSON.stringify(filter.metadata)]);
+  if (filter.search) query.andWhere(...conversationMatches(userId, filter.search));
   if (page.cursor) {
     const { lastMessageAt, id } = page.cursor;
     const cmp = older ? '$lt' : '$gt';

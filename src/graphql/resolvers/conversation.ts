@@ -19,6 +19,7 @@ import {
   Usage,
 } from '../types.js';
 import { parseId } from './ids.js';
+import { searchText } from './search.js';
 
 /** The largest metadata object a filter may hold: what a conversation may store by default (METADATA_MAX_BYTES). */
 const FILTER_METADATA_MAX_BYTES = 8 * 1024;
@@ -49,7 +50,8 @@ export class ConversationResolver {
         throw badInput(`filter.${bound} must be a date between the years 1 and 9999`, `filter.${bound}`);
     }
     if (filter?.metadata != null) checkMetadata(filter.metadata, 'filter.metadata', FILTER_METADATA_MAX_BYTES);
-    const rows = await listConversations(this.scope.em, viewer.userId, page, filter ?? {});
+    const search = filter?.search != null ? searchText(filter.search, 'filter.search', this.scope.search.language) : null;
+    const rows = await listConversations(this.scope.em, viewer.userId, page, { ...filter, search });
     return toConnection(rows, page, cursors.conversation.encode);
   }
 
