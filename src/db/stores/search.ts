@@ -5,10 +5,9 @@
  *
  * A message's words are its stored `search` tsvector (the search migration), found through the GIN
  * index on `(user_id, search)`. Titles are few and short: their tsvector is made as the statement
- * reads the user's conversations. Ranking is bounded: only the newest `SEARCH_RANKED_MAX` messages
- * (and titles) that match are ranked, so that a common word over 100,000 messages costs one
- * index scan and a bounded sort, not a rank and a snippet for each match. Snippets are made for the
- * rows of the page only.
+ * reads the user's conversations. Every match is ranked (`ts_rank` reads the stored tsvector; on
+ * 100,000 matches it costs about what finding them does), a page is the top `limit + 1` of them
+ * after the cursor, and snippets are made for the rows of the page only.
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { ConversationStatus, MessageRole } from '../../entities/index.js';
@@ -39,9 +38,6 @@ export type Highlight = { start: string; stop: string };
 /** One hit: a message whose content matches, or (message null) a conversation whose title matches. */
 export type SearchHitRow = SearchKey & { conversationId: string; message: MessageView | null; snippet: string };
 
-/** How many matching messages (and, apart, titles) are ranked at most: the newest ones. */
-export const SEARCH_RANKED_MAX = 1000;
-
 /**
  * One page of the user's hits for `text`, best rank first (ties: key descending), up to
  * `page.limit + 1` rows after `page.cursor`. Forward only. A query without a word to look for (only
@@ -65,7 +61,7 @@ export async function searchHits(
     return `setweight(to_tsvector(?::regconfig, c.title), 'A')`;
   };
 
-  // The newest matching messages, through the GIN index on (user_id, search).
+  // The matching messages, through the GIN index on (user_id, search).
   const messageWhere = [`m.user_id = ${param(params, userId)}`, `m.search @@ ${tsquery()}`];
   if (filter.conversationId) messageWhere.push(`m.conversation_id = ${param(params, filter.conversationId)}::uuid`);
   if (filter.role) messageWhere.push(`m.role = ${param(params, filter.role)}::message_role`);
@@ -76,7 +72,7 @@ export async function searchHits(
       `m.conversation_id in (select s.id from conversation s where s.user_id = ${param(params, userId)} and s.status = ${param(params, filter.status)}::conversation_status)`,
     );
   }
-  const found = `found as (select m.id, m.conversation_id, m.search from message m where ${messageWhere.join(' and ')} order by m.created_at desc, m.id desc limit ${param(params, SEARCH_RANKED_MAX)})`;
+  const found = `found as (select m.id, m.conversation_id, m.search from message m where ${messageWhere.join(' and ')})`;
 
   // Title hits, unless the filter asks for a role (a title has none). The rank is read before the
   // conditions, as the statement's text has them.
@@ -88,7 +84,7 @@ export async function searchHits(
   if (filter.createdAfter) titleWhere.push(`c.created_at >= ${param(params, filter.createdAfter)}`);
   if (filter.createdBefore) titleWhere.push(`c.created_at < ${param(params, filter.createdBefore)}`);
   if (filter.status) titleWhere.push(`c.status = ${param(params, filter.status)}::conversation_status`);
-  const titled = `titled as (select c.id, ${titleRank} as rank from conversation c where ${titleWhere.join(' and ')} order by c.created_at desc, c.id desc limit ${param(params, SEARCH_RANKED_MAX)})`;
+  const titled = `titled as (select c.id, ${titleRank} as rank from conversation c where ${titleWhere.join(' and ')})`;
 
   const hits =
     `hits as (select f.id as key, f.id as message_id, f.conversation_id, ts_rank(f.search, ${tsquery()})::float8 as rank from found f ` +
