@@ -11,6 +11,7 @@ import { Migration20261125184655_waiter_arrival } from './Migration2026112518465
 import { Migration20261125190639_conversation_waiting } from './Migration20261125190639_conversation_waiting.js';
 import { Migration20261125204224_metadata_index } from './Migration20261125204224_metadata_index.js';
 import { Migration20261205181358_listing } from './Migration20261205181358_listing.js';
+import { Migration20261205183000_search } from './Migration20261205183000_search.js';
 
 export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261125092204_initial', class: Migration20261125092204_initial },
@@ -20,4 +21,5 @@ export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261125190639_conversation_waiting', class: Migration20261125190639_conversation_waiting },
   { name: 'Migration20261125204224_metadata_index', class: Migration20261125204224_metadata_index },
   { name: 'Migration20261205181358_listing', class: Migration20261205181358_listing },
+  { name: 'Migration20261205183000_search', class: Migration20261205183000_search },
 ];

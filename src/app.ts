@@ -21,6 +21,7 @@ import type { Config } from './config.js';
 import { type Database, openDatabase } from './db/database.js';
 import { migrate, type Orm, openOrm } from './db/orm.js';
 import { listenForTurnEnds } from './db/signals.js';
+import { hasSearchConfig } from './db/stores/search.js';
 import { taskStore } from './db/stores/tasks.js';
 import { createShapeCheck } from './graphql/limits.js';
 import { createSchema } from './graphql/schema.js';
@@ -83,8 +84,14 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
     // An embedded PostgreSQL stops (it may take a while to checkpoint); an external one is left running.
     toDispose.push({ what: 'stopping the database', dispose: () => database.stop(), timeoutMs: EMBEDDED_STOP_MS });
 
-    const orm = await openOrm({ clientUrl: database.url, log, onQuery: options.onQuery });
+    const orm = await openOrm({ clientUrl: database.url, log, onQuery: options.onQuery, searchLanguage: config.search.language });
     toDispose.push({ what: 'closing the database pool', dispose: () => orm.close() });
+    // Before migrating: the search migration stores existing messages with it.
+    if (!(await hasSearchConfig(orm.em.fork(), config.search.language))) {
+      throw new Error(
+        `SEARCH_LANGUAGE: PostgreSQL has no text search configuration ${JSON.stringify(config.search.language)} (its list: select cfgname from pg_ts_config)`,
+      );
+    }
     const applied = await migrate(orm);
     if (applied.length > 0) log.info({ migrations: applied }, 'migrations applied');
 

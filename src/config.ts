@@ -10,6 +10,13 @@ import { z } from 'zod';
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 /** A limit where 0 turns it off. */
 const limit = (fallback: number) => z.coerce.number().int().min(0).default(fallback);
+/** A snippet marker: 1 to 32 characters, no double quote (it is quoted in ts_headline's options) and no control character. */
+const marker = (fallback: string) =>
+  z
+    .string()
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it refuses
+    .regex(/^[^"\u0000-\u001f\u007f-\u009f]{1,32}$/, 'must be 1 to 32 characters, without a double quote or control character')
+    .default(fallback);
 const optionalString = z
   .string()
   .optional()
@@ -59,6 +66,12 @@ const schema = z.object({
   GRAPHQL_MAX_DIRECTIVES: z.coerce.number().int().min(0).default(20),
   GRAPHQL_MAX_COST: positiveInt(50_000),
   METADATA_MAX_BYTES: positiveInt(8 * 1024),
+  SEARCH_LANGUAGE: z
+    .string()
+    .regex(/^[a-z][a-z0-9_]{0,62}$/, 'must be the name of a PostgreSQL text search configuration, such as simple or english')
+    .default('simple'),
+  SEARCH_HIGHLIGHT_START: marker('<mark>'),
+  SEARCH_HIGHLIGHT_STOP: marker('</mark>'),
   CORS_ORIGINS: optionalString,
   HEADERS_TIMEOUT: positiveInt(10_000),
   REQUEST_TIMEOUT: positiveInt(30_000),
@@ -109,6 +122,8 @@ export type Config = {
   graphql: { maxTokens: number; maxDepth: number; maxAliases: number; maxDirectives: number; maxCost: number };
   /** Largest `metadata` object accepted, in bytes of its JSON. */
   metadataMaxBytes: number;
+  /** Full-text search: how text is split and stemmed, and how snippets mark the words found. */
+  search: SearchSettings;
   /** Origins browsers may call from (CORS): none by default, a list, or `*` (not in production). */
   corsOrigins: string[] | '*';
   /** HTTP server timeouts: all headers, and the whole request body, must arrive within these. */
@@ -121,6 +136,13 @@ export type Config = {
   introspection: boolean;
   logLevel: string;
 };
+
+/**
+ * `language` is a PostgreSQL text search configuration (`simple` by default: words as they are,
+ * for every language; `english`, `french`... stem and drop stop words). Messages are indexed with
+ * the one in force when they are stored, and queries are read with it: see the README.
+ */
+export type SearchSettings = { language: string; highlightStart: string; highlightStop: string };
 
 /** Per-user limits (0 = off). Windows start at a user's first counted action and last their stated length. */
 export type RateLimits = {
@@ -192,6 +214,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       maxCost: e.GRAPHQL_MAX_COST,
     },
     metadataMaxBytes: e.METADATA_MAX_BYTES,
+    search: { language: e.SEARCH_LANGUAGE, highlightStart: e.SEARCH_HIGHLIGHT_START, highlightStop: e.SEARCH_HIGHLIGHT_STOP },
     corsOrigins: parseOrigins(e.CORS_ORIGINS),
     http: { headersTimeoutMs: e.HEADERS_TIMEOUT, requestTimeoutMs: e.REQUEST_TIMEOUT },
     rateLimits: {

@@ -40,7 +40,7 @@ describe('the request container', () => {
   const chat = {} as Chat;
   const log = createLogger('silent');
   const contextOf = (auth: Viewer | ReturnType<typeof unauthenticated>): Context =>
-    createContext(server.app.orm.em.fork(), chat, auth, log);
+    createContext(server.app.orm.em.fork(), chat, auth, log, server.config.search);
   // As type-graphql asks for a resolver: the container of the field's context, then the instance.
   const get = <T>(context: Context, resolverClass: new (scope: RequestScope) => T): T => {
     const data = { context } as ResolverData<Context>;

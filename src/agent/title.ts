@@ -38,7 +38,7 @@ export function cleanTitle(answer: string): string | null {
     .replace(/^\s*(?:#+\s*|[*_`>-]+\s*)*/, '')
     .replace(/^title\s*:\s*/i, '')
     .replace(/[*_`]+/g, '')
-    .replace(/[\u0000-\u001f\u007f-\u009f]/g, ' ')
+    .replace(/\p{Cc}/gu, ' ')
     .replace(/\s+/g, ' ')
     .trim();
   for (let before = ''; before !== title; ) {

@@ -21,10 +21,19 @@ export type OrmOptions = {
   /** Called with every SQL statement the ORM sends (for statement counts and tracing). */
   onQuery?: (sql: string) => void;
   poolMax?: number;
+  /**
+   * The text search configuration (SEARCH_LANGUAGE) new messages are indexed with: every connection
+   * carries it as `stateless_chat.search_language`, which the `message.search_config` column's
+   * default reads. Unset: `simple`.
+   */
+  searchLanguage?: string;
 };
 
+/** The connection setting the default of `message.search_config` reads (see the search migration). */
+export const SEARCH_LANGUAGE_SETTING = 'stateless_chat.search_language';
+
 /** The ORM options shared by the server, the CLI and `mikro-orm.config.ts`. */
-export function ormConfig({ clientUrl, log, onQuery, poolMax = 10 }: OrmOptions): Options {
+export function ormConfig({ clientUrl, log, onQuery, poolMax = 10, searchLanguage }: OrmOptions): Options {
   const logsQueries = onQuery !== undefined || log.isLevelEnabled('trace');
   return defineConfig({
     clientUrl,
@@ -45,7 +54,7 @@ export function ormConfig({ clientUrl, log, onQuery, poolMax = 10 }: OrmOptions)
     driverOptions: {
       // The whole URL to `pg`: the ORM reads only its host, port, user, password and database, and
       // would drop the rest (`?host=/socket/dir`, `?sslmode=require`, `?options=...`).
-      connectionString: clientUrl,
+      connectionString: searchLanguage ? withSetting(clientUrl, SEARCH_LANGUAGE_SETTING, searchLanguage) : clientUrl,
       // A request waits at most this long for a free connection, then fails instead of hanging.
       connectionTimeoutMillis: CONNECTION_WAIT_MS,
       onPoolCreated: guardPool,
@@ -89,4 +98,14 @@ function queryLogger(log: Logger, onQuery?: (sql: string) => void): OrmLogger {
       return namespace === 'query' && (onQuery !== undefined || log.isLevelEnabled('trace'));
     },
   };
+}
+
+// Private: `url` with `-c name=value` added to its `options` parameter (kept when the URL has one),
+// so that the server sets it on every connection as it opens: no statement is added anywhere.
+// `value` is an identifier (config.ts checks it), with nothing to escape.
+function withSetting(url: string, name: string, value: string): string {
+  const parsed = new URL(url);
+  const given = parsed.searchParams.get('options');
+  parsed.searchParams.set('options', [given, `-c ${name}=${value}`].filter(Boolean).join(' '));
+  return parsed.toString();
 }

@@ -62,6 +62,18 @@ export class Message {
   @Property({ type: 'datetime' })
   createdAt: Date = new Date();
 
+  /**
+   * Full-text search (`db/stores/search.ts`): the text search configuration the message is indexed
+   * with, and its stored tsvector (`to_tsvector(search_config, content)`). Both are the database's
+   * own (the search migration: a default and a generated column), never read or written through
+   * the ORM, so that no statement of a turn or a browse carries them.
+   */
+  @Property({ columnType: 'regconfig', persist: false, hidden: true })
+  searchConfig?: string;
+
+  @Property({ columnType: 'tsvector', persist: false, hidden: true })
+  search?: string;
+
   constructor(init: {
     conversation: Ref<Conversation>;
     userId: string;

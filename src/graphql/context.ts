@@ -7,6 +7,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Viewer } from '../auth/viewer.js';
 import type { Chat } from '../chat/chat.js';
+import type { SearchSettings } from '../config.js';
 import { AppError, unauthenticated } from '../errors.js';
 import type { Logger } from '../log.js';
 import { RequestContainer } from './container.js';
@@ -28,6 +29,8 @@ export class RequestScope {
     auth: Viewer | AppError,
     /** This request's logger (its request id bound). */
     readonly log: Logger,
+    /** How `searchMessages` reads queries and marks snippets (SEARCH_LANGUAGE, SEARCH_HIGHLIGHT_START/STOP). */
+    readonly search: SearchSettings,
   ) {
     this.auth = auth instanceof AppError ? { error: auth } : { viewer: auth, loaders: createLoaders(em, auth) };
   }
@@ -54,7 +57,7 @@ export type Context = {
   container: RequestContainer;
 };
 
-export function createContext(em: EntityManager, chat: Chat, auth: Viewer | AppError, log: Logger): Context {
-  const scope = new RequestScope(em, chat, auth, log);
+export function createContext(em: EntityManager, chat: Chat, auth: Viewer | AppError, log: Logger, search: SearchSettings): Context {
+  const scope = new RequestScope(em, chat, auth, log, search);
   return { scope, container: new RequestContainer(scope) };
 }

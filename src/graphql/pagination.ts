@@ -3,13 +3,14 @@
  * connection of the schema (`cursors`), in one place.
  *
  * A cursor is opaque to clients: base64url of `[kind, ...key]`, where the key is the row's
- * unique sort key (`seq`, `(last_message_at, id)`, `(created_at, id)`, `id`). The kind keeps a cursor of one
+ * unique sort key (`seq`, `(last_message_at, id)`, `(created_at, id)`, `id`, a search hit's `(rank, id)`). The kind keeps a cursor of one
  * connection from being used in another, and a key no stored row could have (a non-UUID id, a seq
  * outside PostgreSQL's integer, a date outside its range) is BAD_USER_INPUT before any SQL runs.
  * Pages hold 1..100 items, 20 by default.
  */
 import type { ConversationKey } from '../db/stores/conversations.js';
 import type { Page } from '../db/stores/pages.js';
+import type { SearchKey } from '../db/stores/search.js';
 import { badInput } from '../errors.js';
 import { parseId } from './resolvers/ids.js';
 
@@ -135,6 +136,17 @@ export const cursors = {
     encode: (t) => encodeCursor('task', [t.id]),
     decode: (cursor, argument) => parseId(decodeCursor('task', ['s'], cursor, argument)[0] as string, argument),
   } satisfies Cursor<{ id: string }, string>,
+  // The rank goes as the text of the float8 PostgreSQL gave (exact both ways), the key breaks ties.
+  search: {
+    encode: (h) => encodeCursor('search', [String(h.rank), h.id]),
+    decode(cursor, argument) {
+      const [text, id] = decodeCursor('search', ['s', 's'], cursor, argument) as [string, string];
+      const rank = Number(text);
+      if (text.trim() === '' || !Number.isFinite(rank) || rank < 0)
+        throw badInput(`${argument} is not a valid cursor for this connection`, argument);
+      return { rank, id: parseId(id, argument) };
+    },
+  } satisfies Cursor<SearchKey, SearchKey>,
 };
 
 // Private: the cursor of a conversation listing keyed on `(instant, id)`, the instant read by `at`.

@@ -7,11 +7,21 @@ import { ConversationResolver } from './resolvers/conversation.js';
 import { LifecycleResolver } from './resolvers/lifecycle.js';
 import { MessageResolver, ToolCallResolver } from './resolvers/message.js';
 import { NodeResolver } from './resolvers/node.js';
+import { SearchResolver } from './resolvers/search.js';
 import { ViewerResolver } from './resolvers/viewer.js';
 
 export function createSchema(): Promise<GraphQLSchema> {
   return buildSchema({
-    resolvers: [ViewerResolver, NodeResolver, ConversationResolver, MessageResolver, ToolCallResolver, ChatResolver, LifecycleResolver],
+    resolvers: [
+      ViewerResolver,
+      NodeResolver,
+      ConversationResolver,
+      MessageResolver,
+      ToolCallResolver,
+      ChatResolver,
+      LifecycleResolver,
+      SearchResolver,
+    ],
     validate: false,
     // Each request gets its own resolver instances, made with its unit of work, viewer and loaders.
     container: requestContainer,

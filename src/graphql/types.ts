@@ -5,7 +5,7 @@
  */
 import { JSONObjectResolver, JSONResolver } from 'graphql-scalars';
 import type { ClassType } from 'type-graphql';
-import { Field, ID, InputType, Int, InterfaceType, ObjectType, registerEnumType } from 'type-graphql';
+import { Field, Float, ID, InputType, Int, InterfaceType, ObjectType, registerEnumType } from 'type-graphql';
 import { Conversation, ConversationStatus, Message, MessageRole, MessageStatus, Task, ToolCall } from '../entities/index.js';
 
 export const JSONObject = JSONObjectResolver;
@@ -153,6 +153,22 @@ export function connectionOf<T extends object>(node: ClassType<T>, name: string,
   return Connection;
 }
 
+@ObjectType('SearchHit', {
+  description: 'A message whose content matches the search, or (message null) a conversation whose title matches.',
+})
+export class SearchHitType {
+  @Field(() => MessageType, { nullable: true, description: 'The message found; null when the hit is the conversation’s title.' })
+  message!: object | null;
+  @Field(() => ConversationType, { description: 'The conversation of the message, or the one whose title matches.' })
+  conversation!: object;
+  @Field({
+    description: 'The words found in context, between the configured markers (SEARCH_HIGHLIGHT_START/STOP); the text is not escaped.',
+  })
+  snippet!: string;
+  @Field(() => Float, { description: 'PostgreSQL’s ts_rank: higher is better; comparable within one search only.' })
+  rank!: number;
+}
+
 export const ConversationConnection = connectionOf(
   ConversationType,
   'Conversation',
@@ -161,6 +177,7 @@ export const ConversationConnection = connectionOf(
 export const MessageConnection = connectionOf(MessageType, 'Message', 'How many messages the conversation has.');
 export const ToolCallConnection = connectionOf(ToolCallType, 'ToolCall');
 export const TaskConnection = connectionOf(TaskType, 'Task');
+export const SearchHitConnection = connectionOf(SearchHitType, 'SearchHit');
 
 export enum ConversationOrderField {
   LAST_ACTIVITY = 'LAST_ACTIVITY',
@@ -189,6 +206,26 @@ export class ConversationFilter {
       'Only conversations whose metadata contains this object: { "project": "travel" } matches { "project": "travel", "pinned": true }.',
   })
   metadata?: Record<string, unknown> | null;
+  @Field(() => String, {
+    nullable: true,
+    description: 'Only conversations whose title or one of whose messages matches this search (as searchMessages reads it).',
+  })
+  search?: string | null;
+}
+
+@InputType({ description: 'Narrows searchMessages; every condition given must hold.' })
+export class SearchFilter {
+  @Field(() => ID, { nullable: true, description: 'Hits in this conversation only (another user’s: none).' }) conversationId?:
+    | string
+    | null;
+  @Field(() => MessageRole, { nullable: true, description: 'Messages of this role only (title hits are left out).' })
+  role?: MessageRole | null;
+  @Field(() => ConversationStatus, { nullable: true, description: 'Hits in conversations of this status only.' })
+  status?: ConversationStatus | null;
+  @Field(() => Date, { nullable: true, description: 'Messages (title hits: conversations) created at or after this instant.' })
+  createdAfter?: Date | null;
+  @Field(() => Date, { nullable: true, description: 'Messages (title hits: conversations) created before this instant.' })
+  createdBefore?: Date | null;
 }
 
 @InputType()

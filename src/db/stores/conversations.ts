@@ -8,6 +8,7 @@ import { type FilterObject, LockMode } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Conversation, type ConversationStatus } from '../../entities/index.js';
 import type { Page } from './pages.js';
+import { conversationMatches, type SearchText } from './search.js';
 
 /** A listing's key: the conversation's instant in the order (its last activity or its creation) and its id. */
 export type ConversationKey = { at: Date; id: string };
@@ -28,6 +29,8 @@ export type ConversationFilter = {
   updatedBefore?: Date | null;
   /** Conversations whose metadata contains this object (JSON containment: `@>`). */
   metadata?: Record<string, unknown> | null;
+  /** Conversations whose title or one of whose messages matches (`search.ts`). */
+  search?: SearchText | null;
 };
 
 /** The columns a turn changes on its conversation. */
@@ -73,14 +76,14 @@ export function listConversations(
   // A forward page reads in the listing's order, a backward one against it.
   const ascending = (order.direction === 'asc') === (page.direction === 'forward');
   const sort = ascending ? 'asc' : 'desc';
-  const { where, metadata } = conditions(userId, filter);
+  const { where, raw } = conditions(userId, filter);
   const query = em
     .createQueryBuilder(Conversation)
     .select('*')
     .where(where)
     .orderBy([{ [order.by]: sort }, { id: sort }])
     .limit(page.limit + 1);
-  if (metadata) query.andWhere(...metadata);
+  for (const condition of raw) query.andWhere(...condition);
   if (page.cursor) {
     const { at, id } = page.cursor;
     const cmp = ascending ? '$gt' : '$lt';
@@ -95,23 +98,26 @@ export function listConversations(
  * otherwise), never the rows of other users.
  */
 export async function countConversations(em: EntityManager, userId: string, filter: ConversationFilter = {}): Promise<number> {
-  const { where, metadata } = conditions(userId, filter);
+  const { where, raw } = conditions(userId, filter);
   const query = em.createQueryBuilder(Conversation).count().where(where);
-  if (metadata) query.andWhere(...metadata);
+  for (const condition of raw) query.andWhere(...condition);
   const [row] = await query.execute<{ count: string | number }[]>('all', false);
   return Number(row?.count ?? 0);
 }
 
-// Private: the user and `filter` as the query builder takes them; JSON containment is raw SQL
-// (`@>`, backed by the GIN index on `metadata`, jsonb_path_ops).
-function conditions(userId: string, filter: ConversationFilter): { where: FilterObject<Conversation>; metadata?: [string, unknown[]] } {
+// Private: the user and `filter` as the query builder takes them; JSON containment (`@>`, backed
+// by the GIN index on `metadata`, jsonb_path_ops) and text search (`search.ts`) are raw SQL.
+function conditions(userId: string, filter: ConversationFilter): { where: FilterObject<Conversation>; raw: [string, unknown[]][] } {
   const updatedAt = {
     ...(filter.updatedAfter ? { $gte: filter.updatedAfter } : {}),
     ...(filter.updatedBefore ? { $lt: filter.updatedBefore } : {}),
   };
+  const raw: [string, unknown[]][] = [];
+  if (filter.metadata) raw.push(['metadata @> ?::jsonb', [JSON.stringify(filter.metadata)]]);
+  if (filter.search) raw.push(conversationMatches(userId, filter.search));
   return {
     where: { userId, ...(filter.status ? { status: filter.status } : {}), ...(Object.keys(updatedAt).length ? { updatedAt } : {}) },
-    metadata: filter.metadata ? ['metadata @> ?::jsonb', [JSON.stringify(filter.metadata)]] : undefined,
+    raw,
   };
 }
 

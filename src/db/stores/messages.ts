@@ -82,13 +82,38 @@ export async function messagePages(
   conversationIds: string[],
   page: Page<number>,
 ): Promise<MessageView[]> {
-  const rows = await lateralPages(em, { table: 'message', keyColumn: 'seq', keyType: 'int', conversationIds, userId, page });
+  const rows = await lateralPages(em, {
+    table: 'message',
+    columns: MESSAGE_COLUMNS,
+    keyColumn: 'seq',
+    keyType: 'int',
+    conversationIds,
+    userId,
+    page,
+  });
   const date = dateOf(em);
   return rows.map((row) => messageView(row, date));
 }
 
-// Private: a row of `message` (as the driver returns it) as a view.
-function messageView(row: Record<string, unknown>, date: (value: unknown) => Date): MessageView {
+/** The columns of `message` a view is made of (not the search columns: a tsvector is bulky, and no view shows it). */
+export const MESSAGE_COLUMNS = [
+  'id',
+  'conversation_id',
+  'user_id',
+  'seq',
+  'role',
+  'content',
+  'status',
+  'client_message_id',
+  'model',
+  'prompt_tokens',
+  'completion_tokens',
+  'total_tokens',
+  'created_at',
+] as const;
+
+/** A row of `message` (as the driver returns it, `MESSAGE_COLUMNS`) as a view. */
+export function messageView(row: Record<string, unknown>, date: (value: unknown) => Date): MessageView {
   return {
     id: row.id as string,
     conversation: { id: row.conversation_id as string },

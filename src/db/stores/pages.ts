@@ -14,6 +14,8 @@ export type LateralQuery = {
   conversationIds: string[];
   userId: string;
   page: Page<string | number>;
+  /** The columns read (default `*`): `message` leaves out its search columns, which a page never needs. */
+  columns?: readonly string[];
   /** More conditions on the child rows: `column = value`. */
   equal?: { column: string; value: unknown }[];
 };
@@ -34,7 +36,7 @@ export function lateralPages(em: EntityManager, q: LateralQuery): Promise<Record
   params.push(q.page.limit + 1);
   const sql =
     `select t.* from unnest(?::uuid[]) as p(id) cross join lateral (` +
-    `select * from ${q.table} t where ${conditions.join(' and ')} ` +
+    `select ${q.columns?.map((column) => `t.${column}`).join(', ') ?? '*'} from ${q.table} t where ${conditions.join(' and ')} ` +
     `order by t.${q.keyColumn} ${forward ? 'asc' : 'desc'} limit ?) t`;
   return em.execute(sql, params);
 }

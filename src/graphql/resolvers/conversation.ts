@@ -21,6 +21,7 @@ import {
   Usage,
 } from '../types.js';
 import { parseId } from './ids.js';
+import { searchText } from './search.js';
 
 /** The largest metadata object a filter may hold: what a conversation may store by default (METADATA_MAX_BYTES). */
 const FILTER_METADATA_MAX_BYTES = 8 * 1024;
@@ -58,14 +59,16 @@ export class ConversationResolver {
         throw badInput(`filter.${bound} must be a date between the years 1 and 9999`, `filter.${bound}`);
     }
     if (filter?.metadata != null) checkMetadata(filter.metadata, 'filter.metadata', FILTER_METADATA_MAX_BYTES);
+    const search = filter?.search != null ? searchText(filter.search, 'filter.search', this.scope.search.language) : null;
     const order = { by: byCreation ? 'createdAt' : 'lastMessageAt', direction: direction === OrderDirection.ASC ? 'asc' : 'desc' } as const;
-    const rows = await listConversations(em, viewer.userId, page, filter ?? {}, order);
+    const conditions = { ...filter, search };
+    const rows = await listConversations(em, viewer.userId, page, conditions, order);
     let total: Promise<number> | undefined;
     return {
       ...toConnection(rows, page, cursor.encode),
       // A statement of its own, run only when the query selects the field.
       get totalCount() {
-        total ??= countConversations(em, viewer.userId, filter ?? {});
+        total ??= countConversations(em, viewer.userId, conditions);
         return total;
       },
     };
