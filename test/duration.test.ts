@@ -25,7 +25,12 @@ describe('parseDuration', () => {
 
 describe('the retention settings', () => {
   it('default to a 30-day TTL, archiving after 90 days, no timer, batches of 500', () => {
-    expect(loadConfig({}).retention).toEqual({ ttlMs: 30 * 86_400_000, archiveAfterMs: 90 * 86_400_000, sweepIntervalMs: 0, batchSize: 500 });
+    expect(loadConfig({}).retention).toEqual({
+      ttlMs: 30 * 86_400_000,
+      archiveAfterMs: 90 * 86_400_000,
+      sweepIntervalMs: 0,
+      batchSize: 500,
+    });
     expect(loadConfig({ CONVERSATION_TTL: '0', ARCHIVE_AFTER: '12h', SWEEP_INTERVAL: '15m', SWEEP_BATCH: '50' }).retention).toEqual({
       ttlMs: 0,
       archiveAfterMs: 12 * 3_600_000,
