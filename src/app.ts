@@ -111,6 +111,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
       },
       signals,
       settings: turnSettings(config),
+      conversationTtlMs: config.retention.ttlMs,
       log,
     });
     toDispose.push({ what: 'closing the todo server', dispose: () => chat.close() });
