@@ -11,6 +11,8 @@ import { DURATION_FORMAT, parseDuration } from './duration.js';
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 /** A limit where 0 turns it off. */
 const limit = (fallback: number) => z.coerce.number().int().min(0).default(fallback);
+/** The longest delay a Node.js timer keeps. */
+const TIMER_MAX_MS = 2 ** 31 - 1;
 /** A duration (`30d`, `12h`, `15m`, `90s`; `0` = never/off), in milliseconds. */
 const duration = (fallback: string) =>
   z
@@ -77,7 +79,10 @@ const schema = z.object({
   REQUEST_TIMEOUT: positiveInt(30_000),
   CONVERSATION_TTL: duration('30d').describe('inactivity after which an active conversation expires'),
   ARCHIVE_AFTER: duration('90d').describe('inactivity after which a conversation is archived'),
-  SWEEP_INTERVAL: duration('0').describe('how often the server sweeps by itself'),
+  SWEEP_INTERVAL: duration('0')
+    // Node's timers wait at most 2^31 - 1 ms (24.8 days); past it they fire at once.
+    .refine((ms) => ms <= TIMER_MAX_MS, 'must be at most 24d (a timer waits no longer)')
+    .describe('how often the server sweeps by itself'),
   SWEEP_BATCH: positiveInt(500),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });

@@ -46,5 +46,9 @@ describe('the retention settings', () => {
     expect(() => loadConfig({ ARCHIVE_AFTER: '1y' })).toThrow(/ARCHIVE_AFTER: .* \(got "1y"\)/);
     expect(() => loadConfig({ SWEEP_INTERVAL: '1.5.2h' })).toThrow(/SWEEP_INTERVAL: .* \(got "1\.5\.2h"\)/);
     expect(() => loadConfig({ SWEEP_BATCH: '0' })).toThrow(/SWEEP_BATCH/);
+    expect(() => loadConfig({ SWEEP_INTERVAL: '25d' })).toThrow(
+      'SWEEP_INTERVAL: must be at most 24d (a timer waits no longer) (got "25d")',
+    );
+    expect(loadConfig({ SWEEP_INTERVAL: '24d' }).retention.sweepIntervalMs).toBe(24 * 86_400_000);
   });
 });
