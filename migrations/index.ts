@@ -10,6 +10,7 @@ import { Migration20261125132632_rate_counter } from './Migration20261125132632_
 import { Migration20261125184655_waiter_arrival } from './Migration20261125184655_waiter_arrival.js';
 import { Migration20261125190639_conversation_waiting } from './Migration20261125190639_conversation_waiting.js';
 import { Migration20261125204224_metadata_index } from './Migration20261125204224_metadata_index.js';
+import { Migration20261205181352_sweep_indexes } from './Migration20261205181352_sweep_indexes.js';
 import { Migration20261205181358_listing } from './Migration20261205181358_listing.js';
 import { Migration20261205183000_search } from './Migration20261205183000_search.js';
 
@@ -20,6 +21,7 @@ export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261125184655_waiter_arrival', class: Migration20261125184655_waiter_arrival },
   { name: 'Migration20261125190639_conversation_waiting', class: Migration20261125190639_conversation_waiting },
   { name: 'Migration20261125204224_metadata_index', class: Migration20261125204224_metadata_index },
+  { name: 'Migration20261205181352_sweep_indexes', class: Migration20261205181352_sweep_indexes },
   { name: 'Migration20261205181358_listing', class: Migration20261205181358_listing },
   { name: 'Migration20261205183000_search', class: Migration20261205183000_search },
 ];

@@ -1,6 +1,7 @@
 /**
  * The app factory: wiring only. It builds the parts in order (authenticator, agent, database,
- * ORM migrated, MCP servers, turn listener, Apollo, the chat, the express routes) and returns
+ * ORM migrated, MCP servers, turn listener, Apollo, the chat, the sweeper when `SWEEP_INTERVAL` is
+ * set, the express routes) and returns
  * them without listening; `main.ts` listens, and tests call this factory with their own
  * database and agent.
  *
@@ -17,6 +18,7 @@ import { OpenAiAgent } from './agent/openai-agent.js';
 import type { Agent } from './agent/types.js';
 import { type Authenticator, createAuthenticator } from './auth/authenticator.js';
 import { createChat, turnSettings } from './chat/chat.js';
+import { startSweeper } from './chat/sweeper.js';
 import type { Config } from './config.js';
 import { type Database, openDatabase } from './db/database.js';
 import { migrate, type Orm, openOrm } from './db/orm.js';
@@ -54,7 +56,7 @@ export type App = {
   /** Options for `http.createServer`: timeouts that bound slow headers and bodies. */
   serverOptions: ServerOptions;
   /**
-   * Releases the leases of turns still running, stops Apollo, the turn listener and the external
+   * Stops the sweeper (waiting for a sweep under way), releases the leases of turns still running, stops Apollo, the turn listener and the external
    * MCP servers, closes the pool and stops an embedded database, in that order. Never throws.
    */
   close(): Promise<void>;
@@ -116,12 +118,18 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
       },
       signals,
       settings: turnSettings(config),
+      conversationTtlMs: config.retention.ttlMs,
       log,
     });
     toDispose.push({ what: 'closing the titles in flight and the todo server', dispose: () => chat.close() });
     // Stopped first: turns still running now will not finish here; their conversations are freed
     // for a retry elsewhere while the pool is still open.
     toDispose.push({ what: 'releasing the leases of running turns', dispose: () => chat.abandonRunning(orm.em.fork()) });
+
+    if (config.retention.sweepIntervalMs > 0) {
+      const sweeper = startSweeper(() => orm.em.fork(), config.retention, log);
+      toDispose.push({ what: 'stopping the sweeper', dispose: () => sweeper.stop() });
+    }
 
     const express = createRoutes({ config, log, orm, auth, chat, mcp, apollo, shapeCheck: createShapeCheck(schema, config.graphql) });
     return {

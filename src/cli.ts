@@ -4,11 +4,14 @@
  *   migrate:create [name]   write a migration for the entities' changes into migrations/
  *   token <userId>          print a bearer token for userId (configured or kept dev secret)
  *   schema                  print the GraphQL schema (SDL)
+ *   sweep                   expire and archive inactive conversations by CONVERSATION_TTL and
+ *                           ARCHIVE_AFTER, once (for cron; safe beside other sweeps and servers)
  */
 import 'reflect-metadata';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createAuthenticator } from './auth/authenticator.js';
+import { sweep } from './chat/sweeper.js';
 import { loadConfig } from './config.js';
 import { openDatabase } from './db/database.js';
 import { migrate, openOrm } from './db/orm.js';
@@ -16,7 +19,7 @@ import { createSchema, printSdl } from './graphql/schema.js';
 import { createLogger } from './log.js';
 import { requireSupportedNode } from './node-version.js';
 
-const USAGE = 'usage: cli <migrate | migrate:create [name] | token <userId> | schema>';
+const USAGE = 'usage: cli <migrate | migrate:create [name] | token <userId> | schema | sweep>';
 
 async function run(command: string | undefined, args: string[]): Promise<void> {
   requireSupportedNode();
@@ -49,6 +52,19 @@ async function run(command: string | undefined, args: string[]): Promise<void> {
           if (!result.fileName) process.stdout.write('no changes: the entities match the migrations\n');
           else await register(result.fileName);
         }
+      } finally {
+        await orm.close();
+        await database.stop();
+      }
+      return;
+    }
+    case 'sweep': {
+      // Like `migrate`: the database of DATABASE_URL, else the embedded one (a running server's, shared).
+      const database = await openDatabase(config, log, { as: command, share: true });
+      const orm = await openOrm({ clientUrl: database.url, log });
+      try {
+        const { expired, archived, batches } = await sweep(orm.em.fork(), config.retention, log);
+        process.stdout.write(`expired ${expired}, archived ${archived} in ${batches} batch${batches === 1 ? '' : 'es'}\n`);
       } finally {
         await orm.close();
         await database.stop();

@@ -6,6 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { DURATION_FORMAT, parseDuration } from './duration.js';
 
 const positiveInt = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 /** A limit where 0 turns it off. */
@@ -17,6 +18,21 @@ const marker = (fallback: string) =>
     // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it refuses
     .regex(/^[^"\u0000-\u001f\u007f-\u009f]{1,32}$/, 'must be 1 to 32 characters, without a double quote or control character')
     .default(fallback);
+/** The longest delay a Node.js timer keeps. */
+const TIMER_MAX_MS = 2 ** 31 - 1;
+/** A duration (`30d`, `12h`, `15m`, `90s`; `0` = never/off), in milliseconds. */
+const duration = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((value, context) => {
+      const ms = parseDuration(value);
+      if (ms === null) {
+        context.addIssue({ code: 'custom', message: `must be ${DURATION_FORMAT}` });
+        return z.NEVER;
+      }
+      return ms;
+    });
 const optionalString = z
   .string()
   .optional()
@@ -75,6 +91,13 @@ const schema = z.object({
   CORS_ORIGINS: optionalString,
   HEADERS_TIMEOUT: positiveInt(10_000),
   REQUEST_TIMEOUT: positiveInt(30_000),
+  CONVERSATION_TTL: duration('30d').describe('inactivity after which an active conversation expires'),
+  ARCHIVE_AFTER: duration('90d').describe('inactivity after which a conversation is archived'),
+  SWEEP_INTERVAL: duration('0')
+    // Node's timers wait at most 2^31 - 1 ms (24.8 days); past it they fire at once.
+    .refine((ms) => ms <= TIMER_MAX_MS, 'must be at most 24d (a timer waits no longer)')
+    .describe('how often the server sweeps by itself'),
+  SWEEP_BATCH: positiveInt(500),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -134,6 +157,8 @@ export type Config = {
   mcpBatchMax: number;
   /** Introspection and the Sandbox landing page; on outside production unless set. */
   introspection: boolean;
+  /** The retention policy the sweeper applies (`chat/sweeper.ts`). */
+  retention: Retention;
   logLevel: string;
 };
 
@@ -143,6 +168,17 @@ export type Config = {
  * the one in force when they are stored, and queries are read with it: see the README.
  */
 export type SearchSettings = { language: string; highlightStart: string; highlightStop: string };
+/** The retention policy, in milliseconds of inactivity (0 = never). */
+export type Retention = {
+  /** An ACTIVE conversation expires after this (`CONVERSATION_TTL`, default 30 days). */
+  ttlMs: number;
+  /** An ACTIVE or EXPIRED conversation is archived after this (`ARCHIVE_AFTER`, default 90 days). */
+  archiveAfterMs: number;
+  /** How often the server sweeps by itself (`SWEEP_INTERVAL`, default 0: never; `npm run cli -- sweep` does). */
+  sweepIntervalMs: number;
+  /** Conversations changed per statement (`SWEEP_BATCH`, default 500). */
+  batchSize: number;
+};
 
 /** Per-user limits (0 = off). Windows start at a user's first counted action and last their stated length. */
 export type RateLimits = {
@@ -225,6 +261,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       tasks: e.QUOTA_TASKS,
     },
     mcpBatchMax: e.MCP_BATCH_MAX,
+    retention: {
+      ttlMs: e.CONVERSATION_TTL,
+      archiveAfterMs: e.ARCHIVE_AFTER,
+      sweepIntervalMs: e.SWEEP_INTERVAL,
+      batchSize: e.SWEEP_BATCH,
+    },
     introspection: e.INTROSPECTION ? e.INTROSPECTION === 'true' : e.NODE_ENV !== 'production',
     logLevel: e.LOG_LEVEL,
   };

@@ -19,6 +19,7 @@ import { connectTurnTools, type TurnToolsOptions } from '../mcp/turn-tools.js';
 import { abandonTurns } from './lease.js';
 import type { StateChange } from './lifecycle.js';
 import * as lifecycle from './lifecycle.js';
+import { expiryOf } from './sweeper.js';
 import { createTitles } from './titles.js';
 import { type RunningTurn, runTurn, type SendMessageInput, type TurnResult, type TurnSettings } from './turn.js';
 
@@ -27,6 +28,8 @@ export type ChatOptions = {
   /** The tools a turn is offered, described; the chat connects the todo server once and opens a tool box per turn. */
   tools: TurnToolsOptions;
   settings: TurnSettings;
+  /** `CONVERSATION_TTL` in milliseconds, for `Chat.expiresAt` (default 0: conversations never expire). */
+  conversationTtlMs?: number;
   /** Where the chat logs when a call brings no logger of its own (shutdown, for one). */
   log: Logger;
   /** Wakes requests waiting their turn when a turn ends; without it they only poll. */
@@ -48,6 +51,8 @@ export type Chat = {
   updateConversation(em: EntityManager, viewer: Viewer, input: UpdateInput): Promise<Conversation>;
   changeConversationState(em: EntityManager, viewer: Viewer, id: string, change: StateChange): Promise<Conversation>;
   deleteConversation(em: EntityManager, viewer: Viewer, id: string): Promise<string>;
+  /** When `conversation` expires or expired, as `Conversation.expiresAt` tells clients (`expiryOf` in `sweeper.ts`). */
+  expiresAt(conversation: Conversation): Date | null;
   /** Every tool the agent is offered in a turn of `viewer`, listed as that turn would see them. */
   listTools(viewer: Viewer): Promise<ToolInfo[]>;
   /**
@@ -89,6 +94,7 @@ export async function createChat(options: ChatOptions): Promise<Chat> {
     updateConversation: (em, viewer, input) => lifecycle.updateConversation(em, viewer, input, settings.metadataMaxBytes),
     changeConversationState: (em, viewer, id, change) => lifecycle.changeState(em, viewer, id, change),
     deleteConversation: (em, viewer, id) => lifecycle.deleteConversation(em, viewer, id),
+    expiresAt: (conversation) => expiryOf(conversation, options.conversationTtlMs ?? 0),
 
     async listTools(viewer) {
       return (await tools.open(viewer.userId)).list();

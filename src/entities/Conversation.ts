@@ -15,6 +15,16 @@ export enum ConversationStatus {
 @Index({ name: 'conversation_user_activity_idx', properties: ['userId', 'lastMessageAt', 'id'] })
 @Index({ name: 'conversation_user_updated_idx', properties: ['userId', 'updatedAt', 'id'] })
 @Index({ name: 'conversation_user_created_idx', properties: ['userId', 'createdAt', 'id'] })
+// The sweeper's walks (`db/stores/retention.ts`), oldest activity first: the active conversations
+// (to expire), and those not archived (to archive), each without passing over the others.
+@Index({
+  name: 'conversation_expire_idx',
+  expression: `create index "conversation_expire_idx" on "conversation" ("last_message_at") where "status" = 'active'`,
+})
+@Index({
+  name: 'conversation_archive_idx',
+  expression: `create index "conversation_archive_idx" on "conversation" ("last_message_at") where "status" <> 'archived'`,
+})
 @Index({
   name: 'conversation_metadata_idx',
   expression: 'create index "conversation_metadata_idx" on "conversation" using gin ("metadata" jsonb_path_ops)',

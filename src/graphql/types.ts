@@ -76,7 +76,6 @@ export class ConversationType {
   @Field() createdAt!: Date;
   @Field() updatedAt!: Date;
   @Field() lastMessageAt!: Date;
-  @Field(() => Date, { nullable: true }) expiresAt!: Date | null;
   @Field(() => Date, { nullable: true }) archivedAt!: Date | null;
   @Field(() => Int) messageCount!: number;
 }

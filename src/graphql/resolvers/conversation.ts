@@ -106,6 +106,15 @@ export class ConversationResolver {
     return this.scope.loaders.toolCalls.load({ parentId: conversation.id, args: { first, after, name, isError } });
   }
 
+  @FieldResolver(() => Date, {
+    nullable: true,
+    description:
+      'EXPIRED: when the retention policy expired it. ACTIVE: when it will expire, CONVERSATION_TTL after its last message or change (null when conversations never expire); the sweeper takes it at its first run after that instant, and a message before then restarts the clock. ARCHIVED: when it had expired before, else null.',
+  })
+  expiresAt(@Root() conversation: Conversation): Date | null {
+    return this.scope.chat.expiresAt(conversation);
+  }
+
   @FieldResolver(() => Usage, { description: 'Token totals of every turn of the conversation.' })
   usage(@Root() conversation: Conversation): Usage {
     return {
