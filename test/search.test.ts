@@ -118,6 +118,17 @@ describe('searchMessages', () => {
     );
   });
 
+  it('escapes the text of a snippet as HTML, stray marker characters taken out, and marks only the words found', async () => {
+    await seedConversation('escaper', null, ['fetched <img src=x onerror="alert(1)"> kiwi', 'a \ue000 kiwi\ue001 < 2 € & "ripe" \'kiwi\'']);
+    const client = await server.client('escaper');
+    const snippets = (await search(client, 'kiwi')).map((hit) => hit.snippet);
+    // ts_headline itself drops what its parser reads as a tag; everything else is escaped.
+    expect(snippets).toEqual([
+      '<mark>kiwi</mark> &lt; 2 € &amp; &quot;ripe&quot; &#39;<mark>kiwi</mark>',
+      'fetched   <mark>kiwi</mark>',
+    ]);
+  });
+
   it('finds a conversation by its title, as a hit without a message, above messages that mention the word', async () => {
     const id = await seedConversation('titler', 'Trip to Porto', ['what to pack', 'sandals, and porto wine maybe']);
     const client = await server.client('titler');

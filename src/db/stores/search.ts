@@ -97,10 +97,14 @@ export async function searchHits(
   }
   const ranked = `ranked as (select * from hits ${after}order by rank desc, key desc limit ${param(params, page.limit + 1)})`;
 
-  // Snippets for the page's rows only: `ts_headline` reads the whole text again.
-  const options = `StartSel="${highlight.start}", StopSel="${highlight.stop}", MaxWords=30, MinWords=10, MaxFragments=2`;
+  // Snippets for the page's rows only: `ts_headline` reads the whole text again. It marks the words
+  // found with two private-use characters, taken out of the text first, so that the text can be
+  // escaped and the markers put in afterwards (`snippetOf`).
+  const options = `StartSel="${MARK_START}", StopSel="${MARK_STOP}", MaxWords=30, MinWords=10, MaxFragments=2`;
   params.push(text.language);
-  const snippet = `ts_headline(?::regconfig, coalesce(m.content, c.title, ''), ${tsquery()}, ${param(params, options)}) as snippet`;
+  const snippet =
+    `ts_headline(?::regconfig, translate(coalesce(m.content, c.title, ''), ${param(params, MARK_START + MARK_STOP)}, ''), ` +
+    `${tsquery()}, ${param(params, options)}) as snippet`;
   const sql =
     `with ${found}, ${titled}, ${hits}, ${ranked} ` +
     `select r.key as hit_key, r.rank as hit_rank, r.conversation_id as hit_conversation_id, ` +
@@ -115,8 +119,22 @@ export async function searchHits(
     rank: Number(row.hit_rank),
     conversationId: row.hit_conversation_id as string,
     message: row.id == null ? null : messageView(row, date),
-    snippet: row.snippet as string,
+    snippet: snippetOf(row.snippet as string, highlight),
   }));
+}
+
+// Private: the markers `ts_headline` is given (Unicode private use: no text means anything by them).
+const MARK_START = '\ue000';
+const MARK_STOP = '\ue001';
+const HTML_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
+
+// Private: a snippet as clients get it: the text HTML-escaped (a message may hold markup from
+// anywhere: a tool's result, a web page), the words found between the configured markers.
+function snippetOf(marked: string, highlight: Highlight): string {
+  return marked
+    .replace(/[&<>"']/g, (char) => HTML_ESCAPES[char] ?? char)
+    .replaceAll(MARK_START, highlight.start)
+    .replaceAll(MARK_STOP, highlight.stop);
 }
 
 /**
