@@ -141,6 +141,19 @@ describe('turns per user', () => {
     expect(await counter('cleo', 'turns')).toBe(3);
   });
 
+  it('counts a conversation made empty (createConversation) against the same limit, storing nothing past it', async () => {
+    const dora = await server.client('dora');
+    const CREATE = 'mutation ($title: String) { createConversation(input: { title: $title }) { id } }';
+    await dora.request(CREATE, { title: 'one' });
+    await send(dora, 'add a task to call mum');
+    const refused = await gqlError(dora, CREATE, { title: 'three' });
+    expect(refused).toMatchObject({ code: 'RATE_LIMITED', message: expect.stringContaining('2 new conversations per hour') });
+    expect(refused.extensions.retryAfterMs).toBeGreaterThan(MINUTE_MS);
+    expect((await gqlError(dora, SEND, { input: { message: 'add a task to swim' } })).code).toBe('RATE_LIMITED');
+    expect(await count('select 1 from conversation where user_id = $1', ['dora'])).toBe(2);
+    expect(await counter('dora', 'conversations')).toBe(2);
+  });
+
   it('answers the REST route with 429, a Retry-After header in seconds and the JSON error', async () => {
     const post = async (body: unknown) => {
       const response = await fetch(`${server.url}/api/rory/chat`, {

@@ -123,10 +123,7 @@ describe('searchMessages', () => {
     const client = await server.client('escaper');
     const snippets = (await search(client, 'kiwi')).map((hit) => hit.snippet);
     // ts_headline itself drops what its parser reads as a tag; everything else is escaped.
-    expect(snippets).toEqual([
-      '<mark>kiwi</mark> &lt; 2 € &amp; &quot;ripe&quot; &#39;<mark>kiwi</mark>',
-      'fetched   <mark>kiwi</mark>',
-    ]);
+    expect(snippets).toEqual(['<mark>kiwi</mark> &lt; 2 € &amp; &quot;ripe&quot; &#39;<mark>kiwi</mark>', 'fetched   <mark>kiwi</mark>']);
   });
 
   it('finds a conversation by its title, as a hit without a message, above messages that mention the word', async () => {

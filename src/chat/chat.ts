@@ -90,7 +90,11 @@ export async function createChat(options: ChatOptions): Promise<Chat> {
     sendMessage: (em, viewer, input, requestLog = log) =>
       runTurn({ em, agent, openTools: tools.open, settings, log: requestLog, running, signals, titles }, viewer, input),
 
-    createConversation: (em, viewer, input) => lifecycle.createConversation(em, viewer, input, settings.metadataMaxBytes),
+    createConversation: (em, viewer, input) =>
+      lifecycle.createConversation(em, viewer, input, {
+        metadataMaxBytes: settings.metadataMaxBytes,
+        conversationsPerHour: settings.rateLimits.conversationsPerHour,
+      }),
     updateConversation: (em, viewer, input) => lifecycle.updateConversation(em, viewer, input, settings.metadataMaxBytes),
     changeConversationState: (em, viewer, id, change) => lifecycle.changeState(em, viewer, id, change),
     deleteConversation: (em, viewer, id) => lifecycle.deleteConversation(em, viewer, id),

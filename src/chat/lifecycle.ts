@@ -17,6 +17,7 @@ import { badInput, notFound } from '../errors.js';
 import { textProblem } from '../text.js';
 import { checkMetadata } from './metadata.js';
 import { ConversationBusy } from './queue.js';
+import { countNewConversation } from './rate-limits.js';
 
 /** Longest title accepted, in UTF-16 units. */
 export const TITLE_MAX_CHARS = 200;
@@ -24,17 +25,23 @@ export const TITLE_MAX_CHARS = 200;
 export type MetadataMode = 'MERGE' | 'REPLACE';
 export type StateChange = 'archive' | 'unarchive' | 'reopen';
 
-/** Makes an empty conversation of the viewer. */
+/**
+ * Makes an empty conversation of the viewer, counted against `conversationsPerHour` (0: off) like
+ * one a first message makes: past it, RATE_LIMITED and nothing stored.
+ */
 export async function createConversation(
   em: EntityManager,
   viewer: Viewer,
   input: { title?: string | null; metadata?: Record<string, unknown> | null },
-  metadataMaxBytes: number,
+  settings: { metadataMaxBytes: number; conversationsPerHour: number },
 ): Promise<Conversation> {
   const title = input.title == null ? null : checkTitle(input.title);
-  const metadata = input.metadata == null ? null : checkMetadata(input.metadata, 'metadata', metadataMaxBytes);
+  const metadata = input.metadata == null ? null : checkMetadata(input.metadata, 'metadata', settings.metadataMaxBytes);
   const conversation = new Conversation(viewer.userId, title, metadata);
-  await conversations.insertConversation(em, conversation);
+  await em.transactional(async (em) => {
+    await countNewConversation(em, viewer.userId, settings.conversationsPerHour);
+    await conversations.insertConversation(em, conversation);
+  });
   return conversation;
 }
 

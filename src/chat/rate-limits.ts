@@ -10,6 +10,8 @@
  *   messages, and refused (`checkTurn`) before that transaction commits, so that a refused turn
  *   rolls its increments back with everything else; its model tokens (`tokenCounts`) are added by
  *   the turn's last statement.
+ * - A conversation made empty (`createConversation`): counted against the same conversations per
+ *   hour as one a first message makes, in the transaction that stores it (`countNewConversation`).
  * - `/mcp`: one statement per POST that carries `tools/call`s (`countMcpCalls`).
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
@@ -67,6 +69,16 @@ export function checkTurn(counted: Counted[], limits: TurnLimits): void {
 /** The turn's model tokens, added to the day's count by the turn's last statement; none when the quota is off. */
 export function tokenCounts(tokens: number, limits: TurnLimits): Count[] {
   return limits.tokensPerDay === 0 || tokens <= 0 ? [] : [{ kind: RateKind.TOKENS, add: tokens, windowMs: DAY_MS }];
+}
+
+/**
+ * Counts a conversation made empty against `conversationsPerHour` (one statement); throws
+ * RATE_LIMITED when it goes over, and the caller's transaction rolls the count back with the rest.
+ */
+export async function countNewConversation(em: EntityManager, userId: string, conversationsPerHour: number): Promise<void> {
+  if (conversationsPerHour === 0) return;
+  const counted = await addToCounters(em, userId, [{ kind: RateKind.CONVERSATIONS, add: 1, windowMs: HOUR_MS }]);
+  checkTurn(counted, { turnsPerMinute: 0, conversationsPerHour, tokensPerDay: 0 });
 }
 
 /**

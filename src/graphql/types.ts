@@ -161,7 +161,8 @@ export class SearchHitType {
   @Field(() => ConversationType, { description: 'The conversation of the message, or the one whose title matches.' })
   conversation!: object;
   @Field({
-    description: 'The words found in context, as HTML: the text escaped (&, <, >, quotes), the words found between the configured markers (SEARCH_HIGHLIGHT_START/STOP, default <mark>…</mark>).',
+    description:
+      'The words found in context, as HTML: the text escaped (&, <, >, quotes), the words found between the configured markers (SEARCH_HIGHLIGHT_START/STOP, default <mark>…</mark>).',
   })
   snippet!: string;
   @Field(() => Float, { description: 'PostgreSQL’s ts_rank: higher is better; comparable within one search only.' })
