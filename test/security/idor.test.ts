@@ -48,8 +48,11 @@ import { uniqueUser } from '../support/users.js';
 /** The object types whose rows the sweep can give ids and cursors of (bob has rows of each). */
 const KNOWN = ['Conversation', 'Message', 'ToolCall', 'Task'] as const;
 type Known = (typeof KNOWN)[number];
+/** Connections whose nodes are no rows of their own, but whose cursors the sweep has of bob's. */
+const CURSORS_ONLY = ['SearchHit'] as const;
+type CursorNode = Known | (typeof CURSORS_ONLY)[number];
 
-type Kind = { of: 'id'; types: Known[] } | { of: 'cursor'; node: Known } | { of: 'key'; key: KeyName };
+type Kind = { of: 'id'; types: Known[] } | { of: 'cursor'; node: CursorNode } | { of: 'key'; key: KeyName };
 
 /**
  * Strings named like ids that are keys the client makes, not row ids: each user has their own
@@ -72,6 +75,7 @@ type Target = {
 };
 
 const isKnown = (name: string): name is Known => (KNOWN as readonly string[]).includes(name);
+const hasCursors = (name: string): name is CursorNode => isKnown(name) || (CURSORS_ONLY as readonly string[]).includes(name);
 const ID_NAME = /^(id|ids)$|Ids?$/;
 
 /** The node type of a connection type (`edges { node }`), or null when `type` is none. */
@@ -160,7 +164,7 @@ function discoverTargets(schema: GraphQLSchema): { targets: Target[]; unknown: s
           kind = types && { of: 'id', types };
         } else {
           const node = connectionNode(getNamedType(field.type));
-          kind = node && isKnown(node.name) ? { of: 'cursor', node: node.name } : null;
+          kind = node && hasCursors(node.name) ? { of: 'cursor', node: node.name } : null;
         }
         if (!kind) {
           unknown.push(`${where}: no rows of bob's known for it`);
@@ -297,7 +301,7 @@ const bob = uniqueUser('bob');
 /** Every one of bob's texts carries this, so that any leak of them is found by a plain search. */
 const SECRET = `bobsecret${crypto.randomUUID().slice(0, 8)}`;
 const bobIds = {} as Record<Known, string[]>;
-const bobCursors = {} as Record<Known, string[]>;
+const bobCursors = {} as Record<CursorNode, string[]>;
 const bobKeys = {} as Record<KeyName, string[]>;
 
 beforeAll(async () => {
@@ -329,15 +333,18 @@ beforeAll(async () => {
   const cursors = await gql<{
     conversations: { edges: (Edge & { node: { messages: { edges: Edge[] }; toolCalls: { edges: Edge[] } } })[] };
     tasks: { edges: Edge[] };
+    searchMessages: { edges: Edge[] };
   }>(
     server,
     bob,
     `{ conversations(first: 100) { edges { cursor node { messages(first: 100) { edges { cursor } } toolCalls(first: 100) { edges { cursor } } } } }
-       tasks(first: 100) { edges { cursor } } }`,
+       tasks(first: 100) { edges { cursor } } searchMessages(query: "${SECRET}", first: 100) { edges { cursor } } }`,
   );
   const data = defined(cursors.body?.data, 'the data of the cursor query');
   bobCursors.Conversation = data.conversations.edges.map((edge: Edge) => edge.cursor);
   bobCursors.Task = data.tasks.edges.map((edge: Edge) => edge.cursor);
+  bobCursors.SearchHit = data.searchMessages.edges.map((edge: Edge) => edge.cursor);
+  expect(bobCursors.SearchHit.length).toBeGreaterThan(0);
   bobCursors.Message = data.conversations.edges.flatMap((edge: { node: { messages: { edges: Edge[] } } }) =>
     edge.node.messages.edges.map((e) => e.cursor),
   );
@@ -383,6 +390,8 @@ describe('the generator', () => {
         'Conversation.messages(after)',
         'Conversation.messages(before)',
         'Conversation.toolCalls(after)',
+        'Query.searchMessages(after)',
+        'Query.searchMessages(filter.conversationId)',
         'Mutation.sendMessage(input.conversationId)',
         'Mutation.sendMessage(input.clientMessageId)',
       ]),
@@ -406,9 +415,16 @@ describe('the generator', () => {
   });
 });
 
+/** An answer that shows nothing: null, or a connection with no edges (a search or listing narrowed to bob's row). */
+function nothing(found: unknown): boolean {
+  if (found === null) return true;
+  const edges = (found as { edges?: unknown } | undefined)?.edges;
+  return Array.isArray(edges) && edges.length === 0;
+}
+
 describe.each(targets.map((target) => [target.name, target] as const))('alice probing %s with bob’s values', (_name, target) => {
   const expected = {
-    id: 'gets null or NOT_FOUND',
+    id: 'gets null (an empty connection) or NOT_FOUND',
     cursor: 'gets her own data or BAD_USER_INPUT',
     key: 'gets her own data (the key is hers as much as bob’s)',
   }[target.kind.of];
@@ -426,7 +442,7 @@ describe.each(targets.map((target) => [target.name, target] as const))('alice pr
       const errorCodes = (answer.body?.errors ?? []).map((error) => error.extensions?.code);
       const allowed = { id: ['NOT_FOUND'], cursor: ['BAD_USER_INPUT'], key: [] as string[] }[kind.of];
       if (answer.status >= 500 || errorCodes.some((code) => !allowed.includes(code as string))) wrong.push(`unexpected answer: ${shown}`);
-      else if (kind.of === 'id' && errorCodes.length === 0 && valuesAt(answer.body?.data, target).some((found) => found !== null)) {
+      else if (kind.of === 'id' && errorCodes.length === 0 && valuesAt(answer.body?.data, target).some((found) => !nothing(found))) {
         wrong.push(`not null: ${shown}`);
       } else if (errorCodes.length === 0 && valuesAt(answer.body?.data, target).length === 0) {
         wrong.push(`the probed field was never reached (alice's data is missing?): ${shown}`);
