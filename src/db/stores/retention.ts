@@ -7,8 +7,8 @@
  * order) are the sweeper's, in `chat/sweeper.ts`.
  *
  * A conversation whose turn holds a live lease is never picked: it is not changed under a running
- * turn. Both statements walk the partial index `conversation_sweep_idx` on `last_message_at` of the
- * conversations not archived, oldest activity first.
+ * turn. Each walks its partial index on `last_message_at`, oldest activity first: the active
+ * conversations (`conversation_expire_idx`), those not archived (`conversation_archive_idx`).
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
 
