@@ -148,6 +148,27 @@ describe('SQL statements per request', () => {
     expect(counted.edges.every((e) => e.node.messages.totalCount === 3)).toBe(true);
   });
 
+  it('is the same for searchMessages and for nodes(ids), 5 or 50 of them, with their conversations', async () => {
+    await seed('counter-search', 10, 10);
+    const client = await server.client('counter-search');
+    const SEARCH = `query ($n: Int!) { searchMessages(query: "message", first: $n) {
+      edges { cursor node { rank snippet message { id seq } conversation { id title } } } } }`;
+    type Hits = { searchMessages: { edges: { node: { message: { id: string } } }[] } };
+    let hits: Hits | undefined;
+    const fiveHits = await statementsFor(() => client.request(SEARCH, { n: 5 }));
+    const fiftyHits = await statementsFor(async () => (hits = await client.request(SEARCH, { n: 50 })));
+    expect(fiftyHits).toBe(fiveHits);
+    const ids = defined(hits, 'the 50 hits').searchMessages.edges.map((edge) => edge.node.message.id);
+    expect(ids).toHaveLength(50);
+
+    const NODES = `query ($ids: [ID!]!) { nodes(ids: $ids) { id ... on Message { seq conversation { title } } } }`;
+    const fiveNodes = await statementsFor(() => client.request(NODES, { ids: ids.slice(0, 5) }));
+    let nodes: { nodes: ({ id: string } | null)[] } | undefined;
+    const fiftyNodes = await statementsFor(async () => (nodes = await client.request(NODES, { ids })));
+    expect(fiftyNodes).toBe(fiveNodes);
+    expect(defined(nodes, 'the 50 nodes').nodes.map((node) => node?.id)).toEqual(ids);
+  });
+
   it('is the same for a sendMessage on a conversation with 10 and with 500 prior messages', async () => {
     const [short, long] = await Promise.all([seed('turner-short', 1, 10), seed('turner-long', 1, 500)]);
     const shortClient = await server.client('turner-short');
