@@ -63,6 +63,13 @@ async function run(command: string | undefined, args: string[]): Promise<void> {
       const database = await openDatabase(config, log, { as: command, share: true });
       const orm = await openOrm({ clientUrl: database.url, log });
       try {
+        // A sweep never changes the schema: on a database not yet migrated it says what to do.
+        const pending = await orm.migrator.getPending();
+        if (pending.length > 0) {
+          throw new Error(
+            `the database has ${pending.length} migration(s) to apply first: run \`npm run migrate\` (or start the server, which applies them)`,
+          );
+        }
         const { expired, archived, batches } = await sweep(orm.em.fork(), config.retention, log);
         process.stdout.write(`expired ${expired}, archived ${archived} in ${batches} batch${batches === 1 ? '' : 'es'}\n`);
       } finally {

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type SweepCounts, sweep } from '../src/chat/sweeper.js';
 import type { Retention } from '../src/config.js';
 import { createLogger } from '../src/log.js';
+import { createTestDatabase } from './support/database.js';
 import { GatedAgent } from './support/gate.js';
 import { gqlError, send } from './support/graphql.js';
 import { runCli, serverEnv } from './support/process.js';
@@ -262,6 +263,24 @@ describe('npm run cli -- sweep', () => {
     expect(cli.code).toBe(1);
     expect(cli.stderr).toContain('CONVERSATION_TTL: must be a whole number with a unit');
     expect(cli.stderr).toContain('(got "-1d")');
+  });
+
+  it('exits 1 saying what to do on a database not migrated yet, and changes nothing', async () => {
+    const empty = await createTestDatabase();
+    try {
+      const cli = await runCli(['sweep'], { ...cliEnv({}), DATABASE_URL: empty.url });
+      expect(cli.code).toBe(1);
+      expect(cli.stderr).toContain('migration(s) to apply first: run `npm run migrate`');
+      const check = new pg.Client({ connectionString: empty.url });
+      await check.connect();
+      try {
+        expect((await check.query("select 1 from pg_tables where schemaname = 'public' and tablename = 'conversation'")).rowCount).toBe(0);
+      } finally {
+        await check.end();
+      }
+    } finally {
+      await empty.drop();
+    }
   });
 });
 
