@@ -5,9 +5,12 @@
  * directly followed by its own reply, each client's messages in the order it sent them, and the
  * waiting requests served in the order they arrived (issue 4, part 2).
  *
- * Arrival order is judged from the client's side: a pair of messages counts as served out of
- * order when one was sent more than ORDER_SLACK_MS before the other yet got the later seq. The
- * slack covers the way from the client to the point where the server queues the request.
+ * Arrival order is judged without guessing how long a request took to reach the server: a pair
+ * counts as served out of order when one had certainly reached its instance before the other was
+ * even sent (its response headers came back, less the time the server held it, `Server-Timing`,
+ * before the other's send) yet got the later seq. A busy machine slows requests down; it cannot
+ * make such a pair. Pairs sent more than ORDER_SLACK_MS apart but served the other way round
+ * are reported too, for the record (on a loaded machine the way to the server can be that long).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { at, first } from '../test/support/defined.js';
@@ -75,13 +78,20 @@ describe('b. 20 clients × 25 messages into one conversation with ifBusy: ENQUEU
       .filter((entry): entry is { record: Sent; outcome: Extract<Outcome, { kind: 'ack' }> } => entry.outcome.kind === 'ack');
     let inversions = 0;
     let worstInversionMs = 0;
+    let sentApart = 0;
+    // Pairs whose arrival order is certain: what the check rests on (a handful would prove little).
+    let ordered = 0;
     for (const x of acked) {
       for (const y of acked) {
-        const earlierBy = y.outcome.sentAt - x.outcome.sentAt;
-        if (earlierBy > ORDER_SLACK_MS && x.outcome.payload.userMessage.seq > y.outcome.payload.userMessage.seq) {
+        if (x !== y && y.outcome.sentAt > (x.outcome.arrivedBy ?? Number.POSITIVE_INFINITY)) ordered++;
+        if (x.outcome.payload.userMessage.seq < y.outcome.payload.userMessage.seq) continue;
+        // x was served after y: was x there first?
+        const certainlyFirstBy = y.outcome.sentAt - (x.outcome.arrivedBy ?? Number.POSITIVE_INFINITY);
+        if (certainlyFirstBy > 0) {
           inversions++;
-          worstInversionMs = Math.max(worstInversionMs, earlierBy);
+          worstInversionMs = Math.max(worstInversionMs, certainlyFirstBy);
         }
+        if (y.outcome.sentAt - x.outcome.sentAt > ORDER_SLACK_MS) sentApart++;
       }
     }
     const waits = acked.map((entry) => entry.outcome.ms).sort((a, b) => a - b);
@@ -93,7 +103,7 @@ describe('b. 20 clients × 25 messages into one conversation with ifBusy: ENQUEU
       [
         `answers: ${JSON.stringify(countBy(outcomes, (o) => (o.kind === 'error' ? o.code : o.kind)))}; ${elapsed} ms in all`,
         `messages in the conversation: ${messages.length} (expected ${2 + 2 * CLIENTS * MESSAGES}); order violations: ${order.length}; clients out of their own order: ${clientOrder.length}`,
-        `pairs served against arrival order (sent > ${ORDER_SLACK_MS} ms apart): ${inversions}${inversions ? `, the worst sent ${worstInversionMs} ms earlier yet served later` : ''}`,
+        `pairs whose arrival order is certain: ${ordered}; of them served against it: ${inversions}${inversions ? `, the worst there ${worstInversionMs} ms before the other was sent` : ''}; served the other way round though sent > ${ORDER_SLACK_MS} ms apart: ${sentApart}`,
         `request time (ms): median ${waits[Math.floor(waits.length / 2)] ?? '-'}, p99 ${waits[Math.floor(waits.length * 0.99)] ?? '-'}, max ${waits.at(-1) ?? '-'}`,
         ...outcomes
           .filter((o) => o.kind !== 'ack')
@@ -112,6 +122,7 @@ describe('b. 20 clients × 25 messages into one conversation with ifBusy: ENQUEU
     expect(order, 'seq 1..N gapless, each user message directly followed by its reply').toEqual([]);
     expect(messages.length).toBe(2 + 2 * CLIENTS * MESSAGES);
     expect(clientOrder, "each client's messages in its order").toEqual([]);
-    expect(inversions, `pairs served against arrival order (sent more than ${ORDER_SLACK_MS} ms apart)`).toBe(0);
+    expect(ordered, 'pairs whose arrival order is certain').toBeGreaterThan(1_000);
+    expect(inversions, 'pairs served against arrival order (one had reached the server before the other was sent)').toBe(0);
   }, 300_000);
 });

@@ -103,3 +103,21 @@ describe('health', () => {
     expect([ready.status, await ready.json()]).toEqual([200, { status: 'ready', mcpServers: [] }]);
   });
 });
+
+describe('every response', () => {
+  it('carries its request id and how long the server held it (Server-Timing: total;dur=<ms>)', async () => {
+    const sentAt = Date.now();
+    const response = await fetch(`${server.url}/readyz`, { headers: { 'x-request-id': 'timed-1' } });
+    const elapsed = Date.now() - sentAt;
+    expect(response.headers.get('x-request-id')).toBe('timed-1');
+    const dur = Number(response.headers.get('server-timing')?.match(/^total;dur=([\d.]+)$/)?.[1]);
+    expect(dur).toBeGreaterThanOrEqual(0);
+    expect(dur).toBeLessThanOrEqual(elapsed + 1);
+    const graphql = await fetch(`${server.url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: '{ __typename }' }),
+    });
+    expect(graphql.headers.get('server-timing')).toMatch(/^total;dur=[\d.]+$/);
+  });
+});

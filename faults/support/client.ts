@@ -36,7 +36,12 @@ export type SendInput = {
   ifBusy?: 'REJECT' | 'ENQUEUE';
 };
 
-export type Outcome = { instance: number; sentAt: number; ms: number } & (
+/**
+ * What a request came to. `sentAt` is when the client sent it; with an answer, `arrivedBy` is the
+ * latest instant it can have reached the server: when its response headers came back, less the
+ * time the server says it held it (`Server-Timing: total`).
+ */
+export type Outcome = { instance: number; sentAt: number; ms: number; arrivedBy?: number } & (
   | { kind: 'ack'; payload: Payload }
   | { kind: 'error'; code: string; message: string; extensions: Record<string, unknown> }
   | { kind: 'unknown'; reason: string }
@@ -58,6 +63,7 @@ export async function sendMessage(instance: Instance, token: string, input: Send
   const base = { instance: instance.index, sentAt };
   let response: Response;
   let text: string;
+  let arrivedBy = 0;
   try {
     response = await fetch(instance.url, {
       method: 'POST',
@@ -65,24 +71,24 @@ export async function sendMessage(instance: Instance, token: string, input: Send
       body: JSON.stringify({ query: SEND, variables: { input } }),
       signal: AbortSignal.timeout(timeoutMs),
     });
+    arrivedBy = Date.now() - serverMs(response.headers.get('server-timing'));
     text = await response.text();
   } catch (error) {
     const cause = (error as { cause?: { code?: string } }).cause?.code;
     return { ...base, ms: Date.now() - sentAt, kind: 'unknown', reason: cause ?? (error as Error).name ?? String(error) };
   }
-  const ms = Date.now() - sentAt;
+  const answered = { ...base, ms: Date.now() - sentAt, arrivedBy };
   let body: { data?: { sendMessage?: Payload | null } | null; errors?: { message: string; extensions?: Record<string, unknown> }[] };
   try {
     body = JSON.parse(text) as typeof body;
   } catch {
-    return { ...base, ms, kind: 'unknown', reason: `HTTP ${response.status}, not JSON: ${text.slice(0, 120)}` };
+    return { ...answered, kind: 'unknown', reason: `HTTP ${response.status}, not JSON: ${text.slice(0, 120)}` };
   }
-  if (body.data?.sendMessage) return { ...base, ms, kind: 'ack', payload: body.data.sendMessage };
+  if (body.data?.sendMessage) return { ...answered, kind: 'ack', payload: body.data.sendMessage };
   const first = body.errors?.[0];
-  if (!first) return { ...base, ms, kind: 'unknown', reason: `HTTP ${response.status} without data or errors` };
+  if (!first) return { ...answered, kind: 'unknown', reason: `HTTP ${response.status} without data or errors` };
   return {
-    ...base,
-    ms,
+    ...answered,
     kind: 'error',
     code: String(first.extensions?.code ?? 'NONE'),
     message: first.message,
@@ -109,4 +115,10 @@ export function countBy<T>(items: T[], key: (item: T) => string): Record<string,
   const counts: Record<string, number> = {};
   for (const item of items) counts[key(item)] = (counts[key(item)] ?? 0) + 1;
   return Object.fromEntries(Object.entries(counts).sort(([a], [b]) => a.localeCompare(b)));
+}
+
+// Private: the server's `Server-Timing: total;dur=<ms>`, or 0 when it sent none (then `arrivedBy` is only looser).
+function serverMs(header: string | null): number {
+  const dur = header?.match(/(?:^|,)\s*total;dur=([\d.]+)/)?.[1];
+  return dur === undefined ? 0 : Number(dur);
 }

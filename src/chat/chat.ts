@@ -37,15 +37,19 @@ export type ChatOptions = {
 };
 
 type CreateInput = Parameters<typeof lifecycle.createConversation>[2];
+
+/** What the transport knows of the request a turn answers. */
+export type RequestInfo = { log?: Logger; receivedAt?: Date };
 type UpdateInput = Parameters<typeof lifecycle.updateConversation>[2];
 
 export type Chat = {
   /**
    * Runs one turn of `viewer` in a conversation (a new one when `input.conversationId` is absent),
-   * in `em`, the request's own unit of work. `log` is the request's logger (default: the chat's).
+   * in `em`, the request's own unit of work. `request` gives its logger (default: the chat's) and
+   * when it reached this instance (its place in the conversation's queue; default: now).
    * Throws `AppError`s (BAD_USER_INPUT, NOT_FOUND, CONVERSATION_BUSY, RATE_LIMITED, ...).
    */
-  sendMessage(em: EntityManager, viewer: Viewer, input: SendMessageInput, log?: Logger): Promise<TurnResult>;
+  sendMessage(em: EntityManager, viewer: Viewer, input: SendMessageInput, request?: RequestInfo): Promise<TurnResult>;
   /** The conversation lifecycle of `viewer` (`lifecycle.ts`), in `em`. */
   createConversation(em: EntityManager, viewer: Viewer, input: CreateInput): Promise<Conversation>;
   updateConversation(em: EntityManager, viewer: Viewer, input: UpdateInput): Promise<Conversation>;
@@ -87,8 +91,12 @@ export async function createChat(options: ChatOptions): Promise<Chat> {
   const running = new Set<RunningTurn>();
 
   return {
-    sendMessage: (em, viewer, input, requestLog = log) =>
-      runTurn({ em, agent, openTools: tools.open, settings, log: requestLog, running, signals, titles }, viewer, input),
+    sendMessage: (em, viewer, input, request = {}) =>
+      runTurn(
+        { em, agent, openTools: tools.open, settings, log: request.log ?? log, running, signals, titles, arrivedAt: request.receivedAt },
+        viewer,
+        input,
+      ),
 
     createConversation: (em, viewer, input) =>
       lifecycle.createConversation(em, viewer, input, {

@@ -81,6 +81,8 @@ export type TurnDeps = {
   signals?: TurnSignals;
   /** Titles conversations by the model after their first turn; without it they keep the first message's. */
   titles?: Titles;
+  /** When the request reached this instance: its place in the conversation's queue (default: now). */
+  arrivedAt?: Date;
 };
 
 const CLIENT_MESSAGE_ID_MAX = 255;
@@ -212,7 +214,7 @@ async function beginInOrder(
   content: string,
   ids: TurnIds,
 ): Promise<Exclude<Started, { kind: 'queued' }>> {
-  const arrivedAt = new Date();
+  const arrivedAt = deps.arrivedAt ?? new Date();
   const deadline = arrivedAt.getTime() + deps.settings.enqueueTimeoutMs;
   // Set once step 4 has queued the request: its ticket and its conversation.
   let queued = null as Extract<Started, { kind: 'queued' }> | null;

@@ -31,6 +31,8 @@ export class RequestScope {
     readonly log: Logger,
     /** How `searchMessages` reads queries and marks snippets (SEARCH_LANGUAGE, SEARCH_HIGHLIGHT_START/STOP). */
     readonly search: SearchSettings,
+    /** When the request reached this instance. */
+    readonly receivedAt: Date = new Date(),
   ) {
     this.auth = auth instanceof AppError ? { error: auth } : { viewer: auth, loaders: createLoaders(em, auth) };
   }
@@ -57,7 +59,14 @@ export type Context = {
   container: RequestContainer;
 };
 
-export function createContext(em: EntityManager, chat: Chat, auth: Viewer | AppError, log: Logger, search: SearchSettings): Context {
-  const scope = new RequestScope(em, chat, auth, log, search);
+export function createContext(
+  em: EntityManager,
+  chat: Chat,
+  auth: Viewer | AppError,
+  log: Logger,
+  search: SearchSettings,
+  receivedAt?: Date,
+): Context {
+  const scope = new RequestScope(em, chat, auth, log, search, receivedAt);
   return { scope, container: new RequestContainer(scope) };
 }

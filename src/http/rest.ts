@@ -33,7 +33,7 @@ export function restRouter(deps: { orm: Orm; auth: Authenticator; chat: Chat; bo
       }
       const idempotencyKey = headerText(req.header('Idempotency-Key'), 'Idempotency-Key');
       const input = { conversationId: parsed.data.conversation_id, message: parsed.data.message, clientMessageId: idempotencyKey };
-      const turn = await deps.chat.sendMessage(deps.orm.em.fork(), viewer, input, req.log);
+      const turn = await deps.chat.sendMessage(deps.orm.em.fork(), viewer, input, { log: req.log, receivedAt: req.receivedAt });
       res.json({
         conversation_id: turn.conversation.id,
         response: turn.assistantMessage.content,

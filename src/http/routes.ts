@@ -76,7 +76,7 @@ export function createRoutes(deps: RouteDeps): Express {
           if (error instanceof AppError) return error;
           throw error;
         });
-        return createContext(orm.em.fork(), chat, viewer, req.log, config.search);
+        return createContext(orm.em.fork(), chat, viewer, req.log, config.search, req.receivedAt);
       },
     }),
   );

@@ -9,8 +9,8 @@ export class ChatResolver {
 
   @Mutation(() => SendMessagePayload, { description: 'Sends a message and returns the assistant’s reply, after both are stored.' })
   async sendMessage(@Arg('input', () => SendMessageInput) input: SendMessageInput): Promise<SendMessagePayload> {
-    const { chat, em, viewer, log } = this.scope;
-    const turn = await chat.sendMessage(em, viewer, input, log);
+    const { chat, em, viewer, log, receivedAt } = this.scope;
+    const turn = await chat.sendMessage(em, viewer, input, { log, receivedAt });
     return { ...turn, response: turn.assistantMessage.content };
   }
 }
