@@ -13,6 +13,7 @@ import { Migration20261125204224_metadata_index } from './Migration2026112520422
 import { Migration20261205181352_sweep_indexes } from './Migration20261205181352_sweep_indexes.js';
 import { Migration20261205181358_listing } from './Migration20261205181358_listing.js';
 import { Migration20261205183000_search } from './Migration20261205183000_search.js';
+import { Migration20261205185956_purge } from './Migration20261205185956_purge.js';
 
 export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261125092204_initial', class: Migration20261125092204_initial },
@@ -24,4 +25,5 @@ export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261205181352_sweep_indexes', class: Migration20261205181352_sweep_indexes },
   { name: 'Migration20261205181358_listing', class: Migration20261205181358_listing },
   { name: 'Migration20261205183000_search', class: Migration20261205183000_search },
+  { name: 'Migration20261205185956_purge', class: Migration20261205185956_purge },
 ];

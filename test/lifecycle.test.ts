@@ -143,6 +143,26 @@ describe('archive, unarchive, reopen', () => {
     expect(await stored(conversation.id)).toMatchObject({ status: 'active', expires_at: null });
     expect((await send(client, 'add second', conversation.id)).userMessage.seq).toBe(3);
   });
+
+  it('unarchive refuses a conversation whose messages are purged into an archive file, which shows purgedAt and no messages', async () => {
+    const client = await server.client('life-purged');
+    const { conversation } = await send(client, 'add first');
+    // Archived and purged by an archive run (its change, made here directly).
+    await db.query(
+      `update conversation set status = 'archived', archived_at = now(), purged_at = now(),
+         archive_location = '{"file": "x.jsonl.gz", "sha256": "00", "manifest": "m.json"}' where id = $1`,
+      [conversation.id],
+    );
+    await db.query('delete from message where conversation_id = $1', [conversation.id]);
+    const refused = await gqlError(client, 'mutation ($id: ID!) { unarchiveConversation(id: $id) { id } }', { id: conversation.id });
+    expect(refused).toMatchObject({ code: 'BAD_USER_INPUT', message: expect.stringContaining('restore') });
+    const shown = await client.request<{ conversation: { status: string; purgedAt: string | null; messages: { edges: unknown[] } } }>(
+      'query ($id: ID!) { conversation(id: $id) { status purgedAt messages(first: 5) { edges { cursor } } } }',
+      { id: conversation.id },
+    );
+    expect(shown.conversation).toMatchObject({ status: 'ARCHIVED', purgedAt: expect.any(String), messages: { edges: [] } });
+    expect(await stored(conversation.id)).toMatchObject({ status: 'archived' });
+  });
 });
 
 describe('deleteConversation', () => {

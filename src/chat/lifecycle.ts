@@ -86,6 +86,13 @@ export async function changeState(em: EntityManager, viewer: Viewer, id: string,
     } else {
       const from = change === 'unarchive' ? ConversationStatus.ARCHIVED : ConversationStatus.EXPIRED;
       if (status === ConversationStatus.ACTIVE) return conversation;
+      // Its messages are in an archive file: active again, it would take turns with no history.
+      if (conversation.purgedAt !== null) {
+        throw badInput(
+          'The conversation’s messages are archived in a file: an operator restores them first (restore --conversation)',
+          'id',
+        );
+      }
       if (status !== from) {
         const instead = status === ConversationStatus.ARCHIVED ? 'unarchiveConversation' : 'reopenConversation';
         throw badInput(`The conversation is ${status.toUpperCase()}, not ${from.toUpperCase()}: ${instead} makes it active`, 'id');

@@ -5,6 +5,9 @@
 import { Entity, Enum, Index, PrimaryKey, Property } from '@mikro-orm/decorators/legacy';
 import { newId } from './ids.js';
 
+/** The file of an archive run that holds a purged conversation, and how to check it. */
+export type ArchiveLocation = { file: string; sha256: string; manifest: string };
+
 export enum ConversationStatus {
   ACTIVE = 'active',
   ARCHIVED = 'archived',
@@ -61,6 +64,18 @@ export class Conversation {
 
   @Property({ type: 'datetime', nullable: true })
   archivedAt: Date | null = null;
+
+  /**
+   * Set when an archive run took the messages and tool calls out of the database into its files
+   * (`npm run cli -- archive --purge`); null again once `restore` put them back. The row stays,
+   * ARCHIVED, with `archiveLocation` naming the file that holds them.
+   */
+  @Property({ type: 'datetime', nullable: true })
+  purgedAt: Date | null = null;
+
+  /** Where a purged conversation is: its archive file (relative to the archive directory) and that file's SHA-256. */
+  @Property({ type: 'jsonb', nullable: true })
+  archiveLocation: ArchiveLocation | null = null;
 
   @Property({ type: 'integer' })
   messageCount = 0;

@@ -1,4 +1,4 @@
-export { Conversation, ConversationStatus } from './Conversation.js';
+export { type ArchiveLocation, Conversation, ConversationStatus } from './Conversation.js';
 export { Message, MessageRole, MessageStatus } from './Message.js';
 export { RateCounter, RateKind } from './RateCounter.js';
 export { Task } from './Task.js';

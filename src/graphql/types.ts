@@ -77,6 +77,12 @@ export class ConversationType {
   @Field() updatedAt!: Date;
   @Field() lastMessageAt!: Date;
   @Field(() => Date, { nullable: true }) archivedAt!: Date | null;
+  @Field(() => Date, {
+    nullable: true,
+    description:
+      'Set while the conversation’s messages are in an archive file, not in the database (messages answers none): an operator brings them back with `restore`.',
+  })
+  purgedAt!: Date | null;
   @Field(() => Int) messageCount!: number;
 }
 
