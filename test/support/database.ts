@@ -18,8 +18,32 @@ export async function createTestDatabase(): Promise<TestDatabase> {
     async drop() {
       const client = new pg.Client({ connectionString: adminUrl });
       await client.connect();
-      await client.query(`drop database if exists ${name} with (force)`);
-      await client.end();
+      try {
+        await dropDatabase(client, name);
+      } finally {
+        await client.end();
+      }
     },
   };
+}
+
+// Private: drops `name`, ending the sessions still in it. A role that is not a superuser may not
+// end an autovacuum worker that happens to be in it (PostgreSQL 15: "must be a member of the role
+// whose process is being terminated"); a plain DROP DATABASE stops such a worker itself, so that is
+// tried then, a few times while the worker lets go.
+async function dropDatabase(client: pg.Client, name: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await client.query(`drop database if exists ${name} with (force)`);
+      return;
+    } catch (error) {
+      if ((error as { code?: string }).code !== '42501' || attempt === 5) throw error;
+    }
+    try {
+      await client.query(`drop database if exists ${name}`);
+      return;
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
+    }
+  }
 }
