@@ -1,85 +1,190 @@
 /**
- * Operator commands:
+ * The operator's command-line tool, `stateless-chat` (`npm run cli -- <command>`):
  *   migrate                 apply pending migrations
  *   migrate:create [name]   write a migration for the entities' changes into migrations/
  *   token <userId>          print a bearer token for userId (configured or kept dev secret)
  *   schema                  print the GraphQL schema (SDL)
  *   sweep                   expire and archive inactive conversations by CONVERSATION_TTL and
  *                           ARCHIVE_AFTER, once (for cron; safe beside other sweeps and servers)
+ *   export                  write conversations as JSONL (the archive format), JSON or Markdown
+ *   import <file>           read a JSONL archive back, idempotently
+ *
+ * Arguments are parsed by `commander`; `--help` describes each command. Exit codes: 0 done, 1 the
+ * command failed (one line on stderr saying why), 2 bad usage (commander's message on stderr),
+ * before anything was opened or changed. The configuration is the server's (`config.ts`): the
+ * database of DATABASE_URL, else the embedded one under DATA_DIR (a running server's, shared).
  */
 import 'reflect-metadata';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { createAuthenticator } from './auth/authenticator.js';
-import { sweep } from './chat/sweeper.js';
-import { loadConfig } from './config.js';
-import { openDatabase } from './db/database.js';
-import { migrate, openOrm } from './db/orm.js';
-import { createSchema, printSdl } from './graphql/schema.js';
-import { createLogger } from './log.js';
+import { Command, CommanderError, Option } from 'commander';
+import { EXPORT_FORMATS } from './archive/layouts.js';
+import type { ExportCommandOptions } from './cli/archive-commands.js';
+import { collectIds, parseInstant } from './cli/options.js';
+import type { Config } from './config.js';
+import type { Orm } from './db/orm.js';
+import type { Logger } from './log.js';
 import { requireSupportedNode } from './node-version.js';
 
-const USAGE = 'usage: cli <migrate | migrate:create [name] | token <userId> | schema | sweep>';
+// Each command loads what it needs when it runs: `--help` and a usage error load none of it (the
+// ORM, the schema, the agent), and answer at once.
 
-async function run(command: string | undefined, args: string[]): Promise<void> {
-  requireSupportedNode();
-  const config = loadConfig();
-  const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
-  switch (command) {
-    case 'token': {
-      const userId = args[0];
-      if (!userId) throw new Error('usage: npm run token -- <userId>');
-      const auth = await createAuthenticator(config);
+/** Exit code of a command that failed. */
+const FAILED = 1;
+/** Exit code of a command line that is wrong (unknown command or option, bad value). */
+const BAD_USAGE = 2;
+
+function program(): Command {
+  const cli = new Command('stateless-chat')
+    .description('Operator commands of stateless-chat, on the database of DATABASE_URL (else the embedded one under DATA_DIR).')
+    // Settings copied to every command made below: usage errors throw instead of exiting.
+    .exitOverride()
+    .showSuggestionAfterError()
+    .helpCommand(false);
+
+  cli
+    .command('migrate')
+    .description('Apply pending migrations.')
+    .action(() =>
+      withOrm('migrate', async (orm) => {
+        const { migrate } = await import('./db/orm.js');
+        const applied = await migrate(orm);
+        process.stdout.write(applied.length ? `applied: ${applied.join(', ')}\n` : 'no pending migrations\n');
+      }),
+    );
+
+  cli
+    .command('migrate:create')
+    .description("Write a migration for the entities' changes into migrations/ and add it to migrations/index.ts.")
+    .argument('[name]', 'a name for the migration file')
+    .action((name: string | undefined) =>
+      withOrm('migrate:create', async (orm) => {
+        const { migrate } = await import('./db/orm.js');
+        await migrate(orm);
+        const result = await orm.migrator.create(undefined, false, false, name);
+        if (!result.fileName) process.stdout.write('no changes: the entities match the migrations\n');
+        else await register(result.fileName);
+      }),
+    );
+
+  cli
+    .command('token')
+    .description('Print a bearer token for a user, signed with JWT_SECRET or the kept dev secret (needs no database).')
+    .argument('<userId>', 'the user the token is for')
+    .action(async (userId: string) => {
+      const [{ createAuthenticator }, { loadConfig }] = await Promise.all([import('./auth/authenticator.js'), import('./config.js')]);
+      const auth = await createAuthenticator(loadConfig());
       if (!auth.sign) throw new Error('JWT_JWKS_URL is set: tokens come from your identity provider, not from this server');
       process.stdout.write(`${await auth.sign(userId)}\n`);
-      return;
-    }
-    case 'schema':
+    });
+
+  cli
+    .command('schema')
+    .description('Print the GraphQL schema (SDL).')
+    .action(async () => {
+      const { createSchema, printSdl } = await import('./graphql/schema.js');
       process.stdout.write(printSdl(await createSchema()));
-      return;
-    case 'migrate':
-    case 'migrate:create': {
-      // A server running on this DATA_DIR keeps its embedded PostgreSQL: the command uses it.
-      const database = await openDatabase(config, log, { as: command, share: true });
-      const orm = await openOrm({ clientUrl: database.url, log });
-      try {
-        if (command === 'migrate') {
-          const applied = await migrate(orm);
-          process.stdout.write(applied.length ? `applied: ${applied.join(', ')}\n` : 'no pending migrations\n');
-        } else {
-          await migrate(orm);
-          const result = await orm.migrator.create(undefined, false, false, args[0]);
-          if (!result.fileName) process.stdout.write('no changes: the entities match the migrations\n');
-          else await register(result.fileName);
-        }
-      } finally {
-        await orm.close();
-        await database.stop();
+    });
+
+  cli
+    .command('sweep')
+    .description('Expire and archive inactive conversations by CONVERSATION_TTL and ARCHIVE_AFTER, once (for cron).')
+    .action(() =>
+      withOrm(
+        'sweep',
+        async (orm, config, log) => {
+          const { sweep } = await import('./chat/sweeper.js');
+          const { expired, archived, batches } = await sweep(orm.em.fork(), config.retention, log);
+          process.stdout.write(`expired ${expired}, archived ${archived} in ${batches} batch${batches === 1 ? '' : 'es'}\n`);
+        },
+        { migrated: true },
+      ),
+    );
+
+  cli
+    .command('export')
+    .summary('Write conversations as JSONL (the archive format), JSON or Markdown.')
+    .description(
+      'Write conversations with their messages, tool calls and usage, streamed: JSONL (one conversation per line, ' +
+        'the archive format of docs/export-format.md, which import reads), a JSON array of the same records, or Markdown ' +
+        'transcripts. A summary line goes to stderr.',
+    )
+    .option('--user <id>', "only this user's conversations")
+    .option('--conversation <ids>', 'only these conversations (UUIDs; repeat the option or separate with commas)', collectIds)
+    .addOption(new Option('--status <status>', 'only conversations in this state').choices(['active', 'archived', 'expired']))
+    .option('--updated-after <date>', 'only conversations changed at or after this ISO 8601 date or instant', parseInstant)
+    .option('--updated-before <date>', 'only conversations changed before this ISO 8601 date or instant', parseInstant)
+    .addOption(new Option('--format <format>', 'the output format').choices(EXPORT_FORMATS).default('jsonl'))
+    .option('--out <file>', 'write to this file instead of stdout (`-`: stdout); a name ending in .gz is gzip-compressed')
+    .option('--force', 'overwrite the --out file when it exists')
+    .action((options: ExportCommandOptions) =>
+      withOrm(
+        'export',
+        async (orm) => {
+          const { runExport } = await import('./cli/archive-commands.js');
+          await runExport(orm.em.fork(), options);
+        },
+        { migrated: true },
+      ),
+    );
+
+  cli
+    .command('import')
+    .summary('Read a JSONL archive back into the database, idempotently.')
+    .description(
+      'Read a JSONL archive (gzip or not) back into the database, each conversation in one transaction, idempotently: ' +
+        'a conversation stored already and equal is left unchanged; one that differs is reported and skipped, unless --replace. ' +
+        'Exits 1 at the first line that cannot be imported (the lines before it stay imported).',
+    )
+    .argument('<file>', 'the archive, as export --format jsonl wrote it (.gz or not)')
+    .option('--replace', 'replace stored conversations that differ from their record')
+    .action((file: string, options: { replace?: boolean }) =>
+      withOrm(
+        'import',
+        async (orm) => {
+          const { runImport } = await import('./cli/archive-commands.js');
+          await runImport(orm.em.fork(), file, options);
+        },
+        { migrated: true },
+      ),
+    );
+
+  return cli;
+}
+
+/**
+ * Runs `work` with the ORM on the configured database (DATABASE_URL, else the embedded one; a
+ * running server's is shared and left running), closing both after it. `migrated`: refuse a
+ * database with migrations still to apply, saying what to do (the command never changes the schema).
+ */
+async function withOrm(
+  command: string,
+  work: (orm: Orm, config: Config, log: Logger) => Promise<void>,
+  { migrated = false } = {},
+): Promise<void> {
+  const [{ loadConfig }, { createLogger }, { openDatabase }, { openOrm }] = await Promise.all([
+    import('./config.js'),
+    import('./log.js'),
+    import('./db/database.js'),
+    import('./db/orm.js'),
+  ]);
+  const config = loadConfig();
+  const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
+  const database = await openDatabase(config, log, { as: command, share: true });
+  const orm = await openOrm({ clientUrl: database.url, log, searchLanguage: config.search.language });
+  try {
+    if (migrated) {
+      const pending = await orm.migrator.getPending();
+      if (pending.length > 0) {
+        throw new Error(
+          `the database has ${pending.length} migration(s) to apply first: run \`npm run migrate\` (or start the server, which applies them)`,
+        );
       }
-      return;
     }
-    case 'sweep': {
-      // Like `migrate`: the database of DATABASE_URL, else the embedded one (a running server's, shared).
-      const database = await openDatabase(config, log, { as: command, share: true });
-      const orm = await openOrm({ clientUrl: database.url, log });
-      try {
-        // A sweep never changes the schema: on a database not yet migrated it says what to do.
-        const pending = await orm.migrator.getPending();
-        if (pending.length > 0) {
-          throw new Error(
-            `the database has ${pending.length} migration(s) to apply first: run \`npm run migrate\` (or start the server, which applies them)`,
-          );
-        }
-        const { expired, archived, batches } = await sweep(orm.em.fork(), config.retention, log);
-        process.stdout.write(`expired ${expired}, archived ${archived} in ${batches} batch${batches === 1 ? '' : 'es'}\n`);
-      } finally {
-        await orm.close();
-        await database.stop();
-      }
-      return;
-    }
-    default:
-      throw new Error(USAGE);
+    await work(orm, config, log);
+  } finally {
+    await orm.close();
+    await database.stop();
   }
 }
 
@@ -97,7 +202,18 @@ async function register(fileName: string): Promise<void> {
   process.stdout.write(`created migrations/${base}.ts and added it to migrations/index.ts\n`);
 }
 
-run(process.argv[2], process.argv.slice(3)).catch((error: unknown) => {
-  process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
-  process.exit(1);
-});
+async function main(argv: string[]): Promise<void> {
+  try {
+    requireSupportedNode();
+    await program().parseAsync(argv);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // commander has printed its message or the help already; help and --version are a success.
+      process.exit(error.exitCode === 0 ? 0 : BAD_USAGE);
+    }
+    process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(FAILED);
+  }
+}
+
+await main(process.argv);

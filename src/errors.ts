@@ -16,6 +16,7 @@ export type ErrorCode =
   | 'CONVERSATION_CLOSED'
   | 'RATE_LIMITED'
   | 'UPSTREAM_ERROR'
+  | 'EXPORT_TOO_LARGE'
   | 'INTERNAL_SERVER_ERROR';
 
 /** What a client is told beside the code and message. */

@@ -10,6 +10,71 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type pg from 'pg';
 
+/** A runner of statements with `?` placeholders (as `em.execute` takes them), resolving to their rows. */
+export type Reader = <Row>(sql: string, params: readonly unknown[]) => Promise<Row[]>;
+
+/** The statements of `em` as a `Reader`: through the ORM, on its transaction's connection when it is in one. */
+export function ormReader(em: EntityManager): Reader {
+  return <Row>(sql: string, params: readonly unknown[]) => em.execute<Row[]>(sql, [...params]);
+}
+
+/**
+ * Runs `work` in a read-only REPEATABLE READ transaction on a connection of its own from the ORM's
+ * pool (every statement of it sees one snapshot), its statements sent straight to `pg` like
+ * `directQuery`'s, each reported to the ORM's logger: for long reads of many rows (export), where
+ * the process must stay small (see `rowsOf`). The connection is given back when `work` ends, ended
+ * instead when its transaction could not be closed.
+ */
+export async function readSnapshot<T>(em: EntityManager, work: (read: Reader) => Promise<T>): Promise<T> {
+  const pool = (await em.getConnection().getNativeClient()) as pg.Pool;
+  const client = await pool.connect();
+  const read = async <Row>(sql: string, params: readonly unknown[]): Promise<Row[]> => {
+    const text = numbered(sql);
+    const started = performance.now();
+    try {
+      return await rowsOf<Row>(client, text, params);
+    } catch (error) {
+      throw error instanceof Error ? em.getDriver().convertException(error) : error;
+    } finally {
+      const logger = em.config.getLogger();
+      if (logger.isEnabled('query')) logger.logQuery({ query: text, took: Math.round(performance.now() - started) });
+    }
+  };
+  let broken: Error | undefined;
+  try {
+    await read('begin isolation level repeatable read read only', []);
+    const result = await work(read);
+    await read('commit', []);
+    return result;
+  } catch (error) {
+    await read('rollback', []).catch((failure: unknown) => {
+      broken = failure instanceof Error ? failure : new Error(String(failure));
+    });
+    throw error;
+  } finally {
+    try {
+      client.release(broken);
+    } catch {
+      // Released already (pool-guard.ts gives back a connection whose COMMIT or ROLLBACK failed).
+    }
+  }
+}
+
+// Private: the rows of one statement on `client`, asked for with a callback. Measured on an export of
+// 200,000 messages (test/export-memory.test.ts): through the ORM's `execute`, or through `pg`'s
+// promise form of `client.query`, each result stayed reachable long enough to be promoted out of
+// the young generation, and the process grew by some 160 MB of garbage before a full collection
+// (peak RSS 275 MB, with a live heap of 21 MB); with the callback form the export peaks at 150 MB,
+// 110 MB of which is the program loaded.
+function rowsOf<Row>(client: pg.PoolClient, text: string, values: readonly unknown[]): Promise<Row[]> {
+  return new Promise((resolve, reject) => {
+    client.query(text, values as unknown[], (error: Error | null, result: pg.QueryResult) => {
+      if (error) reject(error);
+      else resolve(result.rows as Row[]);
+    });
+  });
+}
+
 /** Runs `sql` (with `?` placeholders, as `em.execute` takes them) and returns its rows. */
 export async function directQuery<Row>(em: EntityManager, sql: string, params: readonly unknown[]): Promise<Row[]> {
   if (em.isInTransaction()) return em.execute<Row[]>(sql, [...params]);

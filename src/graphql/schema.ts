@@ -4,6 +4,7 @@ import { buildSchema } from 'type-graphql';
 import { requestContainer } from './container.js';
 import { ChatResolver } from './resolvers/chat.js';
 import { ConversationResolver } from './resolvers/conversation.js';
+import { ExportResolver } from './resolvers/export.js';
 import { LifecycleResolver } from './resolvers/lifecycle.js';
 import { MessageResolver, ToolCallResolver } from './resolvers/message.js';
 import { NodeResolver } from './resolvers/node.js';
@@ -21,6 +22,7 @@ export function createSchema(): Promise<GraphQLSchema> {
       ChatResolver,
       LifecycleResolver,
       SearchResolver,
+      ExportResolver,
     ],
     validate: false,
     // Each request gets its own resolver instances, made with its unit of work, viewer and loaders.

@@ -34,6 +34,16 @@ registerEnumType(MetadataMode, {
   description: 'MERGE: the given keys are set, the others kept (shallow). REPLACE: the given object is the whole metadata.',
 });
 
+export enum ExportFormat {
+  JSONL = 'JSONL',
+  MARKDOWN = 'MARKDOWN',
+}
+registerEnumType(ExportFormat, {
+  name: 'ExportFormat',
+  description:
+    'JSONL: the archive record of docs/export-format.md (one line; the CLI imports it). MARKDOWN: a readable transcript, tool calls as collapsed blocks.',
+});
+
 @ObjectType({ description: 'Token counts reported by the model.' })
 export class Usage {
   @Field(() => Int) promptTokens!: number;

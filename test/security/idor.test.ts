@@ -98,6 +98,8 @@ function idKind(schema: GraphQLSchema, name: string, field: GraphQLField<unknown
     const target = connectionNode(returned) ?? returned;
     if (isObjectType(target)) types = [target.name];
     else if (isInterfaceType(target) || isUnionType(target)) types = schema.getPossibleTypes(target).map((type) => type.name);
+    // A field that answers a scalar about a row (`exportConversation: String!`) names its type at its end.
+    else if (isLeafType(target)) types = KNOWN.filter((known) => field.name.endsWith(known));
     else return null;
     // A field that answers a payload (`deleteConversation { deletedId }`) names its type at its end.
     if (!types.every(isKnown)) types = KNOWN.filter((known) => field.name.endsWith(known));

@@ -1,0 +1,155 @@
+/**
+ * The `export` and `import` commands, their options checked already (`options.ts`): the output
+ * file or the input archive, progress on a terminal, and the summary line. The work itself is
+ * `archive/export.ts` and `archive/import.ts`.
+ */
+import { type FileHandle, open, unlink } from 'node:fs/promises';
+import type { Writable } from 'node:stream';
+import { finished, pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { type ArchiveFilter, exportConversations, type Sink, streamSink } from '../archive/export.js';
+import { importFile } from '../archive/import.js';
+import type { ExportFormat } from '../archive/layouts.js';
+import { countArchive } from '../db/stores/archive.js';
+import { formatCount, type Progress, progress } from './progress.js';
+
+/** The options of `export`, as commander parsed and checked them. */
+export type ExportCommandOptions = {
+  user?: string;
+  conversation?: string[];
+  status?: 'active' | 'archived' | 'expired';
+  updatedAfter?: string;
+  updatedBefore?: string;
+  format: ExportFormat;
+  out?: string;
+  force?: boolean;
+};
+
+/** What an export command did, for its summary line. */
+export type ExportSummary = { conversations: number; messages: number; toolCalls: number; bytes: number };
+
+/**
+ * Runs `export`: opens the output (refusing an existing file without `force`), streams the
+ * conversations into it (gzip when its name ends in `.gz`), and prints the summary line on stderr.
+ * A failed export removes the file it created.
+ */
+export async function runExport(em: EntityManager, options: ExportCommandOptions): Promise<ExportSummary> {
+  const started = performance.now();
+  const filter: ArchiveFilter = {
+    userId: options.user,
+    conversationIds: options.conversation,
+    status: options.status,
+    updatedAfter: options.updatedAfter,
+    updatedBefore: options.updatedBefore,
+  };
+  const path = options.out && options.out !== '-' ? options.out : null;
+  const output = path ? await openOutput(path, options.force ?? false) : stdoutOutput();
+  // The total is counted only for a bar someone sees.
+  const bar = progress('messages', process.stderr.isTTY ? (await countArchive(em, filter)).messages : 0);
+  let counts: Awaited<ReturnType<typeof exportConversations>>;
+  try {
+    counts = await exportConversations(em, filter, options.format, output.sink, { onProgress: (so) => bar.update(so.messages) });
+    await output.close();
+  } catch (error) {
+    bar.stop();
+    await output.abort();
+    throw error;
+  }
+  bar.stop();
+  const summary = { ...counts, bytes: output.bytes() };
+  process.stderr.write(
+    `exported ${formatCount(summary.conversations)} conversation${summary.conversations === 1 ? '' : 's'}, ` +
+      `${formatCount(summary.messages)} messages, ${formatCount(summary.toolCalls)} tool calls, ${formatCount(summary.bytes)} bytes` +
+      `${path ? ` to ${path}` : ''} in ${((performance.now() - started) / 1000).toFixed(1)} s, ` +
+      `peak memory ${formatCount(Math.round(process.resourceUsage().maxRSS / 1024))} MB\n`,
+  );
+  return summary;
+}
+
+/**
+ * Runs `import`: every record of `file`, each conversation in its own transaction; a conflict is
+ * reported on stderr and skipped (replaced with `replace`). Prints the summary line on stdout.
+ * Returns the counts; throws at the first line that cannot be imported.
+ */
+export async function runImport(em: EntityManager, file: string, options: { replace?: boolean }) {
+  // Made at the first record, when the file's size is known.
+  let bar: Progress | undefined;
+  const counts = await importFile(em, file, {
+    replace: options.replace,
+    onRecord(line, record, outcome) {
+      if (outcome === 'conflict') {
+        process.stderr.write(
+          `line ${line}: conversation ${record.conversation.id} of user ${JSON.stringify(record.conversation.userId)} ` +
+            'differs from the stored one: skipped (--replace replaces it)\n',
+        );
+      }
+    },
+    onProgress(read, size) {
+      bar ??= progress('bytes', size);
+      bar.update(read);
+    },
+  }).finally(() => bar?.stop());
+  process.stdout.write(
+    `imported ${formatCount(counts.inserted)}, unchanged ${formatCount(counts.unchanged)}, replaced ${formatCount(counts.replaced)}, ` +
+      `skipped ${formatCount(counts.conflict)} (conflicts)\n`,
+  );
+  return counts;
+}
+
+// Private: where an export writes, with its byte count; `close` ends it, `abort` drops it.
+type Output = { sink: Sink; bytes(): number; close(): Promise<void>; abort(): Promise<void> };
+
+// Private: standard output (bytes counted as written).
+function stdoutOutput(): Output {
+  const sink = streamSink(process.stdout);
+  let bytes = 0;
+  return {
+    sink: {
+      write(text) {
+        bytes += Buffer.byteLength(text);
+        return sink.write(text);
+      },
+    },
+    bytes: () => bytes,
+    close: async () => {},
+    abort: async () => {},
+  };
+}
+
+// Private: the file `path`, new unless `force`; gzip when its name ends in `.gz` (bytes: of the file).
+async function openOutput(path: string, force: boolean): Promise<Output> {
+  let handle: FileHandle;
+  try {
+    handle = await open(path, force ? 'w' : 'wx');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') throw new Error(`${path} exists: give --force to overwrite it`, { cause: error });
+    throw new Error(`cannot write ${path}: ${(error as Error).message}`, { cause: error });
+  }
+  const file = handle.createWriteStream();
+  let target: Writable = file;
+  let done: Promise<void>;
+  if (path.endsWith('.gz')) {
+    const gzip = createGzip();
+    target = gzip;
+    done = pipeline(gzip, file);
+  } else {
+    done = finished(file);
+  }
+  // Observed from the start: a failure before close() is awaited is not an unhandled rejection.
+  done.catch(() => {});
+  return {
+    sink: streamSink(target),
+    bytes: () => file.bytesWritten,
+    async close() {
+      target.end();
+      await done;
+    },
+    async abort() {
+      target.destroy();
+      file.destroy();
+      await unlink(path).catch(() => {});
+    },
+  };
+}
