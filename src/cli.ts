@@ -8,6 +8,9 @@
  *                           ARCHIVE_AFTER, once (for cron; safe beside other sweeps and servers)
  *   export                  write conversations as JSONL (the archive format), JSON or Markdown
  *   import <file>           read a JSONL archive back, idempotently
+ *   archive                 write inactive conversations to gzip JSONL files and a manifest; --purge
+ *                           then deletes their messages (safe beside other archive runs)
+ *   restore                 bring purged conversations back from their archive files
  *
  * Arguments are parsed by `commander`; `--help` describes each command. Exit codes: 0 done, 1 the
  * command failed (one line on stderr saying why), 2 bad usage (commander's message on stderr),
@@ -19,8 +22,8 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { EXPORT_FORMATS } from './archive/layouts.js';
-import type { ExportCommandOptions } from './cli/archive-commands.js';
-import { collectIds, parseInstant } from './cli/options.js';
+import type { ArchiveCommandOptions, ExportCommandOptions } from './cli/archive-commands.js';
+import { collectIds, parseAge, parseBatchSize, parseInstant } from './cli/options.js';
 import type { Config } from './config.js';
 import type { Orm } from './db/orm.js';
 import type { Logger } from './log.js';
@@ -144,6 +147,32 @@ function program(): Command {
         async (orm) => {
           const { runImport } = await import('./cli/archive-commands.js');
           await runImport(orm.em.fork(), file, options);
+        },
+        { migrated: true },
+      ),
+    );
+
+  cli
+    .command('archive')
+    .summary('Write inactive or archived conversations to gzip JSONL files with a manifest; --purge deletes their messages then.')
+    .description(
+      'Write the conversations inactive for --older-than (or archived already), not purged, to gzip JSONL files under --out ' +
+        '(one per user and batch: <out>/<UTC day>/<user dir>/<run id>-<batch>.jsonl.gz) and the manifest <out>/manifests/<run id>.json, ' +
+        'each made durable (fsync) and read back before anything is purged. With --purge, the messages and tool calls of each verified ' +
+        'conversation are then deleted; the conversation stays, ARCHIVED, purged, with its archive location (restore brings it back). ' +
+        'Safe beside other archive runs: each conversation is taken by one. A summary line goes to stderr.',
+    )
+    .requiredOption('--older-than <duration>', 'inactivity before a conversation is taken: 90d, 12h, 15m, 90s', parseAge)
+    .requiredOption('--out <dir>', 'the archive directory (made if missing)')
+    .option('--purge', 'delete the messages and tool calls of the archived conversations, once their files are verified')
+    .option('--dry-run', 'say how many conversations and messages would be archived; write and change nothing')
+    .option('--batch-size <n>', 'conversations per batch (one transaction, one file per user)', parseBatchSize)
+    .action((options: ArchiveCommandOptions) =>
+      withOrm(
+        'archive',
+        async (orm, _config, log) => {
+          const { runArchive } = await import('./cli/archive-commands.js');
+          await runArchive(orm.em.fork(), options, log);
         },
         { migrated: true },
       ),

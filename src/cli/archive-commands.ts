@@ -1,17 +1,22 @@
 /**
- * The `export` and `import` commands, their options checked already (`options.ts`): the output
- * file or the input archive, progress on a terminal, and the summary line. The work itself is
- * `archive/export.ts` and `archive/import.ts`.
+ * The `export`, `import`, `archive` and `restore` commands, their options checked already
+ * (`options.ts`): the output file or the input archive, progress on a terminal, and the summary
+ * line. The work itself is `archive/export.ts`, `archive/import.ts`, `archive/archiver.ts` and
+ * `archive/restore.ts`.
  */
 import { type FileHandle, open, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import type { EntityManager } from '@mikro-orm/postgresql';
+import type { ArchiveSummary } from '../archive/archiver.js';
 import { type ArchiveFilter, exportConversations, type Sink, streamSink } from '../archive/export.js';
 import { importFile } from '../archive/import.js';
 import type { ExportFormat } from '../archive/layouts.js';
 import { countArchive } from '../db/stores/archive.js';
+import { countArchivable } from '../db/stores/purge.js';
+import type { Logger } from '../log.js';
 import { formatCount, type Progress, progress } from './progress.js';
 
 /** The options of `export`, as commander parsed and checked them. */
@@ -152,4 +157,52 @@ async function openOutput(path: string, force: boolean): Promise<Output> {
       await unlink(path).catch(() => {});
     },
   };
+}
+
+/** The options of `archive`, as commander parsed and checked them. */
+export type ArchiveCommandOptions = {
+  olderThan: { ms: number; text: string };
+  out: string;
+  purge?: boolean;
+  dryRun?: boolean;
+  batchSize?: number;
+};
+
+/**
+ * Runs `archive` (`archive/archiver.ts`): progress on a terminal, then the summary line on stderr
+ * (what a dry run would archive, without writing anything).
+ */
+export async function runArchive(em: EntityManager, options: ArchiveCommandOptions, log: Logger): Promise<ArchiveSummary> {
+  const started = performance.now();
+  const { archiveConversations } = await import('../archive/archiver.js');
+  const run = {
+    out: options.out,
+    olderThanMs: options.olderThan.ms,
+    olderThan: options.olderThan.text,
+    purge: options.purge,
+    batchSize: options.batchSize,
+  };
+  if (options.dryRun) {
+    const dry = await archiveConversations(em, { ...run, dryRun: true }, log);
+    process.stderr.write(
+      `dry run: would archive ${formatCount(dry.conversations)} conversation${dry.conversations === 1 ? '' : 's'} ` +
+        `(${formatCount(dry.messages)} messages)${options.purge ? ' and purge them' : ''}; nothing written\n`,
+    );
+    return dry;
+  }
+  const bar = progress(
+    'conversations',
+    process.stderr.isTTY ? (await countArchivable(em, new Date(Date.now() - run.olderThanMs))).conversations : 0,
+  );
+  const summary = await archiveConversations(em, { ...run, onProgress: (so) => bar.update(so.conversations) }, log).finally(() =>
+    bar.stop(),
+  );
+  process.stderr.write(
+    `archived ${formatCount(summary.conversations)} conversation${summary.conversations === 1 ? '' : 's'} ` +
+      `(${formatCount(summary.messages)} messages, ${formatCount(summary.toolCalls)} tool calls) into ${formatCount(summary.files)} ` +
+      `file${summary.files === 1 ? '' : 's'}, ${formatCount(summary.bytes)} bytes; purged ${formatCount(summary.purged)}` +
+      `${summary.unpurged ? ` (${formatCount(summary.unpurged)} changed meanwhile, kept)` : ''}` +
+      `${summary.manifest ? `; manifest ${join(options.out, summary.manifest)}` : ''} in ${((performance.now() - started) / 1000).toFixed(1)} s\n`,
+  );
+  return summary;
 }

@@ -4,6 +4,7 @@
  * commands so that parsing the command line loads nothing heavy.
  */
 import { InvalidArgumentError } from 'commander';
+import { DURATION_FORMAT, parseDuration } from '../duration.js';
 import { isUuid } from '../entities/ids.js';
 
 /** commander's parser of `--conversation`: UUIDs, repeated or comma-separated, collected. */
@@ -30,4 +31,21 @@ export function parseInstant(value: string): string {
     );
   }
   return new Date(ms).toISOString();
+}
+
+/** commander's parser of `--older-than`: a positive duration (`90d`, `12h`, `15m`, `90s`), in milliseconds with its text. */
+export function parseAge(value: string): { ms: number; text: string } {
+  const ms = parseDuration(value);
+  if (ms === null || ms === 0)
+    throw new InvalidArgumentError(
+      `must be a positive duration, ${DURATION_FORMAT.replace(/, or 0 for never$/, '')}, got ${JSON.stringify(value)}.`,
+    );
+  return { ms, text: value.trim() };
+}
+
+/** commander's parser of `--batch-size`: a whole number from 1 to 10,000. */
+export function parseBatchSize(value: string): number {
+  const n = /^\d+$/.test(value) ? Number(value) : Number.NaN;
+  if (!(n >= 1 && n <= 10_000)) throw new InvalidArgumentError(`must be a whole number from 1 to 10000, got ${JSON.stringify(value)}.`);
+  return n;
 }
