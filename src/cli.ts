@@ -22,7 +22,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { EXPORT_FORMATS } from './archive/layouts.js';
-import type { ArchiveCommandOptions, ExportCommandOptions } from './cli/archive-commands.js';
+import type { ArchiveCommandOptions, ExportCommandOptions, RestoreCommandOptions } from './cli/archive-commands.js';
 import { collectIds, parseAge, parseBatchSize, parseInstant } from './cli/options.js';
 import type { Config } from './config.js';
 import type { Orm } from './db/orm.js';
@@ -177,6 +177,34 @@ function program(): Command {
         { migrated: true },
       ),
     );
+
+  cli
+    .command('restore')
+    .summary('Bring purged conversations back from their archive files, checksums verified.')
+    .description(
+      'Bring purged conversations back from the files an archive --purge run wrote: each file is first checked against the ' +
+        'SHA-256 its conversations and its manifest name (a missing or different file: exit 1, nothing changed); then each ' +
+        'conversation is restored in one transaction, its messages and tool calls exactly as archived. It stays ARCHIVED ' +
+        '(unarchiveConversation reopens it). A conversation asked for that is not purged is reported and skipped.',
+    )
+    .option('--conversation <ids>', 'these conversations (UUIDs; repeat the option or separate with commas)', collectIds)
+    .option('--user <id>', 'every purged conversation of this user')
+    .option('--manifest <file>', 'every conversation of this archive run still purged (its directory is the archive directory)')
+    .option('--from <dir>', 'the archive directory (the --out of archive); needed unless --manifest')
+    .action((options: RestoreCommandOptions, command: Command) => {
+      if (!options.conversation && options.user === undefined && !options.manifest) {
+        command.error('error: say what to restore: --conversation <ids>, --user <id> or --manifest <file>', { exitCode: BAD_USAGE });
+      }
+      if (!options.manifest && !options.from) command.error('error: --from <dir> is required unless --manifest', { exitCode: BAD_USAGE });
+      return withOrm(
+        'restore',
+        async (orm) => {
+          const { runRestore } = await import('./cli/archive-commands.js');
+          await runRestore(orm.em.fork(), options);
+        },
+        { migrated: true },
+      );
+    });
 
   return cli;
 }

@@ -5,7 +5,7 @@
  * `archive/restore.ts`.
  */
 import { type FileHandle, open, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { Writable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
@@ -14,8 +14,9 @@ import type { ArchiveSummary } from '../archive/archiver.js';
 import { type ArchiveFilter, exportConversations, type Sink, streamSink } from '../archive/export.js';
 import { importFile } from '../archive/import.js';
 import type { ExportFormat } from '../archive/layouts.js';
+import type { RestoreSummary } from '../archive/restore.js';
 import { countArchive } from '../db/stores/archive.js';
-import { countArchivable } from '../db/stores/purge.js';
+import { countArchivable, type PurgedFilter } from '../db/stores/purge.js';
 import type { Logger } from '../log.js';
 import { formatCount, type Progress, progress } from './progress.js';
 
@@ -203,6 +204,46 @@ export async function runArchive(em: EntityManager, options: ArchiveCommandOptio
       `file${summary.files === 1 ? '' : 's'}, ${formatCount(summary.bytes)} bytes; purged ${formatCount(summary.purged)}` +
       `${summary.unpurged ? ` (${formatCount(summary.unpurged)} changed meanwhile, kept)` : ''}` +
       `${summary.manifest ? `; manifest ${join(options.out, summary.manifest)}` : ''} in ${((performance.now() - started) / 1000).toFixed(1)} s\n`,
+  );
+  return summary;
+}
+
+/** The options of `restore`, as commander parsed them (one selection at least, checked by the command). */
+export type RestoreCommandOptions = { conversation?: string[]; user?: string; manifest?: string; from?: string };
+
+/**
+ * Runs `restore` (`archive/restore.ts`): the archive directory is `from`, else the one the
+ * manifest is in (`<dir>/manifests/<run id>.json`). Reports each conversation asked for that is not
+ * purged on stderr, then the summary line.
+ */
+export async function runRestore(em: EntityManager, options: RestoreCommandOptions): Promise<RestoreSummary> {
+  const started = performance.now();
+  const [{ restoreConversations }, { readManifest, manifestPath }] = await Promise.all([
+    import('../archive/restore.js'),
+    import('../archive/files.js'),
+  ]);
+  const filter: PurgedFilter = { conversationIds: options.conversation, userId: options.user };
+  let requested = options.conversation ?? [];
+  let from = options.from;
+  if (options.manifest) {
+    const manifest = await readManifest(options.manifest);
+    filter.manifest = manifestPath(manifest.runId);
+    requested = manifest.files.flatMap((file) => file.conversations);
+    from ??= dirname(dirname(resolve(options.manifest)));
+  }
+  if (!from) throw new Error('restore needs --from <dir>, the archive directory (or --manifest inside it)');
+  let bar: Progress | undefined;
+  const summary = await restoreConversations(em, from, filter, requested, {
+    onProgress(so, total) {
+      bar ??= progress('conversations', total);
+      bar.update(so.conversations + so.skipped.length);
+    },
+  }).finally(() => bar?.stop());
+  for (const id of summary.skipped) process.stderr.write(`conversation ${id} is not purged: skipped\n`);
+  process.stderr.write(
+    `restored ${formatCount(summary.conversations)} conversation${summary.conversations === 1 ? '' : 's'}, ` +
+      `${formatCount(summary.messages)} messages, ${formatCount(summary.toolCalls)} tool calls from ${formatCount(summary.files)} ` +
+      `file${summary.files === 1 ? '' : 's'}; skipped ${formatCount(summary.skipped.length)} in ${((performance.now() - started) / 1000).toFixed(1)} s\n`,
   );
   return summary;
 }
