@@ -11,7 +11,7 @@
  * whatever that id is (`userDir`).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform, type Writable } from 'node:stream';
@@ -93,7 +93,6 @@ export async function createArchiveFile(dir: string, relative: string): Promise<
   const target = inside(dir, relative);
   await makeDirs(path.dirname(target));
   const temporary = `${target}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  const handle = await open(temporary, 'wx');
   const hash = createHash('sha256');
   let bytes = 0;
   const counter = new Transform({
@@ -104,7 +103,8 @@ export async function createArchiveFile(dir: string, relative: string): Promise<
     },
   });
   const gzip = createGzip();
-  const file: Writable = handle.createWriteStream({ autoClose: false });
+  // `flush`: the file is fsync'ed before it is closed.
+  const file: Writable = createWriteStream(temporary, { flags: 'wx', flush: true });
   const done = pipeline(gzip, counter, file);
   // Observed from the start: a failure before commit() is awaited is not an unhandled rejection.
   done.catch(() => {});
@@ -113,15 +113,14 @@ export async function createArchiveFile(dir: string, relative: string): Promise<
     async commit() {
       gzip.end();
       await done;
-      await handle.sync();
-      await handle.close();
       await rename(temporary, target);
       await syncDir(path.dirname(target));
       return { bytes, sha256: hash.digest('hex') };
     },
     async abort() {
       gzip.destroy();
-      await handle.close().catch(() => {});
+      file.destroy();
+      await done.catch(() => {});
       await unlink(temporary).catch(() => {});
     },
   };

@@ -105,6 +105,25 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv, ms = 30_000, proj
   return launch(cli(projectDir), args, env, projectDir).finish(ms);
 }
 
+/** A CLI run under way: its stdout lines, a wait for one, its exit, and SIGKILL to its group. */
+export type CliProcess = {
+  lines(): string[];
+  waitForLine(predicate: (line: string) => boolean, what: string, ms?: number): Promise<string>;
+  finish(ms?: number): Promise<Finished>;
+  kill(): Promise<void>;
+};
+
+/** Starts `node dist/src/cli.js ...args` and returns at once (to kill it midway). */
+export function startCli(args: string[], env: NodeJS.ProcessEnv): CliProcess {
+  const child = launch(cli(), args, env);
+  return {
+    lines: () => [...child.stdoutLines()],
+    waitForLine: (predicate, what, ms = 30_000) => child.waitForLine(predicate, what, ms),
+    finish: (ms = 30_000) => child.finish(ms),
+    kill: () => child.kill(),
+  };
+}
+
 /** Kills every child still running, with its process group (an embedded PostgreSQL included). */
 export async function killAll(): Promise<void> {
   await Promise.all([...launchedAll].map((child) => child.kill()));

@@ -1,0 +1,232 @@
+/**
+ * `stateless-chat archive` and `restore`, run as real child processes: archive --purge then
+ * restore gives back every column of every row; the manifest lists each file with its size,
+ * SHA-256 and counts, and the files are archives import reads; a hostile user id stays inside
+ * the directory; a run killed at each of its steps leaves every conversation whole or purged into
+ * a verified file, and a rerun finishes it; two archivers at once take each conversation once;
+ * bad input exits 1 or 2 with nothing changed.
+ */
+
+import { createHash } from 'node:crypto';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import type pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cliEnv, migratedDatabase, scratchDir, seedOddities } from './support/archive.js';
+import { gqlError, send } from './support/graphql.js';
+import { runCli, startCli } from './support/process.js';
+import { startTestServer, type TestServer } from './support/server.js';
+import { uniqueUser } from './support/users.js';
+
+let server: TestServer;
+const alice = uniqueUser('archive-alice');
+const bob = uniqueUser('archive-bob');
+/** A JWT `sub` may be any text: this one would climb out of the archive directory if used as a path. */
+const hostile = `../../${'ü/'.repeat(140)}..\\..`;
+
+beforeAll(async () => {
+  server = await startTestServer();
+});
+
+afterAll(async () => {
+  await server?.close();
+});
+
+const cli = (db: { url: string }, args: string[], settings: Record<string, string> = {}) => runCli(args, cliEnv(db.url, settings), 60_000);
+
+/** Every row of the users' conversations, messages and tool calls as PostgreSQL prints them, less `minus` of conversation. */
+async function rowsOf(db: pg.Client, users: string[], minus: string[] = []) {
+  const drop = ['turn_id', 'lease_expires_at', 'waiting', ...minus].map((column) => ` - '${column}'`).join('');
+  const rows = async (table: string, less = '') =>
+    (await db.query(`select (to_jsonb(t)${less})::text as row from ${table} t where user_id = any($1) order by id`, [users])).rows.map(
+      (r) => r.row as string,
+    );
+  return { conversation: await rows('conversation', drop), message: await rows('message'), tool_call: await rows('tool_call') };
+}
+
+/** Seeds `count` conversations inactive for 200 days over `users` users named `prefix<n>`, each with `messages` messages and a tool call on every 2nd. */
+async function seedBulk(db: pg.Client, prefix: string, users: number, count: number, messages: number): Promise<void> {
+  await db.query(
+    `insert into conversation (id, user_id, title, status, created_at, updated_at, last_message_at, message_count, next_seq,
+       prompt_tokens, completion_tokens, total_tokens)
+     select gen_random_uuid(), $1 || (g % $2), 'bulk ' || g, 'active', now() - interval '200 days', now() - interval '200 days',
+       now() - interval '200 days', $3, $3 + 1, g, 2 * g, 3 * g from generate_series(1, $4) g`,
+    [prefix, users, messages, count],
+  );
+  await db.query(
+    `insert into message (id, conversation_id, user_id, seq, role, content, status, created_at, search_config)
+     select gen_random_uuid(), c.id, c.user_id, s, (case when s % 2 = 1 then 'user' else 'assistant' end)::message_role,
+       repeat('words of the message ', 20) || s, 'complete', c.created_at + s * interval '1.000001 second', 'simple'
+     from conversation c, generate_series(1, $2) s where c.user_id like $1 || '%'`,
+    [prefix, messages],
+  );
+  await db.query(
+    `insert into tool_call (id, message_id, conversation_id, user_id, call_id, server, name, arguments, result, is_error, started_at, duration_ms)
+     select gen_random_uuid(), m.id, m.conversation_id, m.user_id, 'call_' || m.seq, 'todo', 'add_task', '{"title": "x"}',
+       '{"ok": true}', false, m.created_at, 5 from message m where m.user_id like $1 || '%' and m.seq % 2 = 0`,
+    [prefix],
+  );
+}
+
+type ManifestJson = {
+  format: string;
+  version: number;
+  runId: string;
+  files: { path: string; userId: string; bytes: number; sha256: string; conversations: string[]; messages: number; toolCalls: number }[];
+};
+
+async function manifests(dir: string): Promise<ManifestJson[]> {
+  const names = await readdir(path.join(dir, 'manifests')).catch(() => [] as string[]);
+  return Promise.all(
+    names
+      .filter((name) => name.endsWith('.json'))
+      .map(async (name) => JSON.parse(await readFile(path.join(dir, 'manifests', name), 'utf8'))),
+  );
+}
+
+const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
+
+describe('archive --purge, then restore', () => {
+  it('purges the old conversations (GraphQL: purgedAt, no messages; closed; unarchive refused), and restore gives back every row', async () => {
+    const client = await server.client(alice);
+    const turns = (await send(client, 'add a task to buy milk')).conversation.id;
+    await send(client, 'show my tasks', turns);
+    const odd = await seedOddities(server.db, alice);
+    await send(await server.client(bob), 'add a task to water the plants');
+    // Inactive for long: every conversation but alice's newest seeded one.
+    await server.db.query(
+      `update conversation set last_message_at = last_message_at - interval '400 days', updated_at = updated_at - interval '400 days'
+       where user_id = any($1) and id <> $2`,
+      [[alice, bob], odd[2]],
+    );
+    const before = await rowsOf(server.db, [alice, bob]);
+    const dir = await scratchDir();
+
+    const archived = await cli(server.database, ['archive', '--older-than', '90d', '--out', dir, '--purge']);
+    expect(archived.code, archived.stderr).toBe(0);
+    expect(archived.stderr).toMatch(
+      /^archived 4 conversations \(\d+ messages, \d+ tool calls\) into 2 files, [\d,]+ bytes; purged 4; manifest .*manifests\/.*\.json in [\d.]+ s\n$/,
+    );
+    const purged = await server.db.query(
+      `select id, status, purged_at is not null as purged, archive_location from conversation where user_id = any($1) order by id`,
+      [[alice, bob]],
+    );
+    for (const row of purged.rows) {
+      if (row.id === odd[2]) expect(row).toMatchObject({ status: 'active', purged: false, archive_location: null });
+      else
+        expect(row).toMatchObject({ status: 'archived', purged: true, archive_location: { file: expect.stringMatching(/\.jsonl\.gz$/) } });
+    }
+    const left = await server.db.query('select count(*)::int as n from message where user_id = any($1) and conversation_id <> $2', [
+      [alice, bob],
+      odd[2],
+    ]);
+    expect(left.rows[0].n).toBe(0);
+
+    const shown = await client.request<{ conversation: { status: string; purgedAt: string | null; messages: { edges: unknown[] } } }>(
+      'query ($id: ID!) { conversation(id: $id) { status purgedAt messages(first: 5) { edges { cursor } } } }',
+      { id: turns },
+    );
+    expect(shown.conversation).toMatchObject({ status: 'ARCHIVED', purgedAt: expect.any(String), messages: { edges: [] } });
+    expect(
+      (
+        await gqlError(client, 'mutation ($input: SendMessageInput!) { sendMessage(input: $input) { response } }', {
+          input: { message: 'more', conversationId: turns },
+        })
+      ).code,
+    ).toBe('CONVERSATION_CLOSED');
+    const unarchive = 'mutation ($id: ID!) { unarchiveConversation(id: $id) { id status } }';
+    expect((await gqlError(client, unarchive, { id: turns })).message).toContain('restore');
+
+    const restored = await cli(server.database, ['restore', '--user', alice, '--from', dir]);
+    expect(restored.code, restored.stderr).toBe(0);
+    expect(restored.stderr).toMatch(/^restored 3 conversations, \d+ messages, \d+ tool calls from 1 file; skipped 0 in /);
+    const byManifest = (await manifests(dir))[0];
+    const manifestFile = path.join(dir, 'manifests', `${byManifest?.runId}.json`);
+    const rest = await cli(server.database, ['restore', '--manifest', manifestFile]);
+    expect(rest.code, rest.stderr).toBe(0);
+    expect(rest.stderr).toContain('restored 1 conversation,');
+
+    // Every column as it was, but the status and archived_at of those that were not archived yet.
+    const minus = ['status', 'archived_at'];
+    const after = await rowsOf(server.db, [alice, bob], minus);
+    const strip = (rows: string[]) =>
+      rows.map((row) => {
+        const { status: _s, archived_at: _a, purged_at: _p, archive_location: _l, ...rest } = JSON.parse(row);
+        return rest;
+      });
+    expect(strip(after.conversation)).toEqual(strip(before.conversation));
+    expect(after.message).toEqual(before.message);
+    expect(after.tool_call).toEqual(before.tool_call);
+    const full = await rowsOf(server.db, [alice], []);
+    // The one archived before keeps every column; purged_at and archive_location are cleared.
+    const oddBefore = before.conversation.find((row) => row.includes(odd[0] as string));
+    expect(full.conversation.find((row) => row.includes(odd[0] as string))).toBe(oddBefore);
+
+    const reopened = await client.request<{ unarchiveConversation: { status: string } }>(unarchive, { id: turns });
+    expect(reopened.unarchiveConversation.status).toBe('ACTIVE');
+
+    const again = await cli(server.database, ['restore', '--conversation', turns, '--from', dir]);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr).toContain(`conversation ${turns} is not purged: skipped\n`);
+  });
+});
+
+describe('the archive directory', () => {
+  it('holds gzip JSONL files that import reads, listed in the manifest with their size, SHA-256 and counts; a hostile user id stays inside', async () => {
+    const db = await migratedDatabase();
+    try {
+      await seedBulk(db.db, 'dir-user-', 3, 12, 4);
+      await db.db.query(
+        `update conversation set user_id = $1 where id = (select id from conversation where user_id = 'dir-user-0' limit 1)`,
+        [hostile],
+      );
+      await db.db.query(`update message m set user_id = c.user_id from conversation c where m.conversation_id = c.id`);
+      await db.db.query(`update tool_call t set user_id = c.user_id from conversation c where t.conversation_id = c.id`);
+      const dir = await scratchDir();
+      const dry = await cli(db, ['archive', '--older-than', '30d', '--out', dir, '--dry-run']);
+      expect(dry.code, dry.stderr).toBe(0);
+      expect(dry.stderr).toBe('dry run: would archive 12 conversations (48 messages); nothing written\n');
+      expect(await readdir(dir)).toEqual([]);
+
+      const run = await cli(db, ['archive', '--older-than', '30d', '--out', dir, '--batch-size', '5']);
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stderr).toMatch(/^archived 12 conversations \(48 messages, 24 tool calls\) into \d+ files, [\d,]+ bytes; purged 0;/);
+      const [manifest, ...others] = await manifests(dir);
+      expect(others).toEqual([]);
+      expect(manifest).toMatchObject({ format: 'stateless-chat.archive-manifest', version: 1 });
+      const listed = manifest?.files.flatMap((file) => file.conversations).sort();
+      const stored = (await db.db.query('select id from conversation order by id')).rows.map((row) => row.id);
+      expect(listed).toEqual(stored);
+      const fresh = await migratedDatabase();
+      try {
+        for (const file of manifest?.files ?? []) {
+          const where = path.resolve(dir, file.path);
+          expect(where.startsWith(`${path.resolve(dir)}${path.sep}`)).toBe(true);
+          expect(file.path).toMatch(/^\d{4}-\d{2}-\d{2}\/[A-Za-z0-9_-]+-[0-9a-f]{16}\/[0-9TZ]+-[0-9a-f]{8}-\d{4}\.jsonl\.gz$/);
+          const bytes = await readFile(where);
+          expect([bytes.length, sha256(bytes)]).toEqual([file.bytes, file.sha256]);
+          const records = gunzipSync(bytes)
+            .toString('utf8')
+            .trimEnd()
+            .split('\n')
+            .map((line) => JSON.parse(line));
+          expect(records.map((record) => record.conversation.id)).toEqual(file.conversations);
+          expect(records.every((record) => record.conversation.userId === file.userId)).toBe(true);
+          expect(records.reduce((sum, record) => sum + record.messages.length, 0)).toBe(file.messages);
+          const imported = await cli(fresh, ['import', where]);
+          expect(imported.code, imported.stderr).toBe(0);
+        }
+        expect(manifest?.files.some((file) => file.userId === hostile)).toBe(true);
+        // Archived without --purge: nothing changed, and the files hold it all.
+        expect(await rowsOf(fresh.db, [hostile, 'dir-user-0', 'dir-user-1', 'dir-user-2'])).toEqual(
+          await rowsOf(db.db, [hostile, 'dir-user-0', 'dir-user-1', 'dir-user-2']),
+        );
+      } finally {
+        await fresh.drop();
+      }
+    } finally {
+      await db.drop();
+    }
+  });
+});
