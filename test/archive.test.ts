@@ -230,3 +230,203 @@ describe('the archive directory', () => {
     }
   });
 });
+
+/** The conversations of `db` and the number of their messages stored, with their purge state. */
+async function states(db: pg.Client) {
+  const { rows } = await db.query(
+    `select c.id, c.user_id as "userId", c.message_count as "messageCount", c.purged_at is not null as purged, c.archive_location as location,
+       (select count(*)::int from message m where m.user_id = c.user_id and m.conversation_id = c.id) as stored
+     from conversation c order by c.id`,
+  );
+  return rows as {
+    id: string;
+    userId: string;
+    messageCount: number;
+    purged: boolean;
+    location: { file: string; sha256: string; manifest: string } | null;
+    stored: number;
+  }[];
+}
+
+/**
+ * The invariant of part 4: every conversation has all its messages stored, or is purged with an
+ * archive file that exists, has the SHA-256 its location and its manifest name, and holds its
+ * complete record (the messages `original` had).
+ */
+async function expectWholeOrArchived(db: pg.Client, dir: string, original: Map<string, string[]>) {
+  for (const c of await states(db)) {
+    if (!c.purged) {
+      expect(c.stored, `conversation ${c.id} not purged keeps its messages`).toBe(c.messageCount);
+      continue;
+    }
+    expect(c.stored).toBe(0);
+    const location = c.location as NonNullable<typeof c.location>;
+    const bytes = await readFile(path.join(dir, location.file));
+    expect(sha256(bytes)).toBe(location.sha256);
+    const manifest: ManifestJson = JSON.parse(await readFile(path.join(dir, location.manifest), 'utf8'));
+    expect(manifest.files.find((file) => file.path === location.file)).toMatchObject({ sha256: location.sha256, bytes: bytes.length });
+    const record = gunzipSync(bytes)
+      .toString('utf8')
+      .trimEnd()
+      .split('\n')
+      .map((line) => JSON.parse(line))
+      .find((r) => r.conversation.id === c.id);
+    expect(record.messages.map((m: { id: string }) => m.id)).toEqual(original.get(c.id));
+  }
+}
+
+const STEPS = [
+  'archive batch claimed',
+  'archive files written',
+  'archive manifest written',
+  'archive batch verified',
+  'archive batch committed',
+];
+
+describe('archive --purge killed midway', () => {
+  it('leaves every conversation whole or purged into a verified file at every step, and a rerun finishes it; restore gives back every row', async () => {
+    const db = await migratedDatabase();
+    try {
+      await seedBulk(db.db, 'kill-user-', 10, 300, 20);
+      const users = Array.from({ length: 10 }, (_, n) => `kill-user-${n}`);
+      const before = await rowsOf(db.db, users, ['status', 'archived_at']);
+      const original = new Map<string, string[]>();
+      for (const row of (await db.db.query('select conversation_id, array_agg(id order by seq) as ids from message group by 1')).rows) {
+        original.set(row.conversation_id, row.ids);
+      }
+      const dir = await scratchDir();
+      const args = ['archive', '--older-than', '90d', '--out', dir, '--purge', '--batch-size', '25'];
+      const env = cliEnv(db.url, { LOG_LEVEL: 'debug' });
+      for (const [index, step] of STEPS.entries()) {
+        const run = startCli(args, env);
+        // The step of the run's second batch (the first one, of a run after a kill, may be the only one).
+        await run
+          .waitForLine((line) => {
+            const log = line.startsWith('{') ? JSON.parse(line) : null;
+            return log?.msg === step && log.batch === 2;
+          }, step)
+          .finally(() => run.kill());
+        await expectWholeOrArchived(db.db, dir, original);
+        const purged = (await states(db.db)).filter((c) => c.purged).length;
+        expect(purged, `purged after a kill at "${step}" (run ${index + 1})`).toBeLessThan(300);
+      }
+      const rerun = await cli(db, args);
+      expect(rerun.code, rerun.stderr).toBe(0);
+      await expectWholeOrArchived(db.db, dir, original);
+      expect((await states(db.db)).every((c) => c.purged)).toBe(true);
+
+      const restored = await cli(db, ['restore', '--conversation', [...original.keys()].join(','), '--from', dir]);
+      expect(restored.code, restored.stderr).toBe(0);
+      expect(restored.stderr).toMatch(/^restored 300 conversations, 6,000 messages, 3,000 tool calls from \d+ files; skipped 0 in /);
+      const after = await rowsOf(db.db, users, ['status', 'archived_at']);
+      expect(after.message).toEqual(before.message);
+      expect(after.tool_call).toEqual(before.tool_call);
+      expect(after.conversation).toEqual(before.conversation);
+    } finally {
+      await db.drop();
+    }
+  });
+});
+
+describe('two archivers at once', () => {
+  it('archive and purge each conversation once: in one file of one manifest', async () => {
+    const db = await migratedDatabase();
+    try {
+      await seedBulk(db.db, 'twin-user-', 7, 300, 4);
+      const dir = await scratchDir();
+      const args = ['archive', '--older-than', '90d', '--out', dir, '--purge', '--batch-size', '20'];
+      const started = performance.now();
+      const [a, b] = [startCli(args, cliEnv(db.url)), startCli(args, cliEnv(db.url))];
+      const [ra, rb] = await Promise.all([a.finish(60_000), b.finish(60_000)]);
+      const seconds = (performance.now() - started) / 1000;
+      expect(ra.code, ra.stderr).toBe(0);
+      expect(rb.code, rb.stderr).toBe(0);
+      const purgedBy = (stderr: string) => Number(/purged (\d+)/.exec(stderr)?.[1]);
+      expect(purgedBy(ra.stderr) + purgedBy(rb.stderr), `${ra.stderr}${rb.stderr} in ${seconds} s`).toBe(300);
+      const listed = (await manifests(dir)).flatMap((manifest) => manifest.files.flatMap((file) => file.conversations));
+      expect(listed).toHaveLength(300);
+      expect(new Set(listed).size).toBe(300);
+      const all = await states(db.db);
+      expect(all.every((c) => c.purged && c.stored === 0)).toBe(true);
+    } finally {
+      await db.drop();
+    }
+  });
+});
+
+describe('bad input', () => {
+  it.each([
+    [
+      ['archive', '--older-than', '90x', '--out', '/tmp/x'],
+      /--older-than <duration>' argument '90x' is invalid\. must be a positive duration/,
+    ],
+    [['archive', '--older-than', '0', '--out', '/tmp/x'], /must be a positive duration/],
+    [['archive', '--older-than', '90d'], /required option '--out <dir>' not specified/],
+    [['archive', '--out', '/tmp/x'], /required option '--older-than <duration>' not specified/],
+    [['archive', '--older-than', '9d', '--out', '/tmp/x', '--batch-size', '0'], /must be a whole number from 1 to 10000/],
+    [['restore', '--from', '/tmp/x'], /say what to restore/],
+    [['restore', '--user', 'someone'], /--from <dir> is required unless --manifest/],
+  ])('%j exits 2 with a clear message, before any database is opened', async (args, message) => {
+    const env = cliEnv('postgresql://nobody:nothing@127.0.0.1:1/none');
+    const run = await runCli(args, env);
+    expect(run.code, run.stderr).toBe(2);
+    expect(run.stderr).toMatch(message);
+  });
+
+  it('restore of a missing file, a tampered file or a newer manifest exits 1 saying which, the conversations still purged', async () => {
+    const db = await migratedDatabase();
+    try {
+      await seedBulk(db.db, 'bad-user-', 2, 4, 3);
+      const dir = await scratchDir();
+      const run = await cli(db, ['archive', '--older-than', '90d', '--out', dir, '--purge']);
+      expect(run.code, run.stderr).toBe(0);
+      const [manifest] = await manifests(dir);
+      const [first, second] = manifest?.files ?? [];
+      if (!first || !second) throw new Error('expected two files');
+      const purged = await states(db.db);
+      const firstFile = path.join(dir, first.path);
+      const secondFile = path.join(dir, second.path);
+
+      // Missing: the first file moved away.
+      const kept = await readFile(firstFile);
+      const { rename } = await import('node:fs/promises');
+      await rename(firstFile, `${firstFile}.away`);
+      const missing = await cli(db, ['restore', '--manifest', path.join(dir, 'manifests', `${manifest?.runId}.json`)]);
+      expect(missing.code).toBe(1);
+      expect(missing.stderr).toBe(`archive file missing: ${path.resolve(firstFile)}\n`);
+      expect(await states(db.db)).toEqual(purged);
+      await rename(`${firstFile}.away`, firstFile);
+
+      // Tampered: the second file's content changed (a valid gzip of other text).
+      const { gzipSync } = await import('node:zlib');
+      await writeFile(secondFile, gzipSync('{}\n'));
+      const tampered = await cli(db, ['restore', '--user', second.userId, '--from', dir]);
+      expect(tampered.code).toBe(1);
+      expect(tampered.stderr).toMatch(
+        new RegExp(
+          `^checksum mismatch: ${path.resolve(secondFile)} has SHA-256 [0-9a-f]{64}, its conversations were archived with ${second.sha256}\\n$`,
+        ),
+      );
+      const all = await cli(db, ['restore', '--manifest', path.join(dir, 'manifests', `${manifest?.runId}.json`)]);
+      expect(all.code).toBe(1);
+      expect(all.stderr).toContain('checksum mismatch');
+      // Nothing restored, the good file's conversations neither.
+      expect(await states(db.db)).toEqual(purged);
+
+      // A manifest of a newer version.
+      const newer = path.join(dir, 'newer.json');
+      await writeFile(newer, JSON.stringify({ ...manifest, version: 2 }));
+      const refused = await cli(db, ['restore', '--manifest', newer, '--from', dir]);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toBe(`${newer}: manifest version 2 is newer than this server reads (1)\n`);
+
+      // The good file still restores.
+      await writeFile(firstFile, kept);
+      const good = await cli(db, ['restore', '--user', first.userId, '--from', dir]);
+      expect(good.code, good.stderr).toBe(0);
+      expect(good.stderr).toMatch(/^restored 2 conversations, 6 messages, 2 tool calls from 1 file; skipped 0 in /);
+    } finally {
+      await db.drop();
+    }
+  });
+});
