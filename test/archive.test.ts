@@ -138,6 +138,11 @@ describe('archive --purge, then restore', () => {
     const unarchive = 'mutation ($id: ID!) { unarchiveConversation(id: $id) { id status } }';
     expect((await gqlError(client, unarchive, { id: turns })).message).toContain('restore');
 
+    const exported = await cli(server.database, ['export', '--conversation', turns]);
+    expect(exported.code, exported.stderr).toBe(0);
+    expect(exported.stderr).toMatch(/^warning: 1 of the conversations are purged: exported without their messages/);
+    expect(JSON.parse(exported.stdout).messages).toEqual([]);
+
     const restored = await cli(server.database, ['restore', '--user', alice, '--from', dir]);
     expect(restored.code, restored.stderr).toBe(0);
     expect(restored.stderr).toMatch(/^restored 3 conversations, \d+ messages, \d+ tool calls from 1 file; skipped 0 in /);

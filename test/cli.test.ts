@@ -30,6 +30,8 @@ describe('--help', () => {
       ],
     ],
     ['import', ['<file>', '--replace']],
+    ['archive', ['--older-than <duration>', '--out <dir>', '--purge', '--dry-run', '--batch-size <n>']],
+    ['restore', ['--conversation <ids>', '--user <id>', '--manifest <file>', '--from <dir>']],
     ['sweep', []],
     ['migrate', []],
     ['migrate:create', ['[name]']],
@@ -45,7 +47,7 @@ describe('--help', () => {
   it('of the tool lists every command', async () => {
     const run = await runCli(['--help'], env);
     expect(run.code, run.stderr).toBe(0);
-    for (const command of ['migrate', 'migrate:create', 'token', 'schema', 'sweep', 'export', 'import']) {
+    for (const command of ['migrate', 'migrate:create', 'token', 'schema', 'sweep', 'export', 'import', 'archive', 'restore']) {
       expect(run.stdout).toMatch(new RegExp(`^  ${command}\\b`, 'm'));
     }
   });

@@ -51,8 +51,14 @@ export async function runExport(em: EntityManager, options: ExportCommandOptions
   };
   const path = options.out && options.out !== '-' ? options.out : null;
   const output = path ? await openOutput(path, options.force ?? false) : stdoutOutput();
-  // The total is counted only for a bar someone sees.
-  const bar = progress('messages', process.stderr.isTTY ? (await countArchive(em, filter)).messages : 0);
+  const counted = await countArchive(em, filter);
+  if (counted.purged > 0) {
+    process.stderr.write(
+      `warning: ${formatCount(counted.purged)} of the conversations are purged: exported without their messages, which are in ` +
+        'their archive files (stateless-chat restore brings them back)\n',
+    );
+  }
+  const bar = progress('messages', counted.messages);
   let counts: Awaited<ReturnType<typeof exportConversations>>;
   try {
     counts = await exportConversations(em, filter, options.format, output.sink, { onProgress: (so) => bar.update(so.messages) });

@@ -115,15 +115,22 @@ export async function archiveKeys(
   );
 }
 
-/** How many conversations pass `filter`, and how many messages they hold (for a progress bar). */
-export async function countArchive(em: EntityManager, filter: ArchiveFilter): Promise<{ conversations: number; messages: number }> {
+/**
+ * How many conversations pass `filter`, how many messages they hold (for a progress bar), and how
+ * many of them are purged (their messages are in an archive file, not here).
+ */
+export async function countArchive(
+  em: EntityManager,
+  filter: ArchiveFilter,
+): Promise<{ conversations: number; messages: number; purged: number }> {
   const { where, params } = conditions(filter);
-  const [row] = await em.execute<{ conversations: number; messages: string | number }[]>(
-    `select count(*)::int as conversations, coalesce(sum(message_count), 0)::bigint as messages from conversation ` +
+  const [row] = await em.execute<{ conversations: number; messages: string | number; purged: number }[]>(
+    `select count(*)::int as conversations, coalesce(sum(message_count), 0)::bigint as messages, ` +
+      `(count(*) filter (where purged_at is not null))::int as purged from conversation ` +
       `${where.length ? `where ${where.join(' and ')}` : ''}`,
     params,
   );
-  return { conversations: row?.conversations ?? 0, messages: Number(row?.messages ?? 0) };
+  return { conversations: row?.conversations ?? 0, messages: Number(row?.messages ?? 0), purged: row?.purged ?? 0 };
 }
 
 /** The user's conversation `id` as an archive keeps it, or null. */
