@@ -378,7 +378,7 @@ describe('bad input', () => {
     expect(run.stderr).toMatch(message);
   });
 
-  it('restore of a missing file, a tampered file or a newer manifest exits 1 saying which, the conversations still purged', async () => {
+  it('restore of a missing file, a tampered file, a file of a newer format version or a newer manifest exits 1 saying which, the conversations still purged', async () => {
     const db = await migratedDatabase();
     try {
       await seedBulk(db.db, 'bad-user-', 2, 4, 3);
@@ -404,6 +404,7 @@ describe('bad input', () => {
 
       // Tampered: the second file's content changed (a valid gzip of other text).
       const { gzipSync } = await import('node:zlib');
+      const secondKept = await readFile(secondFile);
       await writeFile(secondFile, gzipSync('{}\n'));
       const tampered = await cli(db, ['restore', '--user', second.userId, '--from', dir]);
       expect(tampered.code).toBe(1);
@@ -417,6 +418,26 @@ describe('bad input', () => {
       expect(all.stderr).toContain('checksum mismatch');
       // Nothing restored, the good file's conversations neither.
       expect(await states(db.db)).toEqual(purged);
+
+      // A file of a newer format version, its checksums made to agree (the manifest's and the rows').
+      const newerText = gunzipSync(secondKept).toString('utf8').replaceAll('"version":1,', '"version":2,');
+      const newerBytes = gzipSync(newerText);
+      await writeFile(secondFile, newerBytes);
+      const manifestFile = path.join(dir, 'manifests', `${manifest?.runId}.json`);
+      const edited = JSON.parse(await readFile(manifestFile, 'utf8')) as ManifestJson;
+      for (const file of edited.files) {
+        if (file.path === second.path) Object.assign(file, { sha256: sha256(newerBytes), bytes: newerBytes.length });
+      }
+      await writeFile(manifestFile, JSON.stringify(edited));
+      await db.db.query(
+        `update conversation set archive_location = jsonb_set(archive_location, '{sha256}', to_jsonb($1::text)) where user_id = $2`,
+        [sha256(newerBytes), second.userId],
+      );
+      const relocated = await states(db.db);
+      const newerFormat = await cli(db, ['restore', '--manifest', manifestFile]);
+      expect(newerFormat.code).toBe(1);
+      expect(newerFormat.stderr).toBe(`${path.resolve(secondFile)}: line 1: format version 2 is newer than this server reads (1)\n`);
+      expect(await states(db.db)).toEqual(relocated);
 
       // A manifest of a newer version.
       const newer = path.join(dir, 'newer.json');

@@ -7,6 +7,10 @@
  * location, its messages and tool calls inserted as its record has them (the import's writers),
  * `purged_at` and `archive_location` cleared. Its messages are readable only once all are back.
  * The status stays ARCHIVED (`unarchiveConversation` reopens it).
+ *
+ * Each file is read three times: its bytes hashed, its lines parsed (a record this server does
+ * not read, a newer format version included, or a conversation not there stops the restore
+ * before any change), then its records read again to restore them, one file's at a time in memory.
  */
 import { createInterface } from 'node:readline';
 import type { EntityManager } from '@mikro-orm/postgresql';
@@ -48,8 +52,14 @@ export async function restoreConversations(
     skipped: requested.filter((id) => !found.has(id)),
   };
   const byFile = Map.groupBy(purged, (conversation) => conversation.location.file);
-  // Every file checked before anything changes.
-  for (const [file, conversations] of byFile) await checkFile(from, file, conversations);
+  // Every file checked, and read through, before anything changes.
+  for (const [file, conversations] of byFile) {
+    await checkFile(from, file, conversations);
+    const ids = new Set(conversations.map((conversation) => conversation.id));
+    const held = await readRecords(inside(from, file), ids, false);
+    const absent = [...ids].find((id) => !held.has(id));
+    if (absent) throw new Error(`${inside(from, file)} holds no record of conversation ${absent}`);
+  }
   for (const [file, conversations] of byFile) {
     const records = await readRecords(inside(from, file), new Set(conversations.map((conversation) => conversation.id)));
     for (const conversation of conversations) {
@@ -88,9 +98,10 @@ async function checkFile(from: string, file: string, conversations: PurgedConver
   }
 }
 
-// Private: the records of the conversations `ids` in the archive at `file`, every line parsed.
-async function readRecords(file: string, ids: ReadonlySet<string>): Promise<Map<string, ConversationRecord>> {
-  const records = new Map<string, ConversationRecord>();
+// Private: the records of the conversations `ids` in the archive at `file`, every line parsed;
+// with `keep` false, only which of them are there (null for each: nothing held in memory).
+async function readRecords(file: string, ids: ReadonlySet<string>, keep = true): Promise<Map<string, ConversationRecord | null>> {
+  const records = new Map<string, ConversationRecord | null>();
   const archive = await openArchive(file);
   try {
     archive.input.setEncoding('utf8');
@@ -104,7 +115,7 @@ async function readRecords(file: string, ids: ReadonlySet<string>): Promise<Map<
       } catch (error) {
         throw new Error(`${file}: ${(error as Error).message}`, { cause: error });
       }
-      if (ids.has(record.conversation.id)) records.set(record.conversation.id, record);
+      if (ids.has(record.conversation.id)) records.set(record.conversation.id, keep ? record : null);
     }
   } finally {
     archive.input.destroy();
