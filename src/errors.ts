@@ -14,6 +14,7 @@ export type ErrorCode =
   | 'CONVERSATION_BUSY'
   | 'IDEMPOTENCY_KEY_REUSED'
   | 'CONVERSATION_CLOSED'
+  | 'CONVERSATION_PURGED'
   | 'RATE_LIMITED'
   | 'UPSTREAM_ERROR'
   | 'EXPORT_TOO_LARGE'
@@ -56,3 +57,11 @@ export const forbidden = (message: string) => new AppError('FORBIDDEN', message)
 /** RATE_LIMITED: a per-user limit is reached; `retryAfterMs` is the time until its window rolls over. */
 export const rateLimited = (message: string, retryAfterMs: number) =>
   new AppError('RATE_LIMITED', message, { details: { retryAfterMs: Math.max(1, Math.ceil(retryAfterMs)) } });
+
+/** CONVERSATION_PURGED: the conversation's messages are in an archive file, not in the database, until an operator restores them. */
+export function purged(id: string): AppError {
+  return new AppError(
+    'CONVERSATION_PURGED',
+    `The conversation's messages are in an archive file, not in the database: an operator restores them first (stateless-chat restore --conversation ${id})`,
+  );
+}

@@ -155,12 +155,14 @@ describe('archive, unarchive, reopen', () => {
     );
     await db.query('delete from message where conversation_id = $1', [conversation.id]);
     const refused = await gqlError(client, 'mutation ($id: ID!) { unarchiveConversation(id: $id) { id } }', { id: conversation.id });
-    expect(refused).toMatchObject({ code: 'BAD_USER_INPUT', message: expect.stringContaining('restore') });
+    expect(refused).toMatchObject({ code: 'CONVERSATION_PURGED', message: expect.stringContaining('restore --conversation') });
     const shown = await client.request<{ conversation: { status: string; purgedAt: string | null; messages: { edges: unknown[] } } }>(
       'query ($id: ID!) { conversation(id: $id) { status purgedAt messages(first: 5) { edges { cursor } } } }',
       { id: conversation.id },
     );
     expect(shown.conversation).toMatchObject({ status: 'ARCHIVED', purgedAt: expect.any(String), messages: { edges: [] } });
+    const exported = await gqlError(client, 'query ($id: ID!) { exportConversation(id: $id) }', { id: conversation.id });
+    expect(exported.code).toBe('CONVERSATION_PURGED');
     expect(await stored(conversation.id)).toMatchObject({ status: 'archived' });
   });
 });

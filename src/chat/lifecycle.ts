@@ -13,7 +13,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Viewer } from '../auth/viewer.js';
 import * as conversations from '../db/stores/conversations.js';
 import { Conversation, ConversationStatus } from '../entities/index.js';
-import { badInput, notFound } from '../errors.js';
+import { badInput, notFound, purged } from '../errors.js';
 import { textProblem } from '../text.js';
 import { checkMetadata } from './metadata.js';
 import { ConversationBusy } from './queue.js';
@@ -87,12 +87,7 @@ export async function changeState(em: EntityManager, viewer: Viewer, id: string,
       const from = change === 'unarchive' ? ConversationStatus.ARCHIVED : ConversationStatus.EXPIRED;
       if (status === ConversationStatus.ACTIVE) return conversation;
       // Its messages are in an archive file: active again, it would take turns with no history.
-      if (conversation.purgedAt !== null) {
-        throw badInput(
-          'The conversation’s messages are archived in a file: an operator restores them first (restore --conversation)',
-          'id',
-        );
-      }
+      if (conversation.purgedAt !== null) throw purged(conversation.id);
       if (status !== from) {
         const instead = status === ConversationStatus.ARCHIVED ? 'unarchiveConversation' : 'reopenConversation';
         throw badInput(`The conversation is ${status.toUpperCase()}, not ${from.toUpperCase()}: ${instead} makes it active`, 'id');

@@ -5,7 +5,7 @@
  */
 import { Arg, ID, Query, Resolver } from 'type-graphql';
 import { conversationDocument } from '../../archive/export.js';
-import { notFound } from '../../errors.js';
+import { notFound, purged } from '../../errors.js';
 import type { RequestScope } from '../context.js';
 import { ExportFormat } from '../types.js';
 import { parseId } from './ids.js';
@@ -18,20 +18,20 @@ export class ExportResolver {
     description:
       'One of the viewer’s conversations with every message, tool call and usage: JSONL, the archive record (one line, ' +
       'as `stateless-chat export` writes it and `stateless-chat import` reads it), or MARKDOWN, a readable transcript. ' +
-      'NOT_FOUND for an unknown id or another user’s; EXPORT_TOO_LARGE past 10 MiB (use the CLI).',
+      'NOT_FOUND for an unknown id or another user’s; CONVERSATION_PURGED while its messages are in an archive file; EXPORT_TOO_LARGE past 10 MiB (use the CLI).',
   })
   async exportConversation(
     @Arg('id', () => ID) id: string,
     @Arg('format', () => ExportFormat, { defaultValue: ExportFormat.JSONL }) format: ExportFormat,
   ): Promise<string> {
-    const { em, viewer } = this.scope;
-    const document = await conversationDocument(
-      em,
-      viewer.userId,
-      parseId(id, 'id'),
-      format === ExportFormat.MARKDOWN ? 'markdown' : 'jsonl',
-    );
-    if (document === null) throw notFound('Conversation');
+    const { em, viewer, loaders } = this.scope;
+    const conversationId = parseId(id, 'id');
+    // A purged conversation's messages are in an archive file: its document here would lack them.
+    const conversation = await loaders.conversation.load(conversationId);
+    if (conversation?.purgedAt) throw purged(conversationId);
+    const layout = format === ExportFormat.MARKDOWN ? 'markdown' : 'jsonl';
+    const document = conversation && (await conversationDocument(em, viewer.userId, conversationId, layout));
+    if (!document) throw notFound('Conversation');
     return document;
   }
 }
