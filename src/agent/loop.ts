@@ -2,7 +2,8 @@
  * The tool loop: an `Agent` on any `ModelProvider`. One `run` is the loop of one turn: fit the
  * context to the token budget, send it with the tool box's tools, run the tool calls the model
  * asks for (the calls of one step concurrently), send their results back, and repeat until the
- * model answers with text or `maxToolRounds` is spent.
+ * model answers with text or `maxToolRounds` is spent. The reply's text is passed on as it streams
+ * (`AgentInput.onText`); the reply is all of it, so what was shown is what is stored (`ReplyText`).
  *
  * It speaks only the neutral `AgentMessage`; what a model's API looks like is its provider's.
  * Tool failures are data the model reads (the tool box makes them so); a failure of the model
@@ -50,7 +51,7 @@ export class ToolLoopAgent implements Agent {
   /** Present when a title provider is given (`TITLE_MODEL`); see `Agent.title`. */
   readonly title?: (input: TitleInput) => Promise<string | null>;
 
-  async run({ messages, tools, signal }: AgentInput): Promise<AgentReply> {
+  async run({ messages, tools, signal, onText }: AgentInput): Promise<AgentReply> {
     const offered = tools.list();
     const context = fitContext([{ role: 'system', content: this.systemPrompt }, ...messages], {
       maxTokens: this.contextTokens,
@@ -61,17 +62,19 @@ export class ToolLoopAgent implements Agent {
     const sent: AgentMessage[] = context.messages;
     let usage: TokenUsage | null = null;
     let model = this.provider.model;
+    const reply = new ReplyText(onText);
     for (let round = 1; round <= this.maxToolRounds; round++) {
       signal?.throwIfAborted();
-      const step = await this.provider.generate({ messages: sent, tools: offered, signal });
+      const step = await this.provider.generate({ messages: sent, tools: offered, signal, onText: reply.startStep() });
       usage = addUsage(usage, step.usage);
       model = step.model;
       const { message } = step;
+      reply.endStep(message.content);
       this.log.debug(
         { round, finishReason: step.finishReason, toolCalls: message.toolCalls?.length ?? 0, usage: step.usage },
         'model step',
       );
-      if (!message.toolCalls) return { content: message.content, model, usage };
+      if (!message.toolCalls) return { content: reply.text, model, usage };
 
       sent.push(message);
       const outcomes = await Promise.all(message.toolCalls.map((call) => tools.call(call.name, call.arguments, call.id)));
@@ -80,7 +83,46 @@ export class ToolLoopAgent implements Agent {
         sent.push({ role: 'tool', callId: call.id, content: outcomes[index]?.content ?? '' });
     }
     this.log.warn({ maxToolRounds: this.maxToolRounds }, 'turn ended at the tool round limit');
-    return { content: roundsExhausted(this.maxToolRounds), model, usage };
+    reply.startStep()(roundsExhausted(this.maxToolRounds));
+    return { content: reply.text, model, usage };
+  }
+}
+
+/**
+ * The reply of one run as it is given to `onText`: the steps' texts in order, a blank line
+ * between two that have text (given as a piece of its own, before the later step's first piece).
+ * `text` is always the concatenation of every piece given.
+ */
+class ReplyText {
+  text = '';
+  private step = '';
+
+  constructor(private readonly onText?: (delta: string) => void) {}
+
+  /** Begins a step; returns the callback that takes the step's pieces. */
+  startStep(): (delta: string) => void {
+    this.step = '';
+    return (delta) => this.give(delta);
+  }
+
+  /**
+   * Ends a step whose message text is `content`: what the provider did not stream of it (a
+   * provider that streams nothing) is given now, so that the reply misses none of it.
+   */
+  endStep(content: string): void {
+    if (content.startsWith(this.step)) this.give(content.slice(this.step.length));
+  }
+
+  private give(delta: string): void {
+    if (!delta) return;
+    if (!this.step && this.text) this.emit('\n\n');
+    this.step += delta;
+    this.emit(delta);
+  }
+
+  private emit(piece: string): void {
+    this.text += piece;
+    this.onText?.(piece);
   }
 }
 

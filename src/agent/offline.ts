@@ -4,7 +4,8 @@
  * It is what runs when no model is configured: `parseIntent` turns the last user message into one
  * `Intent`, `findTask` finds the task it is about, and `OfflineAgent` carries the request out
  * through the same `ToolBox` a model would use, so every call is recorded like a model's. It never
- * claims to be a model; anything it does not understand gets a short help text.
+ * claims to be a model; anything it does not understand gets a short help text. Its reply is given
+ * to `onText` in a few pieces (`textPieces`), so that streaming works with no model at all.
  */
 import { z } from 'zod';
 import { type Intent, type ListStatus, parseIntent } from './offline-intent.js';
@@ -30,10 +31,12 @@ const changedTask = z.object({ title: z.string() });
 export class OfflineAgent implements Agent {
   readonly name = 'offline';
 
-  async run({ messages, tools }: AgentInput): Promise<AgentReply> {
+  async run({ messages, tools, onText }: AgentInput): Promise<AgentReply> {
     const last = messages.findLast((message) => message.role === 'user');
     const intent = parseIntent(last?.content ?? '');
-    return { content: await this.act(intent, tools), model: 'offline', usage: null };
+    const content = await this.act(intent, tools);
+    if (onText) for (const piece of textPieces(content)) onText(piece);
+    return { content, model: 'offline', usage: null };
   }
 
   private async act(intent: Intent, tools: ToolBox): Promise<string> {
@@ -98,6 +101,20 @@ export class OfflineAgent implements Agent {
     if (intent.title === undefined) return `Updated the description of “${newTitle}”.`;
     return `Renamed “${task.title}” to “${newTitle}”${intent.description === undefined ? '' : ' and updated its description'}.`;
   }
+}
+
+/**
+ * `text` cut at word boundaries into at most `count` (default 4) non-empty pieces of about as many
+ * words each, that concatenate to exactly `text` (whitespace stays with the word before it). Fewer
+ * pieces when there are fewer words; none for the empty text.
+ */
+export function textPieces(text: string, count = 4): string[] {
+  // Each word with the whitespace after it; the text's leading whitespace is a word of its own.
+  const words = text.split(/(?<=\s)(?=\S)/).filter((word) => word !== '');
+  const size = Math.ceil(words.length / count);
+  const pieces: string[] = [];
+  for (let start = 0; start < words.length; start += size) pieces.push(words.slice(start, start + size).join(''));
+  return pieces;
 }
 
 // Private: the full list, numbered as the user sees it, or the sentence that says why not.

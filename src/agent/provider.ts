@@ -12,6 +12,11 @@ export type ModelRequest = {
   /** The tools the model may call (none: the request offers no tools). */
   tools: ToolInfo[];
   signal?: AbortSignal;
+  /**
+   * Called with each piece of the step's text (its content, or its refusal) as it arrives, in
+   * order, never with an empty piece; the pieces concatenate to the returned message's `content`.
+   */
+  onText?: (delta: string) => void;
 };
 
 export type ModelStep = {

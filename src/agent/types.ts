@@ -58,6 +58,18 @@ export type AgentInput = {
   messages: AgentMessage[];
   tools: ToolBox;
   signal?: AbortSignal;
+  /**
+   * Called with each piece of the reply's text as it is produced, in order (none: nobody listens).
+   * The pieces given during one `run` concatenate to exactly the `content` of the `AgentReply` it
+   * returns. A piece is never empty. A run that throws may have given pieces of a reply that will
+   * not be stored; a listener treats them as provisional until `run` resolves.
+   *
+   * What the reply is, for an agent that takes several model steps: every text the model wrote to
+   * the user during the turn, in order, the steps' texts joined by a blank line (`\n\n`) — the
+   * text beside a step's tool calls ("Let me look at your list.") included, since it was already
+   * shown while it streamed — and, when the tool rounds run out, the sentence that says so.
+   */
+  onText?: (delta: string) => void;
 };
 
 /** What a title is made from: a conversation's first message and the reply to it. */
