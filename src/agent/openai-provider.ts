@@ -3,9 +3,10 @@
  * (OpenAI itself, Ollama, vLLM, llama.cpp, LM Studio), through the official `openai` SDK.
  *
  * The pure mappers between our neutral messages and tools and the Chat Completions shapes are the
- * whole of what this file knows about the API; `OpenAiProvider` makes one call with them. A failed
- * call (HTTP error, connection, the turn's deadline) is thrown after the SDK's own retries, the
- * only ones there are.
+ * whole of what this file knows about the API; `OpenAiProvider` makes one streaming call with them
+ * and assembles the step from its chunks (`ChatStreamAssembler`). A failed call (HTTP error,
+ * connection, the turn's deadline) is thrown after the SDK's own retries, the only ones there are;
+ * a stream that breaks off after it began is thrown as it is (the SDK retries only the request).
  */
 import OpenAI from 'openai';
 import type { Logger } from '../log.js';
@@ -49,9 +50,73 @@ export class OpenAiProvider implements ModelProvider {
     });
   }
 
-  async generate({ messages, tools, signal }: ModelRequest): Promise<ModelStep> {
-    const completion = await this.client.chat.completions.create(toOpenAiRequest(this.model, messages, tools), { signal });
-    return fromOpenAiCompletion(completion, this.model);
+  async generate({ messages, tools, signal, onText }: ModelRequest): Promise<ModelStep> {
+    const stream = await this.client.chat.completions.create(
+      { ...toOpenAiRequest(this.model, messages, tools), stream: true, stream_options: { include_usage: true } },
+      { signal },
+    );
+    const assembler = new ChatStreamAssembler(this.model);
+    for await (const chunk of stream) {
+      const text = assembler.add(chunk);
+      if (text) onText?.(text);
+    }
+    return assembler.step();
+  }
+}
+
+/**
+ * Assembles one streamed completion's `ChatCompletionChunk`s into the step `fromOpenAiCompletion`
+ * would read from the whole completion: the first choice's text (content and refusal pieces, in
+ * order), its tool calls assembled by `index` (id, type and name from the piece that carries them,
+ * `arguments` from every piece), its finish reason, the model that answered (`model` when the
+ * server names none) and the usage of the final chunk (null when none came). Chunks without
+ * choices (the usage chunk) and choices other than the first are read for what they carry.
+ */
+export class ChatStreamAssembler {
+  private text = '';
+  private readonly calls = new Map<number, { id: string; type: 'function' | 'custom'; name: string; arguments: string }>();
+  private finishReason: string | undefined;
+  private answeredBy = '';
+  private usage: TokenUsage | null = null;
+  private chunks = 0;
+
+  constructor(private readonly model: string) {}
+
+  /** Takes the next chunk; returns the text it adds to the step ('' for none). */
+  add(chunk: OpenAI.ChatCompletionChunk): string {
+    this.chunks += 1;
+    if (chunk.model) this.answeredBy = chunk.model;
+    if (chunk.usage) this.usage = fromOpenAiUsage(chunk.usage);
+    const choice = chunk.choices.find((c) => c.index === 0);
+    if (!choice) return '';
+    if (choice.finish_reason) this.finishReason = choice.finish_reason;
+    const { delta } = choice;
+    for (const piece of delta?.tool_calls ?? []) {
+      const call = this.calls.get(piece.index) ?? { id: '', type: 'function', name: '', arguments: '' };
+      this.calls.set(piece.index, call);
+      if (piece.id) call.id = piece.id;
+      if (piece.type) call.type = piece.type;
+      const name = piece.function?.name ?? piece.custom?.name;
+      if (name) call.name = name;
+      call.arguments += piece.function?.arguments ?? piece.custom?.input ?? '';
+    }
+    const text = (delta?.content ?? '') + (delta?.refusal ?? '');
+    this.text += text;
+    return text;
+  }
+
+  /** The step so far (the whole step once the stream has ended). Throws when no chunk came. */
+  step(): ModelStep {
+    if (this.chunks === 0) throw new Error('The model stream ended without a chunk');
+    const calls = [...this.calls.entries()]
+      .sort(([a], [b]) => a - b)
+      .map(([, call]): AgentToolCall => ({ id: call.id || `call_${crypto.randomUUID()}`, name: call.name, arguments: call.arguments }));
+    return {
+      message: calls.length > 0 ? { role: 'assistant', content: this.text, toolCalls: calls } : { role: 'assistant', content: this.text },
+      model: this.answeredBy || this.model,
+      usage: this.usage,
+      finishReason: this.finishReason,
+    };
   }
 }
 

@@ -5,6 +5,12 @@
  * an HTTP error or a delayed step, taken one per request; when the queue is empty the `otherwise`
  * step answers (by default a 500 that says the script ran out, so a test that asks more than it
  * scripted fails visibly). Every request body is kept, for assertions on what the model was sent.
+ *
+ * A request with `stream: true` is answered as OpenAI streams: Server-Sent Events, one
+ * `chat.completion.chunk` per event, then `data: [DONE]`. A reply's text comes in several chunks,
+ * each tool call as a first piece (id, name) and its arguments in fragments, then a chunk with the
+ * finish reason, then (asked with `stream_options.include_usage`, and scripted) a usage chunk with
+ * no choices. Errors stay HTTP errors; `cut` breaks a stream off in the middle.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -15,7 +21,8 @@ export type FakeToolCall = { id: string; name: string; arguments: string };
 export type FakeStep =
   | { kind: 'reply'; content: string | null; toolCalls: FakeToolCall[]; usage: FakeUsage | null; model?: string }
   | { kind: 'error'; status: number; headers: Record<string, string>; message: string }
-  | { kind: 'delay'; ms: number; step: FakeStep };
+  | { kind: 'delay'; ms: number; step: FakeStep }
+  | { kind: 'cut'; content: string };
 
 /** A request the fake received: its parsed JSON body and its headers. */
 export type FakeRequest = { body: ChatRequestBody; headers: IncomingMessage['headers'] };
@@ -64,6 +71,14 @@ export function httpError(status: number, options: { headers?: Record<string, st
 /** `step`, answered `ms` milliseconds after the request came (nothing, if the client leaves first). */
 export function delayed(ms: number, step: FakeStep): FakeStep {
   return { kind: 'delay', ms, step };
+}
+
+/**
+ * A stream broken off: the headers and the first text chunks of `content` are sent, then the
+ * connection is destroyed before the stream ends. A request that does not stream gets no answer at all.
+ */
+export function cutStream(content: string): FakeStep {
+  return { kind: 'cut', content };
 }
 
 export function usage(prompt: number, completion: number): FakeUsage {
@@ -147,6 +162,14 @@ function answer(step: FakeStep, body: ChatRequestBody, res: ServerResponse, n: n
     send(res, step.status, { error: { message: step.message, type: 'fake_error', code: null } }, step.headers);
     return;
   }
+  if (body.stream === true) {
+    stream(step, body, res, n);
+    return;
+  }
+  if (step.kind === 'cut') {
+    res.destroy();
+    return;
+  }
   const message: Record<string, unknown> = { role: 'assistant', content: step.content, refusal: null };
   if (step.toolCalls.length > 0) {
     message.tool_calls = step.toolCalls.map((call) => ({
@@ -163,6 +186,42 @@ function answer(step: FakeStep, body: ChatRequestBody, res: ServerResponse, n: n
     choices: [{ index: 0, message, logprobs: null, finish_reason: step.toolCalls.length > 0 ? 'tool_calls' : 'stop' }],
     ...(step.usage ? { usage: step.usage } : {}),
   });
+}
+
+// Private: a step as OpenAI streams it (see the module header).
+function stream(step: Exclude<FakeStep, { kind: 'error' | 'delay' }>, body: ChatRequestBody, res: ServerResponse, n: number): void {
+  const model = (step.kind === 'reply' && step.model) || body.model;
+  const base = { id: `chatcmpl-fake-${n}`, object: 'chat.completion.chunk', created: Math.floor(Date.now() / 1000), model };
+  const chunk = (delta: Record<string, unknown>, finishReason: string | null = null) => ({
+    ...base,
+    choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }],
+  });
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+  const event = (data: unknown) => res.write(`data: ${JSON.stringify(data)}\n\n`);
+  event(chunk({ role: 'assistant', content: '', refusal: null }));
+  if (step.kind === 'cut') {
+    for (const piece of pieces(step.content, 3).slice(0, 2)) event(chunk({ content: piece }));
+    // The chunks sent (given time to leave), then the connection dropped: part of a stream and no end.
+    setTimeout(() => res.destroy(), 20);
+    return;
+  }
+  for (const piece of pieces(step.content ?? '', 3)) event(chunk({ content: piece }));
+  for (const [index, call] of step.toolCalls.entries()) {
+    event(chunk({ tool_calls: [{ index, id: call.id, type: 'function', function: { name: call.name, arguments: '' } }] }));
+    for (const fragment of pieces(call.arguments, 3)) event(chunk({ tool_calls: [{ index, function: { arguments: fragment } }] }));
+  }
+  event(chunk({}, step.toolCalls.length > 0 ? 'tool_calls' : 'stop'));
+  const options = body.stream_options as { include_usage?: boolean } | undefined;
+  if (step.usage && options?.include_usage) event({ ...base, choices: [], usage: step.usage });
+  res.end('data: [DONE]\n\n');
+}
+
+// Private: `text` in at most `count` non-empty pieces, cut anywhere (mid-word, mid-JSON), that concatenate to it.
+function pieces(text: string, count: number): string[] {
+  const size = Math.max(1, Math.ceil(text.length / count));
+  const out: string[] = [];
+  for (let start = 0; start < text.length; start += size) out.push(text.slice(start, start + size));
+  return out;
 }
 
 function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
