@@ -65,12 +65,12 @@ export class OpenAiProvider implements ModelProvider {
 }
 
 /**
- * Assembles one streamed completion's `ChatCompletionChunk`s into the step `fromOpenAiCompletion`
- * would read from the whole completion: the first choice's text (content and refusal pieces, in
- * order), its tool calls assembled by `index` (id, type and name from the piece that carries them,
- * `arguments` from every piece), its finish reason, the model that answered (`model` when the
- * server names none) and the usage of the final chunk (null when none came). Chunks without
- * choices (the usage chunk) and choices other than the first are read for what they carry.
+ * Assembles one streamed completion's `ChatCompletionChunk`s into the model's step: the first
+ * choice's text (content and refusal pieces, in order), its tool calls assembled by `index` (id,
+ * type and name from the piece that carries them, `arguments` from every piece; a call without an
+ * id gets one), its finish reason, the model that answered (`model` when the server names none)
+ * and the usage of the final chunk (null when none came). A chunk without choices (the usage
+ * chunk) carries only its usage; choices other than the first are ignored (we ask for one).
  */
 export class ChatStreamAssembler {
   private text = '';
@@ -110,7 +110,13 @@ export class ChatStreamAssembler {
     if (this.chunks === 0) throw new Error('The model stream ended without a chunk');
     const calls = [...this.calls.entries()]
       .sort(([a], [b]) => a - b)
-      .map(([, call]): AgentToolCall => ({ id: call.id || `call_${crypto.randomUUID()}`, name: call.name, arguments: call.arguments }));
+      .map(([, call]) =>
+        fromOpenAiToolCall(
+          call.type === 'custom'
+            ? { id: call.id, type: 'custom', custom: { name: call.name, input: call.arguments } }
+            : { id: call.id, type: 'function', function: { name: call.name, arguments: call.arguments } },
+        ),
+      );
     return {
       message: calls.length > 0 ? { role: 'assistant', content: this.text, toolCalls: calls } : { role: 'assistant', content: this.text },
       model: this.answeredBy || this.model,
@@ -127,21 +133,6 @@ export function toOpenAiRequest(model: string, messages: AgentMessage[], tools: 
     messages: messages.map(toOpenAiMessage),
     // An empty `tools` array is refused by some servers; no tools means no field.
     ...(tools.length > 0 ? { tools: tools.map(toOpenAiTool) } : {}),
-  };
-}
-
-/**
- * The model's step in a completion: its first choice's message, the model that answered (`model`
- * when the server names none) and the call's usage. Throws when there is no choice to read.
- */
-export function fromOpenAiCompletion(completion: OpenAI.ChatCompletion, model: string): ModelStep {
-  const choice = completion.choices[0];
-  if (!choice) throw new Error(`The model returned no choices (completion ${completion.id})`);
-  return {
-    message: fromOpenAiMessage(choice.message),
-    model: completion.model || model,
-    usage: fromOpenAiUsage(completion.usage),
-    finishReason: choice.finish_reason,
   };
 }
 
@@ -168,18 +159,6 @@ export function toOpenAiMessage(message: AgentMessage): OpenAI.ChatCompletionMes
   }
 }
 
-/**
- * The model's message as a neutral assistant message: its text (or its refusal), and its tool
- * calls when it asked for any. A call without an id (some local servers omit it) gets one, since
- * its result must name it.
- */
-export function fromOpenAiMessage(message: OpenAI.ChatCompletionMessage): Extract<AgentMessage, { role: 'assistant' }> {
-  const content = message.content ?? message.refusal ?? '';
-  const calls = message.tool_calls ?? [];
-  if (calls.length === 0) return { role: 'assistant', content };
-  return { role: 'assistant', content, toolCalls: calls.map(fromOpenAiToolCall) };
-}
-
 /** A tool of the tool box as a Chat Completions function tool. */
 export function toOpenAiTool(tool: ToolInfo): OpenAI.ChatCompletionFunctionTool {
   return { type: 'function', function: { name: tool.name, description: tool.description, parameters: tool.inputSchema } };
@@ -191,6 +170,7 @@ export function fromOpenAiUsage(usage: OpenAI.CompletionUsage | undefined): Toke
   return { promptTokens: usage.prompt_tokens ?? 0, completionTokens: usage.completion_tokens ?? 0, totalTokens: usage.total_tokens ?? 0 };
 }
 
+// Private: a call without an id (some local servers omit it) gets one, since its result must name it.
 function fromOpenAiToolCall(call: OpenAI.ChatCompletionMessageToolCall): AgentToolCall {
   const id = call.id || `call_${crypto.randomUUID()}`;
   // Only function tools are offered; a custom call is passed on for the tool box to refuse as data.
