@@ -57,7 +57,7 @@ export async function startFakeModel(): Promise<FakeModel> {
 
   const server = createServer(async (req, res) => {
     if (req.method !== 'POST' || req.url !== PATH) return send(res, 404, { error: { message: `fake model serves POST ${PATH} only` } });
-    let body: { model: string; messages: ChatMessage[] };
+    let body: { model: string; messages: ChatMessage[]; stream?: boolean; stream_options?: { include_usage?: boolean } };
     try {
       body = JSON.parse(await readBody(req)) as typeof body;
     } catch {
@@ -96,14 +96,27 @@ export async function startFakeModel(): Promise<FakeModel> {
         step === 'tool'
           ? { role: 'assistant', content: null, refusal: null, tool_calls: [toolCall] }
           : { role: 'assistant', content: replyTo(message), refusal: null };
-      send(res, 200, {
-        id: `chatcmpl-fault-${n}`,
-        object: 'chat.completion',
-        created: Math.floor(Date.now() / 1000),
-        model: body.model,
-        choices: [{ index: 0, message: reply, logprobs: null, finish_reason: step === 'tool' ? 'tool_calls' : 'stop' }],
-        usage,
-      });
+      const finishReason = step === 'tool' ? 'tool_calls' : 'stop';
+      const head = { id: `chatcmpl-fault-${n}`, created: Math.floor(Date.now() / 1000), model: body.model };
+      if (!body.stream) {
+        send(res, 200, {
+          ...head,
+          object: 'chat.completion',
+          choices: [{ index: 0, message: reply, logprobs: null, finish_reason: finishReason }],
+          usage,
+        });
+        return;
+      }
+      // Streamed as the API streams it: the whole message in one delta, the finish reason, the usage, [DONE].
+      const delta =
+        step === 'tool' ? { role: 'assistant', tool_calls: [{ index: 0, ...toolCall }] } : { role: 'assistant', content: reply.content };
+      const chunk = (choices: unknown[], extra: Record<string, unknown> = {}) =>
+        `data: ${JSON.stringify({ ...head, object: 'chat.completion.chunk', choices, ...extra })}\n\n`;
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(chunk([{ index: 0, delta, logprobs: null, finish_reason: null }]));
+      res.write(chunk([{ index: 0, delta: {}, logprobs: null, finish_reason: finishReason }]));
+      if (body.stream_options?.include_usage) res.write(chunk([], { usage }));
+      res.end('data: [DONE]\n\n');
     };
     if (delay === 0) return answer();
     const timer = setTimeout(answer, delay);
