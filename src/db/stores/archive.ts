@@ -77,8 +77,27 @@ export type ArchiveFilter = {
 /** A conversation's place in the export order. */
 export type ArchiveKey = { userId: string; createdAt: string; id: string };
 
-// Private: a timestamptz column as ISO 8601 text in UTC, microseconds included.
-const iso = (column: string) => `to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+/** A timestamptz column as ISO 8601 text in UTC, microseconds included: how the archive reads every timestamp. */
+export const iso = (column: string) => `to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+
+/** The conditions on `conversation` that choose by owner and ids, and their parameters (export's and restore's filters start so). */
+export function ownerConditions(filter: { userId?: string | null; conversationIds?: readonly string[] | null }): {
+  where: string[];
+  params: unknown[];
+} {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  if (filter.userId != null) {
+    where.push('user_id = ?');
+    params.push(filter.userId);
+  }
+  if (filter.conversationIds != null) {
+    // The ORM expands array parameters into lists; a PostgreSQL array literal keeps one parameter.
+    where.push('id = any(?::uuid[])');
+    params.push(`{${filter.conversationIds.join(',')}}`);
+  }
+  return { where, params };
+}
 
 const CONVERSATION_SELECT =
   'select id, user_id as "userId", title, status, metadata, ' +
@@ -282,16 +301,7 @@ function json(value: unknown): string | null {
 
 // Private: `filter` as SQL conditions on `conversation` and their parameters.
 function conditions(filter: ArchiveFilter): { where: string[]; params: unknown[] } {
-  const where: string[] = [];
-  const params: unknown[] = [];
-  if (filter.userId != null) {
-    where.push('user_id = ?');
-    params.push(filter.userId);
-  }
-  if (filter.conversationIds != null) {
-    where.push('id = any(?::uuid[])');
-    params.push(`{${filter.conversationIds.join(',')}}`);
-  }
+  const { where, params } = ownerConditions(filter);
   if (filter.status != null) {
     where.push('status = ?::conversation_status');
     params.push(filter.status);

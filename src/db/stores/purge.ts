@@ -7,6 +7,7 @@
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { ArchiveLocation } from '../../entities/index.js';
+import { iso, ownerConditions } from './archive.js';
 
 /** A conversation an archive run took: its place in the run's order and its counters when taken. */
 export type ClaimedConversation = { userId: string; createdAt: string; id: string; messageCount: number; nextSeq: number };
@@ -14,9 +15,6 @@ export type ClaimedConversation = { userId: string; createdAt: string; id: strin
 /** Which conversations an archive run takes: ARCHIVED ones, or those with no message since before `cutoff`; never a purged one or one with a live lease. */
 const ARCHIVABLE =
   "purged_at is null and (status = 'archived' or last_message_at < ?::timestamptz) and (turn_id is null or lease_expires_at <= now())";
-
-// Private: a timestamptz column as ISO 8601 text in UTC, microseconds included (as the archive store reads it).
-const iso = (column: string) => `to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
 
 /**
  * Locks, for the caller's transaction, up to `limit` archivable conversations after `after` in
@@ -76,16 +74,8 @@ export type PurgedFilter = { conversationIds?: readonly string[] | null; userId?
 
 /** The purged conversations passing `filter` (keys and locations alone), in `(user_id, id)` order. */
 export function purgedConversations(em: EntityManager, filter: PurgedFilter): Promise<PurgedConversation[]> {
-  const where = ['purged_at is not null'];
-  const params: unknown[] = [];
-  if (filter.userId != null) {
-    where.push('user_id = ?');
-    params.push(filter.userId);
-  }
-  if (filter.conversationIds != null) {
-    where.push('id = any(?::uuid[])');
-    params.push(`{${filter.conversationIds.join(',')}}`);
-  }
+  const { where, params } = ownerConditions(filter);
+  where.unshift('purged_at is not null');
   if (filter.manifest != null) {
     where.push("archive_location->>'manifest' = ?");
     params.push(filter.manifest);
