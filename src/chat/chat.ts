@@ -37,10 +37,10 @@ export type ChatOptions = {
 };
 
 type CreateInput = Parameters<typeof lifecycle.createConversation>[2];
+type UpdateInput = Parameters<typeof lifecycle.updateConversation>[2];
 
 /** What the transport knows of the request a turn answers. */
 export type RequestInfo = { log?: Logger; receivedAt?: Date };
-type UpdateInput = Parameters<typeof lifecycle.updateConversation>[2];
 
 export type Chat = {
   /**

@@ -163,6 +163,14 @@ function conversationCursor<T extends { id: string }>(kind: string, at: (row: T)
   };
 }
 
+/** Checks the dates `keys` of a connection's `filter` (absent ones pass); BAD_USER_INPUT naming `filter.<key>` for one PostgreSQL cannot compare with. */
+export function checkFilterDates<K extends string>(filter: Partial<Record<K, Date | null>> | null | undefined, keys: readonly K[]): void {
+  for (const key of keys) {
+    const value = filter?.[key];
+    if (value != null && !storableDate(value)) throw badInput(`filter.${key} must be a date between the years 1 and 9999`, `filter.${key}`);
+  }
+}
+
 /** A valid date PostgreSQL can compare with (JavaScript's range is wider than its own). */
 export function storableDate(date: Date): boolean {
   const year = date.getUTCFullYear();

@@ -5,9 +5,8 @@ import { checkMetadata } from '../../chat/metadata.js';
 import { countConversations, findConversation, listConversations } from '../../db/stores/conversations.js';
 import type { MessageView } from '../../db/stores/messages.js';
 import type { Conversation } from '../../entities/index.js';
-import { badInput } from '../../errors.js';
 import type { RequestScope } from '../context.js';
-import { cursors, parsePage, storableDate, toConnection } from '../pagination.js';
+import { checkFilterDates, cursors, parsePage, toConnection } from '../pagination.js';
 import { selects } from '../selection.js';
 import {
   ConversationConnection,
@@ -53,11 +52,7 @@ export class ConversationResolver {
     const byCreation = orderBy === ConversationOrderField.CREATED_AT;
     const cursor = byCreation ? cursors.conversationByCreation : cursors.conversation;
     const page = parsePage({ first, after, last, before }, cursor.decode);
-    for (const bound of ['updatedAfter', 'updatedBefore'] as const) {
-      const value = filter?.[bound];
-      if (value != null && !storableDate(value))
-        throw badInput(`filter.${bound} must be a date between the years 1 and 9999`, `filter.${bound}`);
-    }
+    checkFilterDates(filter, ['updatedAfter', 'updatedBefore']);
     if (filter?.metadata != null) checkMetadata(filter.metadata, 'filter.metadata', FILTER_METADATA_MAX_BYTES);
     const search = filter?.search != null ? searchText(filter.search, 'filter.search', this.scope.search.language) : null;
     const order = { by: byCreation ? 'createdAt' : 'lastMessageAt', direction: direction === OrderDirection.ASC ? 'asc' : 'desc' } as const;

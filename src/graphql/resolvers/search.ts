@@ -10,7 +10,7 @@ import type { Conversation } from '../../entities/index.js';
 import { badInput, notFound } from '../../errors.js';
 import { hasControl, textProblem } from '../../text.js';
 import type { RequestScope } from '../context.js';
-import { cursors, parsePage, storableDate, toConnection } from '../pagination.js';
+import { checkFilterDates, cursors, parsePage, toConnection } from '../pagination.js';
 import { ConversationType, SearchFilter, SearchHitConnection, SearchHitType } from '../types.js';
 import { parseId } from './ids.js';
 
@@ -67,11 +67,7 @@ export function searchText(value: string, argument: string, language: string): S
 // Private: the GraphQL filter as the store takes it, its id and dates checked.
 function searchConditions(filter: SearchFilter | undefined): SearchConditions {
   if (!filter) return {};
-  for (const bound of ['createdAfter', 'createdBefore'] as const) {
-    const value = filter[bound];
-    if (value != null && !storableDate(value))
-      throw badInput(`filter.${bound} must be a date between the years 1 and 9999`, `filter.${bound}`);
-  }
+  checkFilterDates(filter, ['createdAfter', 'createdBefore']);
   return {
     conversationId: filter.conversationId != null ? parseId(filter.conversationId, 'filter.conversationId') : null,
     role: filter.role,
