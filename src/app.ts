@@ -131,7 +131,17 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
       toDispose.push({ what: 'stopping the sweeper', dispose: () => sweeper.stop() });
     }
 
-    const express = createRoutes({ config, log, orm, auth, chat, mcp, apollo, shapeCheck: createShapeCheck(schema, config.graphql) });
+    const express = createRoutes({
+      config,
+      log,
+      orm,
+      auth,
+      chat,
+      mcp,
+      apollo,
+      shapeCheck: createShapeCheck(schema, config.graphql),
+      devToken,
+    });
     return {
       express,
       orm,

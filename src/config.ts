@@ -74,6 +74,7 @@ const schema = z.object({
   QUOTA_TASKS: limit(1_000),
   MCP_BATCH_MAX: limit(10),
   INTROSPECTION: z.enum(['true', 'false']).optional(),
+  CHAT_PAGE: z.enum(['on', 'off']).optional(),
   JWT_REQUIRE_EXP: z.enum(['true', 'false']).default('true'),
   JWT_CLOCK_TOLERANCE: z.coerce.number().int().min(0).max(300).default(30),
   GRAPHQL_MAX_TOKENS: positiveInt(2_000),
@@ -157,6 +158,8 @@ export type Config = {
   mcpBatchMax: number;
   /** Introspection and the Sandbox landing page; on outside production unless set. */
   introspection: boolean;
+  /** The chat page at `GET /` (`CHAT_PAGE`: `on` | `off`); on outside production unless set. */
+  chatPage: boolean;
   /** The retention policy the sweeper applies (`chat/sweeper.ts`). */
   retention: Retention;
   logLevel: string;
@@ -268,6 +271,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       batchSize: e.SWEEP_BATCH,
     },
     introspection: e.INTROSPECTION ? e.INTROSPECTION === 'true' : e.NODE_ENV !== 'production',
+    chatPage: e.CHAT_PAGE ? e.CHAT_PAGE === 'on' : e.NODE_ENV !== 'production',
     logLevel: e.LOG_LEVEL,
   };
 }

@@ -1,8 +1,9 @@
 /**
- * The express app: request ids, CORS, health, `/graphql`, the REST route, `/mcp`, and a JSON
- * error for anything else. A GraphQL request is authenticated here (step 1 of the turn) and given
- * its own unit of work (`orm.em.fork()`, step 2) in its context; the REST route and `/mcp` do the
- * same in their handlers. From there a turn goes to `chat/` through the `Chat` handed down.
+ * The express app: request ids, CORS, health, `/graphql`, the REST route, `/mcp`, the chat page
+ * (outside production unless `CHAT_PAGE` says otherwise), and a JSON error for anything else. A
+ * GraphQL request is authenticated here (step 1 of the turn) and given its own unit of work
+ * (`orm.em.fork()`, step 2) in its context; the REST route and `/mcp` do the same in their
+ * handlers. From there a turn goes to `chat/` through the `Chat` handed down.
  */
 import type { ServerOptions } from 'node:http';
 import { expressMiddleware } from '@as-integrations/express5';
@@ -20,6 +21,7 @@ import type { Logger } from '../log.js';
 import type { McpHub } from '../mcp/hub.js';
 import { httpFailure, middlewareFailure, sendError, sendFailure } from './errors.js';
 import { mcpRouter } from './mcp.js';
+import { chatPageRouter } from './page.js';
 import { requestIds } from './request-id.js';
 import { restRouter } from './rest.js';
 
@@ -37,6 +39,8 @@ export type RouteDeps = {
   apollo: Apollo;
   /** Refuses a GraphQL document over a limit before Apollo parses it (`createShapeCheck`). */
   shapeCheck: ReturnType<typeof createShapeCheck>;
+  /** Prefills the chat page's sign-in box (`App.devToken`); absent: the page holds no token. */
+  devToken?: string;
 };
 
 /** The express app of the server; it does not listen (`main.ts` does, with `serverOptions`). */
@@ -82,6 +86,8 @@ export function createRoutes(deps: RouteDeps): Express {
   );
   app.use('/api', restRouter({ orm, auth, chat, bodyLimit: BODY_LIMIT }));
   app.use('/mcp', mcpRouter({ orm, auth, bodyLimit: BODY_LIMIT, limits: { ...config.rateLimits, batchMax: config.mcpBatchMax } }));
+  // The chat page (`GET /`, `/page/*`): a client of `/graphql` like any other.
+  if (config.chatPage) app.use(chatPageRouter({ devToken: deps.devToken }));
   app.use((req, res) => {
     sendError(res, new AppError('NOT_FOUND', 'No such route'), req.log);
   });

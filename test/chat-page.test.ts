@@ -1,0 +1,281 @@
+/// <reference lib="dom" />
+/**
+ * The chat page (`GET /`), driven in a real headless Chromium (Debian's `chromium`, through
+ * puppeteer-core): signing in with a token typed into the page, sending a message and seeing the
+ * reply and its tool call, reloading and finding the conversation again, paging. Then what the
+ * server promises about the page: where it is served, with which headers, and never in
+ * production unless `CHAT_PAGE=on`.
+ *
+ * Without `/usr/bin/chromium` the browser tests are skipped, except in CI (`CI` set), where they
+ * must run. `CHAT_PAGE_SCREENSHOT=docs/chat-page.png` saves a picture of the page after a turn.
+ */
+import { existsSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express from 'express';
+import puppeteer, { type Browser, type Page } from 'puppeteer-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../src/config.js';
+import { chatPageRouter } from '../src/http/page.js';
+import { request } from './support/http.js';
+import { startTestServer, type TestServer } from './support/server.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const SKIP_BROWSER = !existsSync(CHROMIUM) && !process.env.CI;
+if (SKIP_BROWSER) console.warn(`chat-page: ${CHROMIUM} is absent, the browser tests are skipped (apt-get install chromium)`);
+
+/** Longest wait for anything on the page. */
+const WAIT_MS = 20_000;
+
+let server: TestServer;
+
+beforeAll(async () => {
+  server = await startTestServer();
+});
+
+afterAll(async () => {
+  await server?.close();
+});
+
+describe.skipIf(SKIP_BROWSER)(`the chat page in headless Chromium (${CHROMIUM})`, () => {
+  let browser: Browser;
+  /** What the pages logged as errors, and scripts that threw: none is expected. */
+  const pageErrors: string[] = [];
+
+  beforeAll(async () => {
+    browser = await puppeteer.launch({
+      executablePath: CHROMIUM,
+      headless: true, // --headless=new
+      args: process.getuid?.() === 0 ? ['--no-sandbox'] : [],
+      timeout: 60_000,
+    });
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+  });
+
+  /** A fresh tab in its own browser context (no shared sessionStorage), 1200×800, watched for errors. */
+  async function openPage(): Promise<Page> {
+    const context = await browser.createBrowserContext();
+    const page = await context.newPage();
+    page.setDefaultTimeout(WAIT_MS);
+    await page.setViewport({ width: 1200, height: 800 });
+    page.on('pageerror', (error) => pageErrors.push(`pageerror: ${(error as Error).message}`));
+    page.on('console', (message) => {
+      if (message.type() === 'error') pageErrors.push(`console: ${message.text()}`);
+    });
+    await page.goto(`${server.url}/`, { waitUntil: 'load' });
+    return page;
+  }
+
+  async function signIn(page: Page, userId: string): Promise<void> {
+    await page.type('#token', await server.token(userId));
+    await page.click('#sign-in button[type=submit]');
+    await page.waitForSelector('#signed-in:not([hidden])');
+    expect(await page.$eval('#viewer-id', (e) => e.textContent)).toBe(userId);
+  }
+
+  /** The messages shown: role, status, text and tool calls (name, arguments and result as shown). */
+  function shownMessages(page: Page) {
+    return page.$$eval('#message-list > .message', (items) =>
+      items.map((item) => ({
+        role: (item as HTMLElement).dataset.role,
+        status: (item as HTMLElement).dataset.status,
+        text: item.querySelector('.content')?.textContent ?? '',
+        toolCalls: [...item.querySelectorAll('.tool-call')].map((call) => ({
+          name: (call as HTMLElement).dataset.name,
+          state: (call as HTMLElement).dataset.state,
+          arguments: call.querySelector('.tool-arguments')?.textContent ?? '',
+          result: call.querySelector('.tool-result')?.textContent ?? '',
+        })),
+      })),
+    );
+  }
+
+  it('signs in with a typed token, sends a message, shows the reply and its add_task call, and shows them again after a reload', async () => {
+    const page = await openPage();
+    // The test server has no dev token: the box starts empty, and the page holds no token.
+    expect(await page.$eval('#token', (e) => (e as HTMLInputElement).value)).toBe('');
+    expect(await page.$('meta[name="dev-token"]')).toBeNull();
+    await signIn(page, 'page-user');
+
+    await page.type('#message', 'add a task to buy milk');
+    await page.keyboard.press('Enter');
+    await page.waitForSelector('#message-list > .message.assistant[data-status="COMPLETE"] .tool-call[data-state="done"]');
+    const afterTurn = await shownMessages(page);
+    expect(afterTurn).toEqual([
+      { role: 'user', status: 'COMPLETE', text: 'add a task to buy milk', toolCalls: [] },
+      {
+        role: 'assistant',
+        status: 'COMPLETE',
+        text: expect.stringContaining('buy milk'),
+        toolCalls: [
+          {
+            name: 'add_task',
+            state: 'done',
+            arguments: expect.stringContaining('"buy milk"'),
+            result: expect.stringContaining('buy milk'),
+          },
+        ],
+      },
+    ]);
+    // What the page shows is what is stored.
+    const stored = await server.db.query(
+      "select m.content, t.name, t.arguments from message m join tool_call t on t.message_id = m.id where m.user_id = 'page-user'",
+    );
+    expect(stored.rows).toEqual([{ content: afterTurn[1]?.text, name: 'add_task', arguments: { title: 'buy milk' } }]);
+    const conversationId = await page.$eval('#conversations > li', (e) => (e as HTMLElement).dataset.conversationId);
+    expect(page.url()).toBe(`${server.url}/#c=${conversationId}`);
+
+    if (process.env.CHAT_PAGE_SCREENSHOT) await page.screenshot({ path: process.env.CHAT_PAGE_SCREENSHOT as `${string}.png` });
+
+    await page.reload({ waitUntil: 'load' });
+    await page.waitForSelector('#message-list > .message.assistant');
+    expect(await page.$$eval('#conversations > li', (items) => items.map((e) => (e as HTMLElement).dataset.conversationId))).toEqual([
+      conversationId,
+    ]);
+    expect(await shownMessages(page)).toEqual(afterTurn);
+    expect(pageErrors).toEqual([]);
+    await page.browserContext().close();
+  });
+
+  it('shows markup in messages and tool calls as text, never as HTML', async () => {
+    const page = await openPage();
+    await signIn(page, 'page-markup');
+    const hostile = 'add a task to <img src=x onerror="window.hacked=1"><b>bold</b>';
+    await page.type('#message', hostile);
+    await page.click('#send');
+    await page.waitForSelector('#message-list > .message.assistant[data-status="COMPLETE"]');
+    const shown = await shownMessages(page);
+    expect(shown[0]?.text).toBe(hostile);
+    expect(shown[1]?.toolCalls[0]?.arguments).toContain('<b>bold</b>');
+    expect(await page.$$('#message-list img, #message-list b, #conversations img')).toEqual([]);
+    expect(await page.evaluate(() => (window as { hacked?: number }).hacked)).toBeUndefined();
+    await page.browserContext().close();
+  });
+
+  it('pages the conversations with "More" and the messages backwards on scrolling up', async () => {
+    const user = 'page-pager';
+    const client = await server.client(user);
+    // 21 conversations (one more than a page), the newest with 12 turns: 24 messages, 4 more than a page.
+    for (let i = 1; i <= 20; i++)
+      await client.request('mutation($t: String) { createConversation(input: { title: $t }) { id } }', { t: `c${i}` });
+    let conversationId: string | null = null;
+    for (let turn = 1; turn <= 12; turn++) {
+      const sent: { sendMessage: { conversation: { id: string } } } = await client.request(
+        'mutation($id: ID, $m: String!) { sendMessage(input: { conversationId: $id, message: $m }) { conversation { id } } }',
+        { id: conversationId, m: `add a task to do thing ${turn}` },
+      );
+      conversationId = sent.sendMessage.conversation.id;
+    }
+
+    const page = await openPage();
+    await signIn(page, user);
+    const listed = () => page.$$eval('#conversations > li', (items) => items.map((e) => (e as HTMLElement).dataset.conversationId));
+    expect(await listed()).toHaveLength(20);
+    expect((await listed())[0]).toBe(conversationId);
+    await page.click('#more-conversations');
+    await page.waitForFunction(() => document.querySelectorAll('#conversations > li').length === 21);
+    expect(await page.$eval('#more-conversations', (e) => (e as HTMLElement).hidden)).toBe(true);
+
+    await page.click(`#conversations > li[data-conversation-id="${conversationId}"] button`);
+    await page.waitForFunction(() => document.querySelectorAll('#message-list > .message').length === 20);
+    const seqOfFirst = () => page.$eval('#message-list > .message .content', (e) => e.textContent);
+    expect(await seqOfFirst()).toBe('add a task to do thing 3');
+    // Scrolled to the bottom on opening; scrolling to the top loads the 4 older messages.
+    await page.$eval('#messages', (e) => e.scrollTo({ top: 0 }));
+    await page.waitForFunction(() => document.querySelectorAll('#message-list > .message').length === 24);
+    expect(await seqOfFirst()).toBe('add a task to do thing 1');
+    expect(await page.$eval('#older-messages', (e) => (e as HTMLElement).hidden)).toBe(true);
+    expect(pageErrors).toEqual([]);
+    await page.browserContext().close();
+  });
+});
+
+describe('where the chat page is served', () => {
+  it('serves GET / as HTML under a strict Content-Security-Policy, and its files under /page/ with their content types', async () => {
+    const page = await request(`${server.url}/`, {});
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toBe('text/html; charset=utf-8');
+    expect(page.headers.get('cache-control')).toBe('no-store');
+    const csp = page.headers.get('content-security-policy') ?? '';
+    const host = new URL(server.url).host;
+    expect(csp).toContain("default-src 'self'");
+    expect(csp).toContain(`connect-src 'self' ws://${host} wss://${host}`);
+    expect(csp).not.toMatch(/unsafe-inline|unsafe-eval|\*/);
+    expect(page.text).toContain('<script type="module" src="/page/app.js"></script>');
+    expect(page.text).not.toContain('dev-token');
+
+    for (const [file, type] of [
+      ['app.js', 'text/javascript; charset=utf-8'],
+      ['api.js', 'text/javascript; charset=utf-8'],
+      ['stream.js', 'text/javascript; charset=utf-8'],
+      ['view.js', 'text/javascript; charset=utf-8'],
+      ['style.css', 'text/css; charset=utf-8'],
+      ['favicon.svg', 'image/svg+xml'],
+    ]) {
+      const answer = await request(`${server.url}/page/${file}`, {});
+      expect({ file, status: answer.status, type: answer.headers.get('content-type') }).toEqual({ file, status: 200, type });
+    }
+    // The HTML is only ever served by GET / (where a dev token would be put in); unknown files are the usual 404.
+    for (const path of ['/page/index.html', '/page/', '/page/nope.js', '/index.html']) {
+      const answer = await request(`${server.url}${path}`, {});
+      expect({ path, status: answer.status, body: answer.body }).toEqual({
+        path,
+        status: 404,
+        body: { error: { code: 'NOT_FOUND', message: 'No such route' } },
+      });
+    }
+  });
+
+  it('answers GET / with a 404 JSON error in production, unless CHAT_PAGE=on', async () => {
+    const production = await startTestServer({ database: server.database, env: { NODE_ENV: 'production' } });
+    const forced = await startTestServer({ database: server.database, env: { NODE_ENV: 'production', CHAT_PAGE: 'on' } });
+    try {
+      for (const path of ['/', '/page/app.js']) {
+        const answer = await request(`${production.url}${path}`, {});
+        expect({ status: answer.status, body: answer.body }).toEqual({
+          status: 404,
+          body: { error: { code: 'NOT_FOUND', message: 'No such route' } },
+        });
+      }
+      const page = await request(`${forced.url}/`, {});
+      expect(page.status).toBe(200);
+      expect(page.text).not.toContain('dev-token');
+    } finally {
+      await production.close();
+      await forced.close();
+    }
+    expect(loadConfig({ NODE_ENV: 'development' }).chatPage).toBe(true);
+    expect(loadConfig({ NODE_ENV: 'development', CHAT_PAGE: 'off' }).chatPage).toBe(false);
+    expect(() => loadConfig({ CHAT_PAGE: 'yes' })).toThrow(/CHAT_PAGE/);
+  });
+
+  it('puts a dev token in the page as an escaped <meta> only when it is given', async () => {
+    const withToken = await listen(chatPageRouter({ devToken: 'abc."<&>\'' }));
+    const without = await listen(chatPageRouter({}));
+    try {
+      const page = await request(withToken.url, {});
+      expect(page.text).toContain('<meta name="dev-token" content="abc.&#34;&#60;&#38;&#62;&#39;">');
+      const plain = await request(without.url, {});
+      expect(plain.text).not.toMatch(/dev-token/);
+      expect(plain.text).not.toContain('<!--');
+    } finally {
+      await withToken.close();
+      await without.close();
+    }
+  });
+});
+
+/** A bare express app around `router`, on a free loopback port. */
+async function listen(router: express.Router): Promise<{ url: string; close(): Promise<void> }> {
+  const app = express();
+  app.use(router);
+  const http: Server = createServer(app);
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(http.address() as AddressInfo).port}/`,
+    close: () => new Promise<void>((resolve) => http.close(() => resolve())),
+  };
+}
