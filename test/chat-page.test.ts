@@ -140,6 +140,20 @@ describe.skipIf(SKIP_BROWSER)(`the chat page in headless Chromium (${CHROMIUM})`
     await page.browserContext().close();
   });
 
+  it('prefills the sign-in box with the dev token the server put in the page', async () => {
+    const withToken = await listen(chatPageRouter({ devToken: 'dev.token.of-demo' }));
+    try {
+      const context = await browser.createBrowserContext();
+      const page = await context.newPage();
+      await page.goto(withToken.url, { waitUntil: 'load' });
+      await page.waitForFunction(() => (document.getElementById('token') as HTMLInputElement).value !== '');
+      expect(await page.$eval('#token', (e) => (e as HTMLInputElement).value)).toBe('dev.token.of-demo');
+      await context.close();
+    } finally {
+      await withToken.close();
+    }
+  });
+
   it('shows markup in messages and tool calls as text, never as HTML', async () => {
     const page = await openPage();
     await signIn(page, 'page-markup');
