@@ -98,9 +98,8 @@ export function subscribeToConversation({ token, conversationId, after, onEvent,
     current.addEventListener('close', ({ code, reason }) => {
       clearTimeout(ackTimer);
       if (closed || current !== socket) return;
-      const error = new StreamError(`The event stream closed (${code}${reason ? `: ${reason}` : ''})`, `CLOSE_${code}`);
-      if (FATAL_CLOSE_CODES.has(code)) return fail(error);
-      retryOrFail(error);
+      const message = `The event stream closed (${code}${reason ? `: ${reason}` : ''})`;
+      retryOrFail(new StreamError(message, `CLOSE_${code}`, !FATAL_CLOSE_CODES.has(code)));
     });
   }
 
