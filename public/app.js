@@ -103,7 +103,7 @@ async function loadConversations({ reset = false } = {}) {
   const page = await state.api.conversations({ first: CONVERSATIONS_PAGE, after: reset ? null : state.conversationsAfter });
   if (reset) ui.conversations.replaceChildren();
   for (const { node } of page.edges) {
-    if (!findConversationItem(node.id)) ui.conversations.append(conversationItem(node, openConversation));
+    if (!findConversationItem(node.id)) ui.conversations.append(conversationItem(node, openFromList));
   }
   state.conversationsAfter = page.pageInfo.endCursor;
   ui.moreConversations.hidden = !page.pageInfo.hasNextPage;
@@ -114,9 +114,14 @@ async function loadConversations({ reset = false } = {}) {
 function bringConversationToTop(conversation) {
   let item = findConversationItem(conversation.id);
   if (item) updateConversationItem(item, conversation);
-  else item = conversationItem(conversation, openConversation);
+  else item = conversationItem(conversation, openFromList);
   ui.conversations.prepend(item);
   markOpenConversation();
+}
+
+/** A click in the list: opens the conversation, showing what went wrong if it cannot. */
+function openFromList(id) {
+  guarded(openConversation)(id);
 }
 
 function findConversationItem(id) {
