@@ -18,6 +18,7 @@ export type ErrorCode =
   | 'RATE_LIMITED'
   | 'UPSTREAM_ERROR'
   | 'EXPORT_TOO_LARGE'
+  | 'SLOW_CONSUMER'
   | 'INTERNAL_SERVER_ERROR';
 
 /** What a client is told beside the code and message. */

@@ -40,6 +40,8 @@ export type SendMessageInput = {
   metadata?: Record<string, unknown> | null;
   /** While another turn runs: `REJECT` (default) answers CONVERSATION_BUSY, `ENQUEUE` waits its turn. */
   ifBusy?: 'REJECT' | 'ENQUEUE' | null;
+  /** False: answer once the turn has begun (its messages stored), and let it run on (`Chat.sendMessage`). */
+  wait?: boolean | null;
 };
 
 export type TurnResult = {
