@@ -149,7 +149,7 @@ describe('POST /api/{user}/chat with Accept: text/event-stream', () => {
     await reading;
     const stored = 'Adding it now.\n\nDone: “buy bread” is on your list.';
     expect(texts(events)).toBe(stored);
-    expect((events.at(-1)?.data as { response: string }).response).toBe(stored);
+    expect((events.at(-1)?.data as { response: string } | undefined)?.response).toBe(stored);
     const after = await db.query<{ content: string }>('select content from message where id = $1', [started.message_id]);
     expect(after.rows[0]?.content).toBe(stored);
   });
@@ -163,7 +163,7 @@ describe('POST /api/{user}/chat with Accept: text/event-stream', () => {
     const events = await streamed('rest-stream-3', { message: 'write a lot' });
     expect(events.at(-1)?.event).toBe('turn_completed');
     expect(texts(events)).toBe(long);
-    expect((events.at(-1)?.data as { response: string }).response).toBe(long);
+    expect((events.at(-1)?.data as { response: string } | undefined)?.response).toBe(long);
   });
 
   it('a client that goes away mid-reply does not stop the turn: it completes and is stored', async () => {

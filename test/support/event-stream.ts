@@ -24,7 +24,8 @@ export async function readEventStream(response: Response, onEvent: (event: Strea
         fields.set(name, fields.has(name) ? `${fields.get(name)}\n${value}` : value);
       }
       if (!fields.has('data')) continue;
-      onEvent({ event: fields.get('event') ?? 'message', id: fields.get('id') ?? null, data: JSON.parse(fields.get('data') ?? 'null') });
+      const data = fields.get('data') ?? '';
+      onEvent({ event: fields.get('event') ?? 'message', id: fields.get('id') ?? null, data: data === '' ? null : JSON.parse(data) });
     }
   }
 }
