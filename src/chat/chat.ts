@@ -14,8 +14,10 @@ import type { Viewer } from '../auth/viewer.js';
 import type { Config } from '../config.js';
 import type { TurnSignals } from '../db/signals.js';
 import type { Conversation } from '../entities/index.js';
+import { AppError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { connectTurnTools, type TurnToolsOptions } from '../mcp/turn-tools.js';
+import type { ConversationEvent, EventStreamOptions } from './events.js';
 import { abandonTurns } from './lease.js';
 import type { StateChange } from './lifecycle.js';
 import * as lifecycle from './lifecycle.js';
@@ -67,6 +69,16 @@ export type Chat = {
   abandonRunning(em: EntityManager): Promise<number>;
   /** Cuts short the titles asked of the model (`titles.ts`) and closes the process's own todo server and its client. */
   close(): Promise<void>;
+  /**
+   * Checks that `conversationId` is the viewer's (AppError NOT_FOUND otherwise, BAD_USER_INPUT for a malformed id), then streams its events after `options.after`.
+   * The iterator throws AppError('SLOW_CONSUMER') when `options.backlog()` exceeds the limit or its queue overflows; it ends when options.signal aborts or `return()` is called.
+   */
+  conversationEvents(
+    em: EntityManager,
+    viewer: Viewer,
+    conversationId: string,
+    options: EventStreamOptions,
+  ): Promise<AsyncIterableIterator<ConversationEvent>>;
 };
 
 /** The settings of a turn, from the configuration. */
@@ -121,6 +133,11 @@ export async function createChat(options: ChatOptions): Promise<Chat> {
     async close() {
       await titles.close();
       await tools.close();
+    },
+
+    // TEMPORARY (subs branch): the core's implementation replaces this at the merge.
+    async conversationEvents() {
+      throw new AppError('INTERNAL_SERVER_ERROR', 'conversation events are not implemented yet');
     },
   };
 }
