@@ -1,9 +1,9 @@
 /**
  * The app factory: wiring only. It builds the parts in order (authenticator, agent, database,
  * ORM migrated, MCP servers, turn listener, Apollo, the chat, the sweeper when `SWEEP_INTERVAL` is
- * set, the express routes) and returns
- * them without listening; `main.ts` listens, and tests call this factory with their own
- * database and agent.
+ * set, the subscriptions, the express routes) and returns
+ * them without listening; `main.ts` listens (and `attach`es the WebSocket subscriptions to its
+ * server), and tests call this factory with their own database and agent.
  *
  * Each part that holds something (a process, a pool, a connection, running turns) pushes how to
  * stop it onto one list as it starts, as Apollo Server keeps its `toDispose`. A failed start and
@@ -11,7 +11,7 @@
  * nothing that started outlives either, and nothing is stopped before what depends on it.
  */
 import 'reflect-metadata';
-import type { ServerOptions } from 'node:http';
+import type { Server, ServerOptions } from 'node:http';
 import type { Express } from 'express';
 import { OfflineAgent } from './agent/offline.js';
 import { OpenAiAgent } from './agent/openai-agent.js';
@@ -30,6 +30,7 @@ import { createShapeCheck } from './graphql/limits.js';
 import { createSchema } from './graphql/schema.js';
 import { createApollo } from './graphql/server.js';
 import { createRoutes, serverOptions } from './http/routes.js';
+import { createSubscriptions } from './http/subscriptions.js';
 import type { Logger } from './log.js';
 import { loadMcpConfig } from './mcp/config.js';
 import { connectMcpServers, type McpHub } from './mcp/hub.js';
@@ -57,7 +58,13 @@ export type App = {
   /** Options for `http.createServer`: timeouts that bound slow headers and bodies. */
   serverOptions: ServerOptions;
   /**
-   * Stops the sweeper (waiting for a sweep under way), releases the leases of turns still running, stops Apollo, the turn listener and the external
+   * Serves WebSocket subscriptions (graphql-ws) on `server`'s upgrades to `/graphql`; call it once
+   * `server` is made. The function returned ends them (sockets closed with 1001, SSE streams
+   * completed): call it before `server.close()`, which would otherwise wait for them. `close()` ends them too.
+   */
+  attach(server: Server): () => Promise<void>;
+  /**
+   * Ends the subscriptions, stops the sweeper (waiting for a sweep under way), releases the leases of turns still running, stops Apollo, the turn listener and the external
    * MCP servers, closes the pool and stops an embedded database, in that order. Never throws.
    */
   close(): Promise<void>;
@@ -141,7 +148,12 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
       toDispose.push({ what: 'stopping the sweeper', dispose: () => sweeper.stop() });
     }
 
-    const express = createRoutes({ config, log, orm, auth, chat, mcp, apollo, shapeCheck: createShapeCheck(schema, config.graphql) });
+    const shapeCheck = createShapeCheck(schema, config.graphql);
+    const subscriptions = createSubscriptions({ schema, config, log, orm, chat, auth, shapeCheck });
+    // Ended before anything they stream from (the chat, the turn listener, the pool) stops.
+    toDispose.push({ what: 'ending the subscriptions', dispose: () => subscriptions.close() });
+
+    const express = createRoutes({ config, log, orm, auth, chat, mcp, apollo, shapeCheck, sse: subscriptions.sse });
     return {
       express,
       orm,
@@ -150,6 +162,13 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
       mcp,
       devToken,
       serverOptions: serverOptions(config),
+      attach: (server) => {
+        const detach = subscriptions.attach(server);
+        return async () => {
+          await detach();
+          await subscriptions.close();
+        };
+      },
       close: () => disposeAll(toDispose, log),
     };
   } catch (error) {

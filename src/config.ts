@@ -104,6 +104,11 @@ const schema = z.object({
     .refine((ms) => ms <= TIMER_MAX_MS, 'must be at most 24d (a timer waits no longer)')
     .describe('how often the server sweeps by itself'),
   SWEEP_BATCH: positiveInt(500),
+  SUBSCRIPTIONS_PER_CONNECTION: positiveInt(20).describe('subscriptions one WebSocket connection may hold at once'),
+  SUBSCRIPTIONS_PER_USER: positiveInt(100).describe('subscriptions one user may hold at once on this instance, every connection counted'),
+  SUBSCRIPTION_HEARTBEAT: positiveInt(12_000).describe(
+    'milliseconds between WebSocket pings; a connection that has not answered by the next one is cut',
+  ),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -169,7 +174,22 @@ export type Config = {
   introspection: boolean;
   /** The retention policy the sweeper applies (`chat/sweeper.ts`). */
   retention: Retention;
+  /** Subscriptions over WebSocket and Server-Sent Events (`http/subscriptions.ts`). */
+  subscriptions: SubscriptionSettings;
   logLevel: string;
+};
+
+/** Caps and heartbeats of the subscriptions, per instance (a client reconnecting elsewhere counts there). */
+export type SubscriptionSettings = {
+  /** Subscriptions one WebSocket connection may hold at once (`SUBSCRIPTIONS_PER_CONNECTION`, default 20); an SSE request holds one. */
+  perConnection: number;
+  /** Subscriptions one user may hold at once on this instance, over every connection (`SUBSCRIPTIONS_PER_USER`, default 100). */
+  perUser: number;
+  /**
+   * Milliseconds between the WebSocket ping frames (`SUBSCRIPTION_HEARTBEAT`, default 12,000); a connection
+   * that has not answered one with a pong within as long is cut. SSE streams get a comment line every 12 s (graphql-sse's own).
+   */
+  heartbeatMs: number;
 };
 
 /**
@@ -278,6 +298,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       archiveAfterMs: e.ARCHIVE_AFTER,
       sweepIntervalMs: e.SWEEP_INTERVAL,
       batchSize: e.SWEEP_BATCH,
+    },
+    subscriptions: {
+      perConnection: e.SUBSCRIPTIONS_PER_CONNECTION,
+      perUser: e.SUBSCRIPTIONS_PER_USER,
+      heartbeatMs: e.SUBSCRIPTION_HEARTBEAT,
     },
     introspection: e.INTROSPECTION ? e.INTROSPECTION === 'true' : e.NODE_ENV !== 'production',
     logLevel: e.LOG_LEVEL,

@@ -37,6 +37,8 @@ export type RouteDeps = {
   apollo: Apollo;
   /** Refuses a GraphQL document over a limit before Apollo parses it (`createShapeCheck`). */
   shapeCheck: ReturnType<typeof createShapeCheck>;
+  /** Subscriptions over Server-Sent Events (`http/subscriptions.ts`): takes `POST /graphql` with `Accept: text/event-stream`, before Apollo. */
+  sse: RequestHandler;
 };
 
 /** The express app of the server; it does not listen (`main.ts` does, with `serverOptions`). */
@@ -68,6 +70,7 @@ export function createRoutes(deps: RouteDeps): Express {
   app.use(
     '/graphql',
     express.json({ limit: BODY_LIMIT }),
+    deps.sse,
     shapeLimits(deps.shapeCheck),
     expressMiddleware(apollo, {
       context: async ({ req }) => {
