@@ -1,9 +1,9 @@
 /**
  * The app factory: wiring only. It builds the parts in order (authenticator, agent, database,
  * ORM migrated, MCP servers, turn listener, Apollo, the chat, the sweeper when `SWEEP_INTERVAL` is
- * set, the express routes) and returns
- * them without listening; `main.ts` listens, and tests call this factory with their own
- * database and agent.
+ * set, the subscriptions, the express routes) and returns
+ * them without listening; `main.ts` listens (and `attach`es the WebSocket subscriptions to its
+ * server), and tests call this factory with their own database and agent.
  *
  * Each part that holds something (a process, a pool, a connection, running turns) pushes how to
  * stop it onto one list as it starts, as Apollo Server keeps its `toDispose`. A failed start and
@@ -11,13 +11,14 @@
  * nothing that started outlives either, and nothing is stopped before what depends on it.
  */
 import 'reflect-metadata';
-import type { ServerOptions } from 'node:http';
+import type { Server, ServerOptions } from 'node:http';
 import type { Express } from 'express';
 import { OfflineAgent } from './agent/offline.js';
 import { OpenAiAgent } from './agent/openai-agent.js';
 import type { Agent } from './agent/types.js';
 import { type Authenticator, createAuthenticator } from './auth/authenticator.js';
 import { createChat, turnSettings } from './chat/chat.js';
+import { createEventHub } from './chat/event-hub.js';
 import { startSweeper } from './chat/sweeper.js';
 import type { Config } from './config.js';
 import { type Database, openDatabase } from './db/database.js';
@@ -29,6 +30,7 @@ import { createShapeCheck } from './graphql/limits.js';
 import { createSchema } from './graphql/schema.js';
 import { createApollo } from './graphql/server.js';
 import { createRoutes, serverOptions } from './http/routes.js';
+import { createSubscriptions } from './http/subscriptions.js';
 import type { Logger } from './log.js';
 import { loadMcpConfig } from './mcp/config.js';
 import { connectMcpServers, type McpHub } from './mcp/hub.js';
@@ -56,7 +58,13 @@ export type App = {
   /** Options for `http.createServer`: timeouts that bound slow headers and bodies. */
   serverOptions: ServerOptions;
   /**
-   * Stops the sweeper (waiting for a sweep under way), releases the leases of turns still running, stops Apollo, the turn listener and the external
+   * Serves WebSocket subscriptions (graphql-ws) on `server`'s upgrades to `/graphql`; call it once
+   * `server` is made. The function returned ends them (sockets closed with 1001, SSE streams
+   * completed): call it before `server.close()`, which would otherwise wait for them. `close()` ends them too.
+   */
+  attach(server: Server): () => Promise<void>;
+  /**
+   * Ends the subscriptions, stops the sweeper (waiting for a sweep under way), releases the leases of turns still running, stops Apollo, the turn listener and the external
    * MCP servers, closes the pool and stops an embedded database, in that order. Never throws.
    */
   close(): Promise<void>;
@@ -100,8 +108,11 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
     const mcp = await connectMcpServers(mcpConfig, log);
     toDispose.push({ what: 'closing the MCP servers', dispose: () => mcp.close() });
 
-    const signals = await listenForTurnEnds(database.url, log);
+    const events = createEventHub({ log, backlogMax: config.streamBacklogMax });
+    const signals = await listenForTurnEnds(config.listenDatabaseUrl ?? database.url, log, events.notice);
     toDispose.push({ what: 'closing the turn listener', dispose: () => signals.close() });
+    // Before Apollo and the HTTP server stop: subscribers end (and resume elsewhere) instead of holding connections open.
+    toDispose.push({ what: 'ending the event streams', dispose: async () => events.close() });
 
     const apollo = createApollo(schema, config, log, devToken);
     await apollo.start();
@@ -117,6 +128,8 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
         limits: { timeoutMs: config.limits.toolTimeoutMs, maxResultBytes: config.limits.toolResultMaxBytes },
       },
       signals,
+      events,
+      drainMs: config.shutdownGraceMs,
       settings: turnSettings(config),
       conversationTtlMs: config.retention.ttlMs,
       log,
@@ -124,24 +137,23 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
     toDispose.push({ what: 'closing the titles in flight and the todo server', dispose: () => chat.close() });
     // Stopped first: turns still running now will not finish here; their conversations are freed
     // for a retry elsewhere while the pool is still open.
-    toDispose.push({ what: 'releasing the leases of running turns', dispose: () => chat.abandonRunning(orm.em.fork()) });
+    toDispose.push({
+      what: 'releasing the leases of running turns',
+      dispose: () => chat.abandonRunning(orm.em.fork()),
+      timeoutMs: config.shutdownGraceMs + DISPOSE_STEP_MS,
+    });
 
     if (config.retention.sweepIntervalMs > 0) {
       const sweeper = startSweeper(() => orm.em.fork(), config.retention, log);
       toDispose.push({ what: 'stopping the sweeper', dispose: () => sweeper.stop() });
     }
 
-    const express = createRoutes({
-      config,
-      log,
-      orm,
-      auth,
-      chat,
-      mcp,
-      apollo,
-      shapeCheck: createShapeCheck(schema, config.graphql),
-      devToken,
-    });
+    const shapeCheck = createShapeCheck(schema, config.graphql);
+    const subscriptions = createSubscriptions({ schema, config, log, orm, chat, auth, shapeCheck });
+    // Ended before anything they stream from (the chat, the turn listener, the pool) stops.
+    toDispose.push({ what: 'ending the subscriptions', dispose: () => subscriptions.close() });
+
+    const express = createRoutes({ config, log, orm, auth, chat, mcp, apollo, shapeCheck, sse: subscriptions.sse, devToken });
     return {
       express,
       orm,
@@ -150,6 +162,13 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
       mcp,
       devToken,
       serverOptions: serverOptions(config),
+      attach: (server) => {
+        const detach = subscriptions.attach(server);
+        return async () => {
+          await detach();
+          await subscriptions.close();
+        };
+      },
       close: () => disposeAll(toDispose, log),
     };
   } catch (error) {

@@ -43,6 +43,12 @@ const schema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(4000),
   HOST: z.string().default('127.0.0.1'),
   DATABASE_URL: optionalString,
+  LISTEN_DATABASE_URL: optionalString.describe(
+    'the database for the one LISTEN connection (default DATABASE_URL); set it when DATABASE_URL goes through a transaction-pooling proxy',
+  ),
+  STREAM_BACKLOG_MAX: positiveInt(1_048_576).describe(
+    'bytes a subscriber may leave unread in its connection before it is dropped (SLOW_CONSUMER)',
+  ),
   DATA_DIR: z.string().default('.data'),
   JWT_SECRET: optionalString,
   JWT_JWKS_URL: optionalString.pipe(z.url().optional()),
@@ -99,6 +105,11 @@ const schema = z.object({
     .refine((ms) => ms <= TIMER_MAX_MS, 'must be at most 24d (a timer waits no longer)')
     .describe('how often the server sweeps by itself'),
   SWEEP_BATCH: positiveInt(500),
+  SUBSCRIPTIONS_PER_CONNECTION: positiveInt(20).describe('subscriptions one WebSocket connection may hold at once'),
+  SUBSCRIPTIONS_PER_USER: positiveInt(100).describe('subscriptions one user may hold at once on this instance, every connection counted'),
+  SUBSCRIPTION_HEARTBEAT: positiveInt(12_000).describe(
+    'milliseconds between WebSocket pings; a connection that has not answered by the next one is cut',
+  ),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -108,6 +119,10 @@ export type Config = {
   host: string;
   /** Unset: an embedded PostgreSQL under `dataDir/postgres`. */
   databaseUrl?: string;
+  /** The listening connection's database (LISTEN needs a session, which a transaction pooler does not keep); default: the database's. */
+  listenDatabaseUrl?: string;
+  /** Bytes a subscriber's connection may hold unsent before the subscriber is dropped with SLOW_CONSUMER. */
+  streamBacklogMax: number;
   dataDir: string;
   jwt: {
     secret?: string;
@@ -162,7 +177,22 @@ export type Config = {
   chatPage: boolean;
   /** The retention policy the sweeper applies (`chat/sweeper.ts`). */
   retention: Retention;
+  /** Subscriptions over WebSocket and Server-Sent Events (`http/subscriptions.ts`). */
+  subscriptions: SubscriptionSettings;
   logLevel: string;
+};
+
+/** Caps and heartbeats of the subscriptions, per instance (a client reconnecting elsewhere counts there). */
+export type SubscriptionSettings = {
+  /** Subscriptions one WebSocket connection may hold at once (`SUBSCRIPTIONS_PER_CONNECTION`, default 20); an SSE request holds one. */
+  perConnection: number;
+  /** Subscriptions one user may hold at once on this instance, over every connection (`SUBSCRIPTIONS_PER_USER`, default 100). */
+  perUser: number;
+  /**
+   * Milliseconds between the WebSocket ping frames (`SUBSCRIPTION_HEARTBEAT`, default 12,000); a connection
+   * that has not answered one with a pong within as long is cut. SSE streams get a comment line every 12 s (graphql-sse's own).
+   */
+  heartbeatMs: number;
 };
 
 /**
@@ -214,6 +244,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     port: e.PORT,
     host: e.HOST,
     databaseUrl: e.DATABASE_URL,
+    listenDatabaseUrl: e.LISTEN_DATABASE_URL,
+    streamBacklogMax: e.STREAM_BACKLOG_MAX,
     dataDir: e.DATA_DIR,
     jwt: {
       secret: e.JWT_SECRET,
@@ -269,6 +301,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       archiveAfterMs: e.ARCHIVE_AFTER,
       sweepIntervalMs: e.SWEEP_INTERVAL,
       batchSize: e.SWEEP_BATCH,
+    },
+    subscriptions: {
+      perConnection: e.SUBSCRIPTIONS_PER_CONNECTION,
+      perUser: e.SUBSCRIPTIONS_PER_USER,
+      heartbeatMs: e.SUBSCRIPTION_HEARTBEAT,
     },
     introspection: e.INTROSPECTION ? e.INTROSPECTION === 'true' : e.NODE_ENV !== 'production',
     chatPage: e.CHAT_PAGE ? e.CHAT_PAGE === 'on' : e.NODE_ENV !== 'production',

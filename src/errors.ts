@@ -18,6 +18,8 @@ export type ErrorCode =
   | 'RATE_LIMITED'
   | 'UPSTREAM_ERROR'
   | 'EXPORT_TOO_LARGE'
+  | 'SLOW_CONSUMER'
+  | 'TOO_MANY_SUBSCRIPTIONS'
   | 'INTERNAL_SERVER_ERROR';
 
 /** What a client is told beside the code and message. */
@@ -65,3 +67,6 @@ export function purged(id: string): AppError {
     `The conversation's messages are in an archive file, not in the database: an operator restores them first (stateless-chat restore --conversation ${id})`,
   );
 }
+
+/** TOO_MANY_SUBSCRIPTIONS: a connection or a user holds as many subscriptions as allowed; one must end before another starts. */
+export const tooManySubscriptions = (message: string) => new AppError('TOO_MANY_SUBSCRIPTIONS', message);

@@ -2,7 +2,7 @@
  * Starts the server: config -> database -> app -> listen. A failure on the way (a bad setting, a
  * busy port) stops whatever had started and is told in one line on stderr, with exit code 1; one
  * that line does not explain (a driver's error, a bug) is followed by its stack and cause. On
- * SIGINT/SIGTERM it stops taking connections, lets requests in flight (running turns) finish
+ * SIGINT/SIGTERM it stops taking connections, ends the subscriptions, lets requests in flight (running turns) finish
  * within SHUTDOWN_GRACE, releases the leases of turns still running after it, closes the pool and
  * stops an embedded database.
  */
@@ -19,6 +19,7 @@ async function main(): Promise<void> {
   const log = createLogger(config.logLevel);
   const app = await createApp(config, { log });
   const server = createServer(app.serverOptions, app.express);
+  const detach = app.attach(server);
   try {
     await listen(server, config.port, config.host);
   } catch (error) {
@@ -50,7 +51,11 @@ async function main(): Promise<void> {
     // Keep-alive connections go idle as their last response is sent; close them then, not after
     // the keep-alive timeout.
     const idle = setInterval(() => server.closeIdleConnections(), 100);
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    const closing = new Promise<void>((resolve) => server.close(() => resolve()));
+    // Subscriptions never finish by themselves: ended now (WebSockets closed with 1001, "going
+    // away"), their clients resume elsewhere with `after:`; server.close() waits for their sockets.
+    await detach();
+    await closing;
     clearInterval(idle);
     clearTimeout(forced);
     await app.close();

@@ -17,7 +17,7 @@
  * A refusal is a 400 with `extensions.code` GRAPHQL_VALIDATION_FAILED (BAD_USER_INPUT for text)
  * and `extensions.limit` naming the limit.
  */
-import type { ApolloServerPlugin, GraphQLRequestContext } from '@apollo/server';
+import type { ApolloServerPlugin } from '@apollo/server';
 import { maxAliasesRule } from '@escape.tech/graphql-armor-max-aliases';
 import { maxDepthRule } from '@escape.tech/graphql-armor-max-depth';
 import { maxDirectivesRule } from '@escape.tech/graphql-armor-max-directives';
@@ -128,12 +128,31 @@ export function queryLimits(schema: GraphQLSchema, limits: QueryLimits): ApolloS
           if (type && !schema.getRootType(type)) {
             throw limitError('operationType', `This server has no ${type} operations; send a query or a mutation`);
           }
-          checkVariables(request.request.variables);
-          checkCost(schema, request, limits.maxCost);
+          const { document, operation } = request;
+          if (!document || !operation) return;
+          checkOperation(schema, limits, { document, operation, ...request.request });
         },
       };
     },
   };
+}
+
+/** One operation of a request, as `checkOperation` reads it. */
+export type OperationRequest = {
+  document: DocumentNode;
+  operation: OperationDefinitionNode;
+  operationName?: string | null;
+  variables?: Record<string, unknown> | null;
+};
+
+/**
+ * The checks of `queryLimits` for a transport that is not Apollo (the subscriptions of
+ * `http/subscriptions.ts`): the variables' text, and the cost with these variables. Throws the
+ * limit's GraphQLError.
+ */
+export function checkOperation(schema: GraphQLSchema, limits: QueryLimits, request: OperationRequest): void {
+  checkVariables(request.variables ?? undefined);
+  checkCost(schema, request, limits.maxCost);
 }
 
 /** An error for a broken limit: 400, GRAPHQL_VALIDATION_FAILED, the limit named. */
@@ -258,10 +277,9 @@ function badText(field: string, problem: string): GraphQLError {
   return new GraphQLError(`${field} ${problem}`, { extensions: { code: 'BAD_USER_INPUT', field, http: { status: 400 } } });
 }
 
-function checkCost(schema: GraphQLSchema, request: GraphQLRequestContext<object>, maxCost: number): void {
+function checkCost(schema: GraphQLSchema, request: OperationRequest, maxCost: number): void {
   const { document, operation } = request;
-  if (!document || !operation) return;
-  const variables = request.request.variables ?? {};
+  const variables = request.variables ?? {};
   const cached = costs.get(document) ?? new Map<string, number>();
   costs.set(document, cached);
   const key = costKey(operation, variables);
@@ -272,7 +290,7 @@ function checkCost(schema: GraphQLSchema, request: GraphQLRequestContext<object>
         schema,
         query: document,
         variables,
-        operationName: request.request.operationName ?? undefined,
+        operationName: request.operationName ?? undefined,
         estimators: [estimateCost],
       });
     } catch (error) {

@@ -39,6 +39,8 @@ export type RouteDeps = {
   apollo: Apollo;
   /** Refuses a GraphQL document over a limit before Apollo parses it (`createShapeCheck`). */
   shapeCheck: ReturnType<typeof createShapeCheck>;
+  /** Subscriptions over Server-Sent Events (`http/subscriptions.ts`): takes `POST /graphql` with `Accept: text/event-stream`, before Apollo. */
+  sse: RequestHandler;
   /** Prefills the chat page's sign-in box (`App.devToken`); absent: the page holds no token. */
   devToken?: string;
 };
@@ -72,6 +74,7 @@ export function createRoutes(deps: RouteDeps): Express {
   app.use(
     '/graphql',
     express.json({ limit: BODY_LIMIT }),
+    deps.sse,
     shapeLimits(deps.shapeCheck),
     expressMiddleware(apollo, {
       context: async ({ req }) => {

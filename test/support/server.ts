@@ -19,6 +19,7 @@ import { unscopedReason } from './user-scope.js';
 export const TEST_JWT_SECRET = 'test-secret-that-is-long-enough-for-hs256';
 
 export type TestServer = {
+  /** `http://127.0.0.1:<port>`; WebSocket subscriptions are at `ws://127.0.0.1:<port>/graphql`. */
   url: string;
   app: App;
   config: Config;
@@ -57,6 +58,7 @@ export async function startTestServer(
   };
   const app = await createApp(config, { log: createLogger(config.logLevel), agent: options.agent, onQuery });
   const server: Server = createServer(app.serverOptions, app.express);
+  const detach = app.attach(server);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const token = (userId: string) => defined(app.auth.sign, 'app.auth.sign (a config that can sign tokens)').call(app.auth, userId);
@@ -79,6 +81,7 @@ export async function startTestServer(
     },
     async close() {
       await db.end();
+      await detach();
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await app.close();
