@@ -75,13 +75,25 @@ async function signIn(token) {
   sessionStorage.setItem(TOKEN_KEY, token);
   ui.viewerId.textContent = viewer.id;
   ui.signIn.hidden = true;
-  ui.signedIn.hidden = false;
   ui.workspace.hidden = false;
   showStatus('');
-  await loadConversations({ reset: true });
-  const fromHash = new URLSearchParams(location.hash.slice(1)).get('c');
-  if (fromHash) await openConversation(fromHash);
-  else startNewConversation();
+  // Nothing can be sent before the conversation to send in is shown.
+  setComposerEnabled(false);
+  try {
+    await loadConversations({ reset: true });
+    const fromHash = new URLSearchParams(location.hash.slice(1)).get('c');
+    if (fromHash) await openConversation(fromHash);
+    else startNewConversation();
+  } finally {
+    setComposerEnabled(true);
+    ui.signedIn.hidden = false;
+    ui.message.focus();
+  }
+}
+
+function setComposerEnabled(enabled) {
+  ui.message.disabled = !enabled;
+  ui.send.disabled = !enabled;
 }
 
 function signOut(reason = '') {

@@ -2,7 +2,8 @@
 /**
  * The chat page (`GET /`), driven in a real headless Chromium (Debian's `chromium`, through
  * puppeteer-core): signing in with a token typed into the page, sending a message and seeing the
- * reply and its tool call, reloading and finding the conversation again, paging. Then what the
+ * reply stream in (over the WebSocket) with its tool call, reloading and finding the conversation
+ * again, paging. Then what the
  * server promises about the page: where it is served, with which headers, and never in
  * production unless `CHAT_PAGE=on`.
  *
@@ -15,6 +16,8 @@ import type { AddressInfo } from 'node:net';
 import express from 'express';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { OfflineAgent } from '../src/agent/offline.js';
+import type { Agent, AgentInput, AgentReply } from '../src/agent/types.js';
 import { loadConfig } from '../src/config.js';
 import { chatPageRouter } from '../src/http/page.js';
 import { request } from './support/http.js';
@@ -27,10 +30,31 @@ if (SKIP_BROWSER) console.warn(`chat-page: ${CHROMIUM} is absent, the browser te
 /** Longest wait for anything on the page. */
 const WAIT_MS = 20_000;
 
+/**
+ * The offline agent, its reply's pieces given `paceMs` apart as a model writes them: a turn's text
+ * is written at most every 250 ms, so that pieces further apart reach the page as separate events.
+ */
+class PacedAgent implements Agent {
+  readonly name = 'offline';
+  paceMs = 0;
+  private readonly inner = new OfflineAgent();
+
+  async run(input: AgentInput): Promise<AgentReply> {
+    const pieces: string[] = [];
+    const reply = await this.inner.run({ ...input, onText: (piece) => pieces.push(piece) });
+    for (const piece of pieces) {
+      if (this.paceMs > 0) await new Promise((resolve) => setTimeout(resolve, this.paceMs));
+      input.onText?.(piece);
+    }
+    return reply;
+  }
+}
+
+const agent = new PacedAgent();
 let server: TestServer;
 
 beforeAll(async () => {
-  server = await startTestServer();
+  server = await startTestServer({ agent });
 });
 
 afterAll(async () => {
@@ -93,17 +117,38 @@ describe.skipIf(SKIP_BROWSER)(`the chat page in headless Chromium (${CHROMIUM})`
     );
   }
 
-  it('signs in with a typed token, sends a message, shows the reply and its add_task call, and shows them again after a reload', async () => {
+  it('signs in with a typed token, sends a message, streams in the reply and its add_task call, and shows them again after a reload', async () => {
     const page = await openPage();
     // The test server has no dev token: the box starts empty, and the page holds no token.
     expect(await page.$eval('#token', (e) => (e as HTMLInputElement).value)).toBe('');
     expect(await page.$('meta[name="dev-token"]')).toBeNull();
     await signIn(page, 'page-user');
 
+    agent.paceMs = 400;
     await page.type('#message', 'add a task to buy milk');
     await page.keyboard.press('Enter');
-    await page.waitForSelector('#message-list > .message.assistant[data-status="COMPLETE"] .tool-call[data-state="done"]');
+    // The reply streams in: the tool call shows with its arguments and result while the text is
+    // still being written, and the text grows piece by piece.
+    const reply = '#message-list > .message.assistant';
+    await page.waitForSelector(`${reply}[data-status="IN_PROGRESS"] .tool-call[data-state="done"]`);
+    const partial = await (
+      await page.waitForFunction(
+        (selector) => {
+          const message = document.querySelector(selector);
+          const text = message?.querySelector('.content')?.textContent;
+          return message?.getAttribute('data-status') === 'IN_PROGRESS' && text ? text : false;
+        },
+        {},
+        reply,
+      )
+    ).jsonValue();
+    await page.waitForSelector(`${reply}[data-status="COMPLETE"]`);
+    agent.paceMs = 0;
     const afterTurn = await shownMessages(page);
+    const finalText = afterTurn[1]?.text ?? '';
+    expect(typeof partial === 'string' && finalText.startsWith(partial) && partial.length < finalText.length).toBe(true);
+    expect(await page.evaluate(() => document.body.dataset.streaming)).toBe('true');
+    expect(Number(await page.$eval(reply, (e) => (e as HTMLElement).dataset.textDeltas))).toBeGreaterThan(1);
     expect(afterTurn).toEqual([
       { role: 'user', status: 'COMPLETE', text: 'add a task to buy milk', toolCalls: [] },
       {
