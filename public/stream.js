@@ -59,6 +59,8 @@ export function subscribeToConversation({ token, conversationId, after, onEvent,
     });
 
     current.addEventListener('message', ({ data }) => {
+      // A socket given up for a new one (resubscribing) has nothing more to say.
+      if (closed || current !== socket) return;
       let message;
       try {
         message = JSON.parse(data);

@@ -79,10 +79,26 @@ describe.skipIf(SKIP_BROWSER)(`the chat page in headless Chromium (${CHROMIUM})`
     await browser?.close();
   });
 
-  /** A fresh tab in its own browser context (no shared sessionStorage), 1200×800, watched for errors. */
-  async function openPage(): Promise<Page> {
+  /**
+   * A fresh tab in its own browser context (no shared sessionStorage), 1200×800, watched for
+   * errors, at the page; `watchSockets`: its WebSockets listed in `window.sockets`.
+   */
+  async function openPage({ watchSockets = false } = {}): Promise<Page> {
     const context = await browser.createBrowserContext();
     const page = await context.newPage();
+    // Every WebSocket the page opens, kept where the test can reach it (to cut one).
+    if (watchSockets) {
+      await page.evaluateOnNewDocument(() => {
+        const sockets: WebSocket[] = [];
+        Object.assign(window, { sockets });
+        window.WebSocket = class extends window.WebSocket {
+          constructor(...args: ConstructorParameters<typeof WebSocket>) {
+            super(...args);
+            sockets.push(this);
+          }
+        };
+      });
+    }
     page.setDefaultTimeout(WAIT_MS);
     await page.setViewport({ width: 1200, height: 800 });
     page.on('pageerror', (error) => pageErrors.push(`pageerror: ${(error as Error).message}`));
@@ -181,6 +197,40 @@ describe.skipIf(SKIP_BROWSER)(`the chat page in headless Chromium (${CHROMIUM})`
       conversationId,
     ]);
     expect(await shownMessages(page)).toEqual(afterTurn);
+    expect(pageErrors).toEqual([]);
+    await page.browserContext().close();
+  });
+
+  it('resumes a reply whose WebSocket dropped mid-turn after the last event it had, missing nothing and showing nothing twice', async () => {
+    const page = await openPage({ watchSockets: true });
+    await signIn(page, 'page-resume');
+    agent.paceMs = 400;
+    await page.type('#message', 'add a task to water the plants');
+    await page.keyboard.press('Enter');
+    const reply = '#message-list > .message.assistant';
+    await page.waitForFunction(
+      (selector) => Boolean(document.querySelector(`${selector}[data-status="IN_PROGRESS"] .content`)?.textContent),
+      {},
+      reply,
+    );
+    // The connection drops (as on a network change) while the reply is still being written.
+    const deltasBefore = await page.$eval(reply, (e) => {
+      (window as unknown as { sockets: WebSocket[] }).sockets.at(-1)?.close();
+      return Number((e as HTMLElement).dataset.textDeltas);
+    });
+    await page.waitForSelector(`${reply}[data-status="COMPLETE"]`);
+    agent.paceMs = 0;
+    expect(await page.evaluate(() => (window as unknown as { sockets: WebSocket[] }).sockets.length)).toBe(2);
+    // Every TEXT_DELTA the turn wrote was applied once: some before the drop, the rest after it.
+    const deltas = await server.db.query(
+      "select count(*)::int as n from conversation_event where user_id = 'page-resume' and kind = 'text_delta'",
+    );
+    const total = deltas.rows[0]?.n as number;
+    expect(deltasBefore).toBeGreaterThan(0);
+    expect(deltasBefore).toBeLessThan(total);
+    expect(await page.$eval(reply, (e) => Number((e as HTMLElement).dataset.textDeltas))).toBe(total);
+    const stored = await server.db.query("select content from message where user_id = 'page-resume' and role = 'assistant'");
+    expect(await page.$eval(`${reply} .content`, (e) => e.textContent)).toBe(stored.rows[0]?.content);
     expect(pageErrors).toEqual([]);
     await page.browserContext().close();
   });
