@@ -295,7 +295,8 @@ export function createSubscriptions(deps: SubscriptionDeps): Subscriptions {
     authenticate: () => '',
     onSubscribe(req, params) {
       const prepared = prepare({ query: params.query, operationName: params.operationName, variables: params.variables });
-      if (Array.isArray(prepared)) return { errors: prepared };
+      // With `data`, or graphql-sse takes the result for execution arguments.
+      if (Array.isArray(prepared)) return { data: null, errors: prepared };
       const { connection, controller } = req.context;
       return {
         ...prepared,
