@@ -14,6 +14,7 @@ import { Migration20261205181352_sweep_indexes } from './Migration20261205181352
 import { Migration20261205181358_listing } from './Migration20261205181358_listing.js';
 import { Migration20261205183000_search } from './Migration20261205183000_search.js';
 import { Migration20261205185956_purge } from './Migration20261205185956_purge.js';
+import { Migration20261205205909_events } from './Migration20261205205909_events.js';
 
 export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261125092204_initial', class: Migration20261125092204_initial },
@@ -26,4 +27,5 @@ export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261205181358_listing', class: Migration20261205181358_listing },
   { name: 'Migration20261205183000_search', class: Migration20261205183000_search },
   { name: 'Migration20261205185956_purge', class: Migration20261205185956_purge },
+  { name: 'Migration20261205205909_events', class: Migration20261205205909_events },
 ];

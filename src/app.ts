@@ -18,6 +18,7 @@ import { OpenAiAgent } from './agent/openai-agent.js';
 import type { Agent } from './agent/types.js';
 import { type Authenticator, createAuthenticator } from './auth/authenticator.js';
 import { createChat, turnSettings } from './chat/chat.js';
+import { createEventHub } from './chat/event-hub.js';
 import { startSweeper } from './chat/sweeper.js';
 import type { Config } from './config.js';
 import { type Database, openDatabase } from './db/database.js';
@@ -107,8 +108,11 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
     const mcp = await connectMcpServers(mcpConfig, log);
     toDispose.push({ what: 'closing the MCP servers', dispose: () => mcp.close() });
 
-    const signals = await listenForTurnEnds(database.url, log);
+    const events = createEventHub({ log, backlogMax: config.streamBacklogMax });
+    const signals = await listenForTurnEnds(config.listenDatabaseUrl ?? database.url, log, events.notice);
     toDispose.push({ what: 'closing the turn listener', dispose: () => signals.close() });
+    // Before Apollo and the HTTP server stop: subscribers end (and resume elsewhere) instead of holding connections open.
+    toDispose.push({ what: 'ending the event streams', dispose: async () => events.close() });
 
     const apollo = createApollo(schema, config, log, devToken);
     await apollo.start();
@@ -124,6 +128,8 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
         limits: { timeoutMs: config.limits.toolTimeoutMs, maxResultBytes: config.limits.toolResultMaxBytes },
       },
       signals,
+      events,
+      drainMs: config.shutdownGraceMs,
       settings: turnSettings(config),
       conversationTtlMs: config.retention.ttlMs,
       log,
@@ -131,7 +137,11 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
     toDispose.push({ what: 'closing the titles in flight and the todo server', dispose: () => chat.close() });
     // Stopped first: turns still running now will not finish here; their conversations are freed
     // for a retry elsewhere while the pool is still open.
-    toDispose.push({ what: 'releasing the leases of running turns', dispose: () => chat.abandonRunning(orm.em.fork()) });
+    toDispose.push({
+      what: 'releasing the leases of running turns',
+      dispose: () => chat.abandonRunning(orm.em.fork()),
+      timeoutMs: config.shutdownGraceMs + DISPOSE_STEP_MS,
+    });
 
     if (config.retention.sweepIntervalMs > 0) {
       const sweeper = startSweeper(() => orm.em.fork(), config.retention, log);

@@ -43,6 +43,12 @@ const schema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(4000),
   HOST: z.string().default('127.0.0.1'),
   DATABASE_URL: optionalString,
+  LISTEN_DATABASE_URL: optionalString.describe(
+    'the database for the one LISTEN connection (default DATABASE_URL); set it when DATABASE_URL goes through a transaction-pooling proxy',
+  ),
+  STREAM_BACKLOG_MAX: positiveInt(1_048_576).describe(
+    'bytes a subscriber may leave unread in its connection before it is dropped (SLOW_CONSUMER)',
+  ),
   DATA_DIR: z.string().default('.data'),
   JWT_SECRET: optionalString,
   JWT_JWKS_URL: optionalString.pipe(z.url().optional()),
@@ -112,6 +118,10 @@ export type Config = {
   host: string;
   /** Unset: an embedded PostgreSQL under `dataDir/postgres`. */
   databaseUrl?: string;
+  /** The listening connection's database (LISTEN needs a session, which a transaction pooler does not keep); default: the database's. */
+  listenDatabaseUrl?: string;
+  /** Bytes a subscriber's connection may hold unsent before the subscriber is dropped with SLOW_CONSUMER. */
+  streamBacklogMax: number;
   dataDir: string;
   jwt: {
     secret?: string;
@@ -231,6 +241,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     port: e.PORT,
     host: e.HOST,
     databaseUrl: e.DATABASE_URL,
+    listenDatabaseUrl: e.LISTEN_DATABASE_URL,
+    streamBacklogMax: e.STREAM_BACKLOG_MAX,
     dataDir: e.DATA_DIR,
     jwt: {
       secret: e.JWT_SECRET,

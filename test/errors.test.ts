@@ -10,6 +10,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Agent } from '../src/agent/types.js';
 import { createChat, turnSettings } from '../src/chat/chat.js';
+import { createEventHub } from '../src/chat/event-hub.js';
 import { taskStore } from '../src/db/stores/tasks.js';
 import { AppError, rateLimited } from '../src/errors.js';
 import { formatError } from '../src/graphql/errors.js';
@@ -118,6 +119,7 @@ describe('domain errors', () => {
         todo: {},
       },
       settings: turnSettings(config),
+      events: createEventHub({ log: createLogger('silent'), backlogMax: config.streamBacklogMax }),
       log: createLogger('silent'),
     });
     const error = await chat

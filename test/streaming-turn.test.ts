@@ -21,7 +21,13 @@ class RecordingAgent implements Agent {
   pieces: string[] = [];
 
   run(input: AgentInput): Promise<AgentReply> {
-    return this.inner.run({ ...input, onText: (piece) => this.pieces.push(piece) });
+    return this.inner.run({
+      ...input,
+      onText: (piece) => {
+        this.pieces.push(piece);
+        input.onText?.(piece);
+      },
+    });
   }
 }
 

@@ -37,6 +37,9 @@ export type ToolCallRecord = {
   durationMs: number;
 };
 
+/** A tool call as it starts: what the model asked for. */
+export type StartingCall = Pick<ToolCallRecord, 'callId' | 'server' | 'name' | 'arguments'>;
+
 /** The tools of one turn, bound to the turn's user by the server; every call is recorded. */
 export interface ToolBox {
   list(): ToolInfo[];

@@ -8,15 +8,18 @@
  * steps in order, is `runTurn` in `turn.ts`. Every call gets the request's unit of work: the
  * chat holds no entity manager, and nothing of a conversation survives between requests here.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { Agent, ToolInfo } from '../agent/types.js';
 import type { Viewer } from '../auth/viewer.js';
 import type { Config } from '../config.js';
 import type { TurnSignals } from '../db/signals.js';
+import { isUuid } from '../entities/ids.js';
 import type { Conversation } from '../entities/index.js';
-import { AppError } from '../errors.js';
+import { AppError, badInput } from '../errors.js';
 import type { Logger } from '../log.js';
 import { connectTurnTools, type TurnToolsOptions } from '../mcp/turn-tools.js';
+import type { EventHub } from './event-hub.js';
 import type { ConversationEvent, EventStreamOptions } from './events.js';
 import { abandonTurns } from './lease.js';
 import type { StateChange } from './lifecycle.js';
@@ -24,6 +27,9 @@ import * as lifecycle from './lifecycle.js';
 import { expiryOf } from './sweeper.js';
 import { createTitles } from './titles.js';
 import { type RunningTurn, runTurn, type SendMessageInput, type TurnResult, type TurnSettings } from './turn.js';
+
+/** How long shutdown waits for turns started without waiting, by default. */
+const DRAIN_MS = 25_000;
 
 export type ChatOptions = {
   agent: Agent;
@@ -36,10 +42,21 @@ export type ChatOptions = {
   log: Logger;
   /** Wakes requests waiting their turn when a turn ends; without it they only poll. */
   signals?: TurnSignals;
+  /** The subscribers of this process to conversations' events (`event-hub.ts`). */
+  events: EventHub;
+  /** How long shutdown waits for turns started with `wait: false` before it releases them (default 25 s). */
+  drainMs?: number;
 };
 
 type CreateInput = Parameters<typeof lifecycle.createConversation>[2];
 type UpdateInput = Parameters<typeof lifecycle.updateConversation>[2];
+
+/**
+ * A turn as `sendMessage` answers it. With `wait: false` it is answered once the turn has begun:
+ * the reply is IN_PROGRESS and `eventsAfter` is the position after which its events come (null
+ * for a turn that was answered whole: a replay, or a turn that waited).
+ */
+export type SentMessage = TurnResult & { eventsAfter: number | null };
 
 /** What the transport knows of the request a turn answers. */
 export type RequestInfo = { log?: Logger; receivedAt?: Date };
@@ -51,7 +68,19 @@ export type Chat = {
    * when it reached this instance (its place in the conversation's queue; default: now).
    * Throws `AppError`s (BAD_USER_INPUT, NOT_FOUND, CONVERSATION_BUSY, RATE_LIMITED, ...).
    */
-  sendMessage(em: EntityManager, viewer: Viewer, input: SendMessageInput, request?: RequestInfo): Promise<TurnResult>;
+  sendMessage(em: EntityManager, viewer: Viewer, input: SendMessageInput, request?: RequestInfo): Promise<SentMessage>;
+  /**
+   * The events of the viewer's conversation `conversationId` after `options.after` (null: from now
+   * on), then live as they happen on any instance (`event-hub.ts`). BAD_USER_INPUT for a malformed
+   * id or a position the conversation has not reached, NOT_FOUND when it is not the viewer's; the
+   * iterator throws SLOW_CONSUMER when the client falls too far behind.
+   */
+  conversationEvents(
+    em: EntityManager,
+    viewer: Viewer,
+    conversationId: string,
+    options: EventStreamOptions,
+  ): Promise<AsyncIterableIterator<ConversationEvent>>;
   /** The conversation lifecycle of `viewer` (`lifecycle.ts`), in `em`. */
   createConversation(em: EntityManager, viewer: Viewer, input: CreateInput): Promise<Conversation>;
   updateConversation(em: EntityManager, viewer: Viewer, input: UpdateInput): Promise<Conversation>;
@@ -69,16 +98,6 @@ export type Chat = {
   abandonRunning(em: EntityManager): Promise<number>;
   /** Cuts short the titles asked of the model (`titles.ts`) and closes the process's own todo server and its client. */
   close(): Promise<void>;
-  /**
-   * Checks that `conversationId` is the viewer's (AppError NOT_FOUND otherwise, BAD_USER_INPUT for a malformed id), then streams its events after `options.after`.
-   * The iterator throws AppError('SLOW_CONSUMER') when `options.backlog()` exceeds the limit or its queue overflows; it ends when options.signal aborts or `return()` is called.
-   */
-  conversationEvents(
-    em: EntityManager,
-    viewer: Viewer,
-    conversationId: string,
-    options: EventStreamOptions,
-  ): Promise<AsyncIterableIterator<ConversationEvent>>;
 };
 
 /** The settings of a turn, from the configuration. */
@@ -101,14 +120,38 @@ export async function createChat(options: ChatOptions): Promise<Chat> {
   const titles = createTitles(agent);
   // Private: the turns this process runs now; `runTurn` adds each one and removes it as it ends.
   const running = new Set<RunningTurn>();
+  // Private: the turns started with `wait: false` that have not ended: shutdown lets them finish.
+  const detached = new Set<Promise<unknown>>();
 
   return {
-    sendMessage: (em, viewer, input, request = {}) =>
-      runTurn(
-        { em, agent, openTools: tools.open, settings, log: request.log ?? log, running, signals, titles, arrivedAt: request.receivedAt },
-        viewer,
-        input,
-      ),
+    async sendMessage(em, viewer, input, request = {}) {
+      const turnLog = request.log ?? log;
+      const deps = { em, agent, openTools: tools.open, settings, log: turnLog, running, signals, titles, arrivedAt: request.receivedAt };
+      if (input.wait !== false) return { ...(await runTurn(deps, viewer, input)), eventsAfter: null };
+      // Answered once begun; the turn runs on whatever becomes of the request (its client may go).
+      return new Promise<SentMessage>((resolve, reject) => {
+        let begun = false;
+        const onStarted = (started: SentMessage) => {
+          begun = true;
+          resolve(started);
+        };
+        const turn = runTurn({ ...deps, onStarted }, viewer, input).then(
+          (result) => begun || resolve({ ...result, eventsAfter: null }),
+          (error: unknown) => {
+            if (!begun) return reject(error);
+            // Its subscribers were told (TURN_FAILED); a failure the turn did not expect is logged here.
+            if (!(error instanceof AppError)) turnLog.error({ err: error }, 'a turn started without waiting failed');
+          },
+        );
+        detached.add(turn);
+        void turn.finally(() => detached.delete(turn));
+      });
+    },
+
+    async conversationEvents(em, viewer, conversationId, streamOptions) {
+      if (!isUuid(conversationId)) throw badInput(`conversationId must be a UUID, got ${JSON.stringify(conversationId)}`, 'conversationId');
+      return options.events.stream(em, viewer.userId, conversationId, streamOptions);
+    },
 
     createConversation: (em, viewer, input) =>
       lifecycle.createConversation(em, viewer, input, {
@@ -125,6 +168,7 @@ export async function createChat(options: ChatOptions): Promise<Chat> {
     },
 
     async abandonRunning(em) {
+      if (detached.size > 0) await Promise.race([Promise.all(detached), sleep(options.drainMs ?? DRAIN_MS)]);
       const abandoned = await abandonTurns(em, running);
       if (abandoned > 0) log.warn({ abandoned }, 'released the leases of turns cut short by shutdown');
       return abandoned;
@@ -133,11 +177,6 @@ export async function createChat(options: ChatOptions): Promise<Chat> {
     async close() {
       await titles.close();
       await tools.close();
-    },
-
-    // TEMPORARY (subs branch): the core's implementation replaces this at the merge.
-    async conversationEvents() {
-      throw new AppError('INTERNAL_SERVER_ERROR', 'conversation events are not implemented yet');
     },
   };
 }

@@ -8,7 +8,8 @@
  * `TURN_COMPLETED` or `TURN_FAILED`. The reply stored is exactly the concatenation of the
  * `TEXT_DELTA`s after its last `TURN_STARTED` (a turn resumed after a crash starts its reply again).
  */
-import type { Message, ToolCall } from '../entities/index.js';
+import type { MessageView } from '../db/stores/messages.js';
+import type { ToolCallView } from '../db/stores/tool-calls.js';
 
 export enum ConversationEventKind {
   TURN_STARTED = 'turn_started',
@@ -39,9 +40,9 @@ export type ConversationEvent = {
   /** TOOL_CALL_STARTED: the call as the model asked for it. */
   call: StartedCall | null;
   /** TOOL_CALL_FINISHED: the stored record. */
-  toolCall: ToolCall | null;
+  toolCall: ToolCallView | null;
   /** TURN_COMPLETED, TURN_FAILED: the reply as stored. */
-  message: Message | null;
+  message: MessageView | null;
   /** TURN_FAILED: why, as an error code and a message. */
   error: { code: string; message: string } | null;
 };

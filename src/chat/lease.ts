@@ -6,8 +6,11 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { signalTurnEnded } from '../db/signals.js';
 import { extendLease as moveLease, releaseLease } from '../db/stores/conversations.js';
+import { appendEvents } from '../db/stores/events.js';
 import { updateMessage } from '../db/stores/messages.js';
 import { MessageStatus } from '../entities/index.js';
+import { ConversationEventKind } from './events.js';
+import { event } from './turn-events.js';
 
 /** The turn a failure path ends: the conversation it holds, its user, its reply in progress. */
 export type TurnToEnd = { conversationId: string; userId: string; replyId: string; turnId: string };
@@ -24,7 +27,10 @@ export async function failTurn(
   turn: TurnToEnd,
   content = 'The turn failed before the assistant answered.',
 ): Promise<boolean> {
+  const failed = event(ConversationEventKind.TURN_FAILED, { error: { code: 'TURN_INTERRUPTED', message: content } });
   return em.transactional(async (em) => {
+    // While the lease is still the turn's: subscribers hear the turn failed.
+    await appendEvents(em, { ...turn, events: [failed], text: '' });
     if (!(await releaseLease(em, turn.userId, turn.conversationId, turn.turnId))) return false;
     await updateMessage(em, turn.userId, turn.replyId, { status: MessageStatus.FAILED, content }, MessageStatus.IN_PROGRESS);
     // Delivered on commit: requests waiting for this conversation, on any instance, look again.

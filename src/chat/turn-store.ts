@@ -16,6 +16,7 @@ import type { EntityManager } from '@mikro-orm/postgresql';
 import type { AgentReply, ToolCallRecord } from '../agent/types.js';
 import { TURN_ENDED_CHANNEL } from '../db/signals.js';
 import * as conversations from '../db/stores/conversations.js';
+import { appendEvents, EVENTS_CHANNEL, eventRows, type NewEvent } from '../db/stores/events.js';
 import * as messages from '../db/stores/messages.js';
 import * as toolCalls from '../db/stores/tool-calls.js';
 import type { ContextRow } from '../db/stores/turns.js';
@@ -24,8 +25,10 @@ import * as waiters from '../db/stores/waiters.js';
 import { Conversation, ConversationStatus, Message, MessageRole, MessageStatus, RateKind, ToolCall } from '../entities/index.js';
 import { AppError, notFound } from '../errors.js';
 import { storableJson, storableText } from '../text.js';
+import { ConversationEventKind } from './events.js';
 import { ConversationBusy, joinQueue, queueBusy, takeTurnFromQueue } from './queue.js';
 import { checkTurn, TURNS_WINDOW_MS, type TurnLimits, tokenCounts, turnCounts } from './rate-limits.js';
+import { event } from './turn-events.js';
 
 const TITLE_CHARS = 80;
 /** The ids of one request's turn, made before its first try. */
@@ -141,10 +144,19 @@ export async function beginTurn(em: EntityManager, ids: TurnIds, input: BeginInp
       if (retried?.seq !== slot - 1) {
         const dead = await messages.readAtSeq(em, userId, conversation.id, slot);
         if (dead?.status === MessageStatus.IN_PROGRESS) {
-          await messages.updateMessage(em, userId, dead.id, {
-            status: MessageStatus.FAILED,
-            content: 'The turn was interrupted before the assistant answered.',
+          const content = 'The turn was interrupted before the assistant answered.';
+          await messages.updateMessage(em, userId, dead.id, { status: MessageStatus.FAILED, content });
+          // Its subscribers hear it failed, under its (expired) lease, before this turn takes it.
+          const failed = event(ConversationEventKind.TURN_FAILED, { error: { code: 'TURN_INTERRUPTED', message: content } });
+          const last = await appendEvents(em, {
+            userId,
+            conversationId: conversation.id,
+            turnId: conversation.turnId,
+            replyId: dead.id,
+            events: [failed],
+            text: '',
           });
+          if (last !== null) conversation.eventSeq = last;
         }
       }
     }
@@ -166,9 +178,11 @@ export async function beginTurn(em: EntityManager, ids: TurnIds, input: BeginInp
         ),
         input.limits,
       );
-      if (reply && resumed.status !== MessageStatus.IN_PROGRESS) {
+      // The resumed run writes its reply again from the start (its TURN_STARTED tells subscribers).
+      if (reply && (resumed.status !== MessageStatus.IN_PROGRESS || resumed.content !== '')) {
         resumed.status = MessageStatus.IN_PROGRESS;
-        await messages.updateMessage(em, userId, resumed.id, { status: resumed.status });
+        resumed.content = '';
+        await messages.updateMessage(em, userId, resumed.id, { status: resumed.status, content: '' });
       }
       return { kind: 'run', conversation, userMessage: retried, reply: resumed, resumed: true };
     }
@@ -309,6 +323,8 @@ export type FinishInput = {
   resumed: boolean;
   outcome: AgentReply | null;
   limits: TurnLimits;
+  /** The turn's events still to write (`TurnEvents.closing`), and the id of its last, TURN_COMPLETED or TURN_FAILED, made once for every try. */
+  events: { pending: NewEvent[]; lastId: string };
 };
 
 /**
@@ -338,6 +354,16 @@ export async function finishTurn(
     completionTokens: outcome?.usage?.completionTokens ?? 0,
     totalTokens: outcome?.usage?.totalTokens ?? 0,
   };
+  // The last event carries the reply as this statement stores it.
+  const stored = Object.assign(Object.create(Message.prototype) as Message, reply, changes);
+  const last: NewEvent = {
+    id: input.events.lastId,
+    kind: outcome ? ConversationEventKind.TURN_COMPLETED : ConversationEventKind.TURN_FAILED,
+    createdAt: now,
+    message: stored,
+    ...(outcome ? {} : { error: { code: 'UPSTREAM_ERROR', message: 'The agent failed to answer.' } }),
+  };
+  const events = [...input.events.pending, last];
   const finished = await turns.finishTurn(em, {
     userId,
     conversationId: conversation.id,
@@ -348,6 +374,11 @@ export async function finishTurn(
     now,
     counts: tokenCounts(usage.totalTokens, input.limits),
     channel: TURN_ENDED_CHANNEL,
+    events: {
+      count: events.length,
+      channel: EVENTS_CHANNEL,
+      ...eventRows({ conversationId: conversation.id, turnId: input.turnId, replyId: reply.id, events }),
+    },
   });
   if (!finished) throw new Error(`the turn's conversation or reply is gone (${conversation.id}, ${reply.id})`);
   if (!finished.wrote) {
@@ -377,14 +408,14 @@ export async function finishTurn(
 }
 
 /**
- * Stores one tool call as soon as it completes, so that a turn that dies keeps what it did.
- * `id` is made by the caller: after an unknown outcome the same insert is recognised, not doubled.
+ * A tool call as the turn stores it the moment it completes (`TurnEvents.toolFinished`), so that a
+ * turn that dies keeps what it did. `id` is made by the caller, once: a try after an unknown
+ * outcome inserts nothing twice.
  */
-export async function storeToolCall(
+export function toolCallOf(
   em: EntityManager,
   row: { id: string; conversationId: string; replyId: string; userId: string; call: ToolCallRecord },
-  retrying: boolean,
-): Promise<ToolCall> {
+): ToolCall {
   const stored = new ToolCall({
     ...row.call,
     // Made by the model and by tool servers: NUL and lone surrogates are replaced, not refused.
@@ -397,7 +428,6 @@ export async function storeToolCall(
     userId: row.userId,
   });
   stored.id = row.id;
-  if (!retrying || !(await toolCalls.toolCallExists(em, row.userId, row.id))) await toolCalls.insertToolCall(em, stored);
   return stored;
 }
 

@@ -13,7 +13,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
-import type { Agent, AgentMessage, AgentReply, ToolBox, ToolCallRecord } from '../agent/types.js';
+import type { Agent, AgentMessage, AgentReply, StartingCall, ToolBox, ToolCallRecord } from '../agent/types.js';
 import type { Viewer } from '../auth/viewer.js';
 import { backoff } from '../backoff.js';
 import { retryTransient } from '../db/retry.js';
@@ -22,14 +22,16 @@ import { isUuid, newId } from '../entities/ids.js';
 import type { Conversation, Message, ToolCall } from '../entities/index.js';
 import { AppError, badInput } from '../errors.js';
 import type { Logger } from '../log.js';
-import { textProblem } from '../text.js';
+import { storableText, textProblem } from '../text.js';
+import { ConversationEventKind } from './events.js';
 import { contextMessages, loadContext } from './history.js';
 import { extendLease, failTurn, type TurnToEnd } from './lease.js';
 import { checkMetadata } from './metadata.js';
 import { leaveQueue, waitersAhead } from './queue.js';
 import type { TurnLimits } from './rate-limits.js';
 import type { Titles } from './titles.js';
-import { beginTurn, finishTurn, firstMessageTitle, type Started, storeToolCall, type TurnIds } from './turn-store.js';
+import { event, type TurnEvents, turnEvents } from './turn-events.js';
+import { beginTurn, finishTurn, firstMessageTitle, type Started, type TurnIds, toolCallOf } from './turn-store.js';
 
 export type SendMessageInput = {
   conversationId?: string | null;
@@ -38,6 +40,8 @@ export type SendMessageInput = {
   metadata?: Record<string, unknown> | null;
   /** While another turn runs: `REJECT` (default) answers CONVERSATION_BUSY, `ENQUEUE` waits its turn. */
   ifBusy?: 'REJECT' | 'ENQUEUE' | null;
+  /** False: answer once the turn has begun (its messages stored), and let it run on (`Chat.sendMessage`). */
+  wait?: boolean | null;
 };
 
 export type TurnResult = {
@@ -71,8 +75,8 @@ export type RunningTurn = TurnToEnd;
 export type TurnDeps = {
   em: EntityManager;
   agent: Agent;
-  /** Opens the tools of this turn for `userId`, telling `onCall` of each call as it completes. */
-  openTools(userId: string, onCall?: (call: ToolCallRecord) => void): Promise<ToolBox>;
+  /** Opens the tools of this turn for `userId`, telling `onStart` of each call as it starts and `onCall` as it completes. */
+  openTools(userId: string, onCall?: (call: ToolCallRecord) => void, onStart?: (call: StartingCall) => void): Promise<ToolBox>;
   settings: TurnSettings;
   log: Logger;
   /** The process's running turns (for graceful shutdown): the turn is in it while it runs. */
@@ -83,6 +87,8 @@ export type TurnDeps = {
   titles?: Titles;
   /** When the request reached this instance: its place in the conversation's queue (default: now). */
   arrivedAt?: Date;
+  /** Told once the turn has begun (step 4 stored its messages), before the agent runs; not for a replay. */
+  onStarted?: (started: TurnResult & { eventsAfter: number }) => void;
 };
 
 const CLIENT_MESSAGE_ID_MAX = 255;
@@ -113,6 +119,16 @@ export async function runTurn(deps: TurnDeps, viewer: Viewer, input: SendMessage
   const running: RunningTurn = { conversationId: conversation.id, userId: viewer.userId, turnId: ids.turn, replyId: reply.id };
   deps.running.add(running);
   const renewal = renewLease(deps, running);
+  const events = turnEvents({ em: deps.em, log: deps.log, ...running }, userMessage.id, new Date());
+  // The turn holds the conversation: its first event (TURN_STARTED) takes the position after this.
+  deps.onStarted?.({
+    conversation,
+    userMessage,
+    assistantMessage: reply,
+    toolCalls: [],
+    replayed: false,
+    eventsAfter: conversation.eventSeq,
+  });
   // Set once step 7 has stored the reply (completed, or failed by the agent): from then on the
   // conversation is free and nothing is left to undo.
   let settled = false;
@@ -127,12 +143,27 @@ export async function runTurn(deps: TurnDeps, viewer: Viewer, input: SendMessage
           what: 'load context',
         });
 
-    // Step 6: the agent, with no transaction open; each tool call is stored as it completes.
-    const recorder = toolCallRecorder(deps, { conversationId: conversation.id, replyId: reply.id, userId: viewer.userId });
-    const outcome = await runAgent(deps, messages, viewer.userId, recorder.record);
+    // Step 6: the agent, with no transaction open; its text and tool calls become events as they
+    // come, and each tool call is stored as it completes.
+    const recorder = toolCallRecorder(deps, events, { conversationId: conversation.id, replyId: reply.id, userId: viewer.userId });
+    const outcome = await runAgent(deps, messages, viewer.userId, { onCall: recorder.record, events });
     await recorder.stored();
+    const closing = await events.closing();
+    if (outcome.reply) {
+      // An agent that streamed less than its answer (or none of it): the rest is one last TEXT_DELTA.
+      const content = storableText(outcome.reply.content);
+      if (content.startsWith(closing.text) && content !== closing.text) {
+        closing.events.push(event(ConversationEventKind.TEXT_DELTA, { text: content.slice(closing.text.length) }));
+      } else if (!content.startsWith(closing.text)) {
+        deps.log.warn(
+          { conversationId: conversation.id },
+          "the agent's answer differs from the text it streamed; TURN_COMPLETED has the answer",
+        );
+      }
+    }
 
-    // Step 7: one short transaction that completes the reply and frees the lease.
+    // Step 7: one short statement that completes the reply, stores the last events and frees the lease.
+    const lastId = newId();
     const finished = await retryTransient(
       () =>
         finishTurn(deps.em, {
@@ -144,6 +175,7 @@ export async function runTurn(deps: TurnDeps, viewer: Viewer, input: SendMessage
           resumed: start.resumed,
           outcome: outcome.reply,
           limits: deps.settings.rateLimits,
+          events: { pending: closing.events, lastId },
         }),
       { log: deps.log, what: 'finish turn' },
     );
@@ -178,6 +210,7 @@ export async function runTurn(deps: TurnDeps, viewer: Viewer, input: SendMessage
     if (!settled) await endFailedTurn(deps, running);
     throw error;
   } finally {
+    events.stop();
     renewal.stop();
     deps.running.delete(running);
   }
@@ -261,27 +294,20 @@ async function beginInOrder(
   }
 }
 
-// Private: stores each tool call the moment the tool box reports it, outside any transaction.
-function toolCallRecorder(deps: TurnDeps, turn: { conversationId: string; replyId: string; userId: string }) {
+// Private: stores each tool call the moment the tool box reports it (with the events before it),
+// outside any transaction.
+function toolCallRecorder(deps: TurnDeps, events: TurnEvents, turn: { conversationId: string; replyId: string; userId: string }) {
   const writes: Promise<unknown>[] = [];
   const calls: ToolCall[] = [];
   return {
     record(call: ToolCallRecord) {
-      const id = newId();
-      const write = retryTransient((attempt) => storeToolCall(deps.em.fork(), { ...turn, id, call }, attempt > 0), {
-        log: deps.log,
-        what: 'store tool call',
-      });
-      writes.push(
-        write.then(
-          (stored) => calls.push(stored),
-          (error: unknown) => deps.log.error({ err: error, callId: call.callId }, 'a tool call could not be stored'),
-        ),
-      );
+      const stored = toolCallOf(deps.em, { ...turn, id: newId(), call });
+      calls.push(stored);
+      writes.push(events.toolFinished(stored));
     },
     /** Resolves when every call reported so far is stored (or given up on, and logged). */
     stored: () => Promise.all(writes),
-    /** The calls stored so far, as stored. */
+    /** The calls reported so far. */
     calls,
   };
 }
@@ -291,7 +317,7 @@ async function runAgent(
   deps: TurnDeps,
   messages: AgentMessage[],
   userId: string,
-  onCall: (call: ToolCallRecord) => void,
+  { onCall, events }: { onCall: (call: ToolCallRecord) => void; events: TurnEvents },
 ): Promise<{ reply: AgentReply | null; failure?: unknown }> {
   let ended = false;
   // The deadline is a timer cleared when the turn ends, not `AbortSignal.timeout`: that one's
@@ -300,7 +326,11 @@ async function runAgent(
   let timer: NodeJS.Timeout | undefined;
   try {
     // A call that completes after the deadline ended the turn is not recorded: the turn is over.
-    const tools = await deps.openTools(userId, (call) => ended || onCall(call));
+    const tools = await deps.openTools(
+      userId,
+      (call) => ended || onCall(call),
+      (call) => ended || events.toolStarted(call),
+    );
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         const error = new Error(`the turn took longer than ${deps.settings.turnDeadlineMs} ms`);
@@ -309,7 +339,9 @@ async function runAgent(
       }, deps.settings.turnDeadlineMs);
     });
     // The agent gets the signal to stop its work; the race ends the turn even if it does not listen.
-    return { reply: await Promise.race([deps.agent.run({ messages, tools, signal: stop.signal }), deadline]) };
+    // Text the agent streams becomes TEXT_DELTAs (`turn-events.ts` never throws into the agent).
+    const onText = (delta: string) => ended || events.text(delta);
+    return { reply: await Promise.race([deps.agent.run({ messages, tools, signal: stop.signal, onText }), deadline]) };
   } catch (error) {
     return { reply: null, failure: error };
   } finally {

@@ -1,5 +1,6 @@
 /**
- * Wake-ups for requests waiting their turn (`ifBusy: ENQUEUE`), across every instance: when a turn
+ * Wake-ups for requests waiting their turn (`ifBusy: ENQUEUE`), across every instance (and, on the
+ * same connection, the notifications of conversations' events for `chat/event-hub.ts`): when a turn
  * ends while requests wait for its conversation, its finishing transaction sends
  * `NOTIFY turn_ended, '<conversation id>'`, and each
  * process holds one connection that LISTENs and wakes its local waiters of that conversation.
@@ -11,6 +12,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import pg from 'pg';
 import type { Logger } from '../log.js';
+import { EVENTS_CHANNEL } from './stores/events.js';
 
 export const TURN_ENDED_CHANNEL = 'turn_ended';
 
@@ -43,11 +45,16 @@ export type TurnSignals = {
 const RECONNECT_MIN_MS = 250;
 const RECONNECT_MAX_MS = 5_000;
 
-/** Starts listening on `url` (reconnecting in the background after a failure). */
-export async function listenForTurnEnds(url: string, log: Logger): Promise<TurnSignals> {
+/**
+ * Starts listening on `url` (reconnecting in the background after a failure). The same connection
+ * hears the conversations' events (`db/stores/events.ts`): each payload goes to `onEvents`, and
+ * null after a reconnect, when some may have been missed.
+ */
+export async function listenForTurnEnds(url: string, log: Logger, onEvents?: (payload: string | null) => void): Promise<TurnSignals> {
   const waiters = new Map<string, Set<() => void>>();
   let client: pg.Client | undefined;
   let closed = false;
+  let connected = false;
   let delay = RECONNECT_MIN_MS;
   let timer: NodeJS.Timeout | undefined;
 
@@ -59,6 +66,7 @@ export async function listenForTurnEnds(url: string, log: Logger): Promise<TurnS
     const next = new pg.Client({ connectionString: url, application_name: 'stateless-chat listener' });
     next.on('notification', (message) => {
       if (message.channel === TURN_ENDED_CHANNEL && message.payload) wake(message.payload);
+      if (message.channel === EVENTS_CHANNEL && message.payload) onEvents?.(message.payload);
     });
     const lost = (error?: Error) => {
       if (client !== next) return;
@@ -71,13 +79,16 @@ export async function listenForTurnEnds(url: string, log: Logger): Promise<TurnS
     next.on('end', () => lost());
     try {
       await next.connect();
-      await next.query(`LISTEN ${TURN_ENDED_CHANNEL}`);
+      await next.query(`LISTEN ${TURN_ENDED_CHANNEL}; LISTEN ${EVENTS_CHANNEL}`);
     } catch (error) {
       next.end().catch(() => undefined);
       throw error;
     }
+    const reconnected = connected;
     client = next;
+    connected = true;
     delay = RECONNECT_MIN_MS;
+    if (reconnected) onEvents?.(null);
   };
 
   // Private: one pending reconnect at a time, the pause doubling up to RECONNECT_MAX_MS.

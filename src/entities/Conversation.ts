@@ -84,6 +84,10 @@ export class Conversation {
   @Property({ type: 'integer' })
   nextSeq = 1;
 
+  /** The position of its last event (`conversation_event`); the next takes the one after. */
+  @Property({ type: 'integer' })
+  eventSeq = 0;
+
   /** The running turn, if any: its id and when its lease runs out. */
   @Property({ type: 'uuid', nullable: true })
   turnId: string | null = null;

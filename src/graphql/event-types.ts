@@ -7,7 +7,8 @@
  */
 import { Field, ID, Int, InterfaceType, ObjectType, registerEnumType } from 'type-graphql';
 import { type ConversationEvent, ConversationEventKind } from '../chat/events.js';
-import type { Message, ToolCall } from '../entities/index.js';
+import type { MessageView } from '../db/stores/messages.js';
+import type { ToolCallView } from '../db/stores/tool-calls.js';
 import { encodeCursor } from './pagination.js';
 import { JSONValue, MessageType, ToolCallType } from './types.js';
 
@@ -35,8 +36,8 @@ export type EventView = {
   server: string | null;
   name: string | null;
   arguments: unknown;
-  toolCall: ToolCall | null;
-  message: Message | null;
+  toolCall: ToolCallView | null;
+  message: MessageView | null;
   code: string | null;
   error: string | null;
 };

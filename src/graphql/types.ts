@@ -251,6 +251,13 @@ export class SendMessageInput {
   @Field(() => String, { nullable: true, description: 'Idempotency key made by the client; a retry with it replays the turn.' })
   clientMessageId?: string | null;
   @Field(() => IfBusy, { nullable: true, defaultValue: IfBusy.REJECT }) ifBusy?: IfBusy;
+  @Field(() => Boolean, {
+    nullable: true,
+    defaultValue: true,
+    description:
+      'False: answer as soon as the message and the reply in progress are stored, and let the turn run on (follow it with conversationEvents(after: eventCursor)).',
+  })
+  wait?: boolean | null;
   @Field(() => JSONObject, { nullable: true, description: 'Merged into the conversation’s metadata.' }) metadata?: Record<
     string,
     unknown
@@ -265,6 +272,12 @@ export class SendMessagePayload {
   @Field({ description: 'The assistant’s answer (the content of assistantMessage).' }) response!: string;
   @Field(() => [ToolCallType], { description: 'The tool calls of this turn.' }) toolCalls!: object[];
   @Field({ description: 'True when this is a retry answered from the stored turn; nothing ran again.' }) replayed!: boolean;
+  @Field(() => String, {
+    nullable: true,
+    description:
+      'With wait: false, the cursor just before this turn’s first event: conversationEvents(after: it) streams the whole turn. Null when the turn was answered whole.',
+  })
+  eventCursor!: string | null;
 }
 
 @InputType()

@@ -11,7 +11,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { Tool as McpTool } from '@modelcontextprotocol/sdk/types.js';
-import type { ToolBox, ToolCallRecord, ToolInfo, ToolOutcome } from '../agent/types.js';
+import type { StartingCall, ToolBox, ToolCallRecord, ToolInfo, ToolOutcome } from '../agent/types.js';
 
 type Route = { info: ToolInfo; client: Client; remoteName: string; meta?: Record<string, unknown> };
 
@@ -48,9 +48,15 @@ const MAX_TOOL_NAME = 64;
 /**
  * Builds a tool box over connected MCP servers; see `ToolServer` for how names are offered.
  * `limits` come from the configuration (`TOOL_TIMEOUT`, `TOOL_RESULT_MAX_BYTES`).
- * `onCall` hears of each call as soon as it completes (the turn stores it at once).
+ * `onCall` hears of each call as soon as it completes (the turn stores it at once), `onStart` as it
+ * starts (its arguments parsed when they could be).
  */
-export async function createToolBox(servers: ToolServer[], limits: ToolLimits, onCall?: (call: ToolCallRecord) => void): Promise<ToolBox> {
+export async function createToolBox(
+  servers: ToolServer[],
+  limits: ToolLimits,
+  onCall?: (call: ToolCallRecord) => void,
+  onStart?: (call: StartingCall) => void,
+): Promise<ToolBox> {
   const routes = new Map<string, Route>();
   for (const server of servers) {
     const tools = server.tools ?? (await server.client.listTools()).tools;
@@ -93,6 +99,7 @@ export async function createToolBox(servers: ToolServer[], limits: ToolLimits, o
         return capped;
       };
       const parsed = parseArguments(args);
+      onStart?.({ callId, server: route?.info.server ?? 'unknown', name, arguments: parsed.ok ? parsed.value : args });
       if (!parsed.ok) return record(args, errorOutcome(`Invalid tool arguments: ${parsed.error}`));
       if (!route) return record(parsed.value, errorOutcome(`Unknown tool "${name}". Available tools: ${[...routes.keys()].join(', ')}.`));
       try {

@@ -10,7 +10,7 @@
  * nothing of the database.
  */
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import type { ToolBox, ToolCallRecord } from '../agent/types.js';
+import type { StartingCall, ToolBox, ToolCallRecord } from '../agent/types.js';
 import type { TaskStore } from '../db/stores/tasks.js';
 import { ACTING_USER_META, createTodoServer, TODO_SERVER_NAME, type TodoOptions } from './todo-server.js';
 import { connectInMemory, createToolBox, type ToolLimits, type ToolServer } from './toolbox.js';
@@ -29,9 +29,9 @@ export type TurnToolsOptions = {
 export type TurnTools = {
   /**
    * A tool box for one turn of `userId`: the todo tools under their plain names, then the shared
-   * servers' tools as `server__tool`. `onCall` hears of each call as it completes.
+   * servers' tools as `server__tool`. `onStart` hears of each call as it starts, `onCall` as it completes.
    */
-  open(userId: string, onCall?: (call: ToolCallRecord) => void): Promise<ToolBox>;
+  open(userId: string, onCall?: (call: ToolCallRecord) => void, onStart?: (call: StartingCall) => void): Promise<ToolBox>;
   /** Closes the todo server's client and server (the shared servers belong to the hub). */
   close(): Promise<void>;
 };
@@ -41,9 +41,9 @@ export async function connectTurnTools(options: TurnToolsOptions): Promise<TurnT
   const todo: Client = await connectInMemory(createTodoServer(options.tasks, 'from-request-meta', options.todo));
   const { tools } = await todo.listTools();
   return {
-    open(userId, onCall) {
+    open(userId, onCall, onStart) {
       const own: ToolServer = { name: TODO_SERVER_NAME, client: todo, prefixed: false, tools, meta: { [ACTING_USER_META]: userId } };
-      return createToolBox([own, ...options.shared()], options.limits, onCall);
+      return createToolBox([own, ...options.shared()], options.limits, onCall, onStart);
     },
     close: () => todo.close(),
   };

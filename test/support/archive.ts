@@ -35,7 +35,7 @@ export async function migratedDatabase(): Promise<TestDatabase & { db: pg.Client
 export const scratchDir = () => mkdtemp(path.join(tmpdir(), 'stateless-chat-archive-'));
 
 /** The runtime-only columns of `conversation` that an archive leaves out. */
-const RUNTIME = "- 'turn_id' - 'lease_expires_at' - 'waiting'";
+const RUNTIME = "- 'turn_id' - 'lease_expires_at' - 'waiting' - 'event_seq'";
 
 /**
  * Every stored row of conversation, message (its generated tsvector included) and tool_call, as

@@ -9,7 +9,7 @@
  */
 
 /** The tables that hold one user's rows. */
-export const USER_TABLES = ['conversation', 'message', 'tool_call', 'task', 'turn_waiter', 'rate_counter'] as const;
+export const USER_TABLES = ['conversation', 'message', 'tool_call', 'task', 'turn_waiter', 'rate_counter', 'conversation_event'] as const;
 
 const TABLE = new RegExp(`(?:from|join|into|update)\\s+"?(${USER_TABLES.join('|')})"?(?=[\\s(]|$)`, 'gi');
 const DDL = /^\s*(create|alter|drop|comment|set|begin|commit|rollback|savepoint|release|listen|unlisten)\b/i;

@@ -61,6 +61,7 @@ export async function purgeConversation(tx: EntityManager, taken: ClaimedConvers
     [JSON.stringify(location), taken.userId, taken.id, taken.messageCount, taken.nextSeq],
   );
   if (rows.length === 0) return false;
+  await tx.execute('delete from conversation_event where user_id = ? and conversation_id = ?', [taken.userId, taken.id], 'run');
   await tx.execute('delete from tool_call where user_id = ? and conversation_id = ?', [taken.userId, taken.id], 'run');
   await tx.execute('delete from message where user_id = ? and conversation_id = ?', [taken.userId, taken.id], 'run');
   return true;

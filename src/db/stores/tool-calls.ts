@@ -35,16 +35,6 @@ export function toolCallsOfMessages(em: EntityManager, userId: string, messageId
   return em.find(ToolCall, { message: { $in: [...messageIds] }, userId }, { orderBy: { id: 'asc' } });
 }
 
-/** Whether the user's tool call `id` is stored (an earlier try of an insert may have committed). */
-export async function toolCallExists(em: EntityManager, userId: string, id: string): Promise<boolean> {
-  return (await em.count(ToolCall, { id, userId })) > 0;
-}
-
-/** Stores one tool call as it is (its `userId` included): one INSERT, on its own. */
-export async function insertToolCall(em: EntityManager, call: ToolCall): Promise<void> {
-  await em.insert(call);
-}
-
 /** One page of tool calls by id of each of the user's conversations, in one statement (see `lateralPages`), as views. */
 export async function toolCallPages(
   em: EntityManager,
@@ -62,8 +52,8 @@ export async function toolCallPages(
   return rows.map((row) => toolCallView(row, date));
 }
 
-// Private: a row of `tool_call` (as the driver returns it) as a view.
-function toolCallView(row: Record<string, unknown>, date: (value: unknown) => Date): ToolCallView {
+/** A row of `tool_call` (as the driver or `to_jsonb` returns it) as a view. */
+export function toolCallView(row: Record<string, unknown>, date: (value: unknown) => Date): ToolCallView {
   return {
     id: row.id as string,
     message: { id: row.message_id as string },

@@ -107,6 +107,8 @@ export type FinishTurn = {
   counts: Count[];
   /** The channel told (on commit) that the turn ended, when the lease was still the turn's and someone waits. */
   channel: string;
+  /** The turn's last events (its last TEXT_DELTA, TURN_COMPLETED or TURN_FAILED), appended when the reply is written (`eventRows`). */
+  events: { count: number; rows: string; prefix: string; suffix: string; channel: string } | null;
 };
 
 /**
@@ -121,7 +123,7 @@ export type FinishTurn = {
  * is not the user's.
  */
 export async function finishTurn(em: EntityManager, input: FinishTurn): Promise<{ ours: boolean; wrote: boolean } | null> {
-  const { userId, conversationId, replyId, turnId, reply, usage, now } = input;
+  const { userId, conversationId, replyId, turnId, reply, usage, now, events } = input;
   const tokens = upsertCounters(userId, input.counts, '(select writes from decided)');
   const sql =
     `with locked as (select c.turn_id, c.waiting, m.status from conversation c join message m on m.id = ? and m.user_id = c.user_id ` +
@@ -130,13 +132,20 @@ export async function finishTurn(em: EntityManager, input: FinishTurn): Promise<
     `reply as (update message set status = ?, content = ?, model = ?, prompt_tokens = ?, completion_tokens = ?, total_tokens = ?, created_at = ? ` +
     `where id = ? and user_id = ? and (select writes from decided) returning id), ` +
     `conversation as (update conversation set prompt_tokens = prompt_tokens + ?, completion_tokens = completion_tokens + ?, ` +
-    `total_tokens = total_tokens + ?, last_message_at = ?, updated_at = ?, ` +
+    `total_tokens = total_tokens + ?, last_message_at = ?, updated_at = ?, event_seq = event_seq + ?::int, ` +
     `turn_id = case when (select ours from decided) then null else turn_id end, ` +
     `lease_expires_at = case when (select ours from decided) then null else lease_expires_at end ` +
-    `where id = ? and user_id = ? and (select writes from decided) returning id)` +
+    `where id = ? and user_id = ? and (select writes from decided) returning id, user_id, event_seq)` +
     (input.counts.length > 0 ? `, tokens as (${tokens.sql}) ` : ' ') +
+    (events
+      ? `, events as (insert into conversation_event (id, conversation_id, user_id, position, kind, turn_id, message_id, text, data, tool_call_id, created_at) ` +
+        `select e.id, c.id, c.user_id, c.event_seq - ?::int + e.i, e.kind, ?::uuid, ?::uuid, e.text, e.data, e.tool_call_id, e.created_at ` +
+        `from conversation c, jsonb_to_recordset(?::jsonb) as e(i int, id uuid, kind conversation_event_kind, text text, data jsonb, tool_call_id uuid, created_at timestamptz)) `
+      : '') +
     `select ours, writes, (select count(*) from reply) as replies, (select count(*) from conversation) as conversations, ` +
-    `case when ours and waiting > 0 then pg_notify(?, ?) end as notified from decided`;
+    `case when ours and waiting > 0 then pg_notify(?, ?) end as notified` +
+    (events ? `, (select pg_notify(?, ? || event_seq::text || ?) from conversation) as told` : '') +
+    ` from decided`;
   const params = [
     replyId,
     conversationId,
@@ -157,11 +166,14 @@ export async function finishTurn(em: EntityManager, input: FinishTurn): Promise<
     usage.totalTokens,
     now,
     now,
+    events?.count ?? 0,
     conversationId,
     userId,
     ...(input.counts.length > 0 ? tokens.params : []),
+    ...(events ? [events.count, turnId, replyId, events.rows] : []),
     input.channel,
     conversationId,
+    ...(events ? [events.channel, events.prefix, events.suffix] : []),
   ];
   const [row] = await directQuery<{ ours: boolean; writes: boolean }>(em, sql, params);
   return row ? { ours: row.ours, wrote: row.writes } : null;

@@ -1,0 +1,227 @@
+/**
+ * The subscribers of this process to conversations' events, fed by one listening connection
+ * (`db/signals.ts`) whatever their number. A notification names a conversation and its last
+ * position, and carries the events when they fit; the first subscriber's topic reads the others
+ * from the database once for all its subscribers. Each subscriber keeps the position it last
+ * gave its client and reads back from the database whatever it has not seen (a resume with
+ * `after:`, a notification missed while the listener reconnected, more than its inbox holds), so
+ * that a client sees every event once, in order, whichever instance wrote it.
+ *
+ * Memory stays bounded: a subscriber's inbox holds at most `INBOX_MAX` events (past that it drops
+ * them and reads them back when it gets there), and a client whose transport holds more than
+ * `backlogMax` bytes unsent is dropped with SLOW_CONSUMER (it resumes with `after:`).
+ */
+import type { EntityManager } from '@mikro-orm/postgresql';
+import { lastPosition, noticeEvents, parseNotice, readEvents } from '../db/stores/events.js';
+import { AppError, badInput, notFound } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { ConversationEvent, EventStreamOptions } from './events.js';
+
+/** Events read from the database per statement. */
+const READ_PAGE = 200;
+/** Events an inbox holds before it drops them (to be read back from the database). */
+const INBOX_MAX = 500;
+
+export type EventHub = {
+  /** Told of every payload on the events channel; null after the listener reconnected (notifications may have been missed). */
+  notice(payload: string | null): void;
+  /**
+   * The events of the user's conversation after `options.after` (null: from now on), then live.
+   * NOT_FOUND when the conversation is not the user's; BAD_USER_INPUT for a position it has not reached.
+   */
+  stream(
+    em: EntityManager,
+    userId: string,
+    conversationId: string,
+    options: EventStreamOptions,
+  ): Promise<AsyncIterableIterator<ConversationEvent>>;
+  /** How many subscribers this process has now. */
+  size(): number;
+  /** Ends every stream. */
+  close(): void;
+};
+
+type Subscriber = {
+  /** The last position given to the client. */
+  last: number;
+  /** The highest position known to exist. */
+  known: number;
+  /** Events told, not yet given: in order, possibly with gaps. */
+  inbox: ConversationEvent[];
+  wake(): void;
+  end(): void;
+};
+
+type Topic = { userId: string; em: EntityManager; subscribers: Set<Subscriber>; reading: Promise<void> | null; read: number };
+
+export function createEventHub(options: { log: Logger; backlogMax: number }): EventHub {
+  // By conversation, then by user: only its owner gets past `stream`'s check, but anyone may try.
+  const topics = new Map<string, Map<string, Topic>>();
+  const allTopics = () => [...topics.values()].flatMap((byUser) => [...byUser.values()]);
+  let closed = false;
+
+  // Private: gives `events` (in order) to every subscriber of `topic`.
+  const deliver = (topic: Topic, events: ConversationEvent[]) => {
+    const last = events.at(-1)?.position ?? 0;
+    topic.read = Math.max(topic.read, last);
+    for (const sub of topic.subscribers) {
+      sub.known = Math.max(sub.known, last);
+      for (const event of events) if (event.position > sub.last && sub.inbox.length < INBOX_MAX) sub.inbox.push(event);
+      sub.wake();
+    }
+  };
+
+  // Private: one read at a time per topic, from what it has given so far up to `until`.
+  const readFor = (conversationId: string, topic: Topic, until: number) => {
+    if (topic.reading) return;
+    topic.reading = (async () => {
+      try {
+        while (topic.read < until && topic.subscribers.size > 0) {
+          const events = await readEvents(topic.em, topic.userId, conversationId, topic.read, READ_PAGE);
+          if (events.length === 0) break;
+          deliver(topic, events);
+        }
+      } catch (error) {
+        options.log.warn({ err: error, conversationId }, 'could not read events; subscribers read them back themselves');
+        for (const sub of topic.subscribers) sub.wake();
+      } finally {
+        topic.reading = null;
+      }
+    })();
+  };
+
+  return {
+    notice(payload) {
+      if (payload === null) {
+        // Reconnected: anything may have been missed; every subscriber looks in the database.
+        for (const topic of allTopics())
+          for (const sub of topic.subscribers) {
+            sub.known = Number.MAX_SAFE_INTEGER;
+            sub.wake();
+          }
+        return;
+      }
+      const notice = parseNotice(payload);
+      const byUser = notice && topics.get(notice.conversationId);
+      if (!notice || !byUser) return;
+      for (const topic of byUser.values()) {
+        const events = noticeEvents(topic.em, notice);
+        const first = events?.[0];
+        if (events && first && first.position <= topic.read + 1) deliver(topic, events);
+        else if (notice.last > topic.read) {
+          for (const sub of topic.subscribers) sub.known = Math.max(sub.known, notice.last);
+          readFor(notice.conversationId, topic, notice.last);
+        }
+      }
+    },
+
+    async stream(em, userId, conversationId, { after, backlog, signal }) {
+      if (closed)
+        throw new AppError('SLOW_CONSUMER', 'This instance is shutting down; resume on another with after: the last cursor received');
+      let wakeUp: (() => void) | null = null;
+      let ended = false;
+      const sub: Subscriber = {
+        last: 0,
+        known: 0,
+        inbox: [],
+        wake() {
+          wakeUp?.();
+        },
+        end() {
+          ended = true;
+          wakeUp?.();
+        },
+      };
+      // Subscribed before the current position is read: nothing committed after it is missed.
+      const byUser = topics.get(conversationId) ?? new Map<string, Topic>();
+      topics.set(conversationId, byUser);
+      const own = byUser.get(userId) ?? { userId, em, subscribers: new Set(), reading: null, read: 0 };
+      byUser.set(userId, own);
+      own.subscribers.add(sub);
+      const leave = () => {
+        own.subscribers.delete(sub);
+        if (own.subscribers.size === 0 && byUser.get(userId) === own) byUser.delete(userId);
+        if (byUser.size === 0 && topics.get(conversationId) === byUser) topics.delete(conversationId);
+        signal?.removeEventListener('abort', sub.end);
+      };
+      try {
+        const current = await lastPosition(em, userId, conversationId);
+        if (current === null) throw notFound('Conversation');
+        if (after !== null && after > current) throw badInput(`after is past the conversation's last event (${current})`, 'after');
+        sub.last = after ?? current;
+        sub.known = Math.max(sub.known, current);
+        own.read = Math.max(own.read, current);
+      } catch (error) {
+        leave();
+        throw error;
+      }
+      signal?.addEventListener('abort', sub.end);
+      if (signal?.aborted) sub.end();
+
+      async function* events(): AsyncGenerator<ConversationEvent> {
+        try {
+          while (!ended && !closed) {
+            // What the inbox has in order, then what the database has that the inbox lacks.
+            const next = sub.inbox.shift();
+            if (next) {
+              if (next.position !== sub.last + 1) {
+                if (next.position > sub.last + 1) sub.known = Math.max(sub.known, next.position);
+                if (next.position <= sub.last) continue;
+                sub.inbox.unshift(next);
+              } else {
+                if (backlog && backlog() > options.backlogMax) {
+                  throw new AppError(
+                    'SLOW_CONSUMER',
+                    'The client reads events more slowly than they come; resume with after: the last cursor received',
+                  );
+                }
+                sub.last = next.position;
+                yield next;
+                continue;
+              }
+            }
+            if (sub.known > sub.last) {
+              const read = await readEvents(em, userId, conversationId, sub.last, READ_PAGE);
+              for (const event of read) {
+                if (ended) return;
+                if (backlog && backlog() > options.backlogMax) {
+                  throw new AppError(
+                    'SLOW_CONSUMER',
+                    'The client reads events more slowly than they come; resume with after: the last cursor received',
+                  );
+                }
+                sub.last = event.position;
+                yield event;
+              }
+              if (read.length < READ_PAGE) sub.known = sub.last;
+              sub.inbox = sub.inbox.filter((event) => event.position > sub.last);
+              continue;
+            }
+            await new Promise<void>((resolve) => {
+              wakeUp = resolve;
+              if (ended || closed || sub.inbox.length > 0 || sub.known > sub.last) resolve();
+            });
+            wakeUp = null;
+          }
+        } finally {
+          leave();
+        }
+      }
+      const iterator = events();
+      // A stream given up before its first event never runs the generator's `finally`.
+      const giveUp = iterator.return.bind(iterator);
+      iterator.return = (value) => {
+        leave();
+        return giveUp(value);
+      };
+      return iterator;
+    },
+
+    size: () => allTopics().reduce((sum, topic) => sum + topic.subscribers.size, 0),
+
+    close() {
+      closed = true;
+      for (const topic of allTopics()) for (const sub of topic.subscribers) sub.end();
+    },
+  };
+}
