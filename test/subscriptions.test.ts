@@ -4,6 +4,7 @@
  * real database. Each test runs its own turns with `sendMessage` (the offline agent) as a user of
  * its own, and waits for what it expects to arrive; nothing depends on another test or on speed.
  */
+import { spawn, spawnSync } from 'node:child_process';
 import type { FormattedExecutionResult } from 'graphql';
 import type { GraphQLClient } from 'graphql-request';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -75,6 +76,21 @@ const completed = (stream: Stream, turn: Turn) =>
   eventsOf(stream).some((event) => event.type === 'TURN_COMPLETED' && event.messageId === turn.assistantMessage.id);
 
 const codesOf = (stream: Stream) => stream.errors.map((error) => error.extensions?.code);
+
+/** The text of an event stream, read until `enough` says so. */
+async function readUntil(response: Response, enough: (text: string) => boolean): Promise<string> {
+  let text = '';
+  const decoder = new TextDecoder();
+  for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+    text += decoder.decode(chunk, { stream: true });
+    if (enough(text)) break;
+  }
+  return text;
+}
+
+function hasCurl(): boolean {
+  return spawnSync('curl', ['--version']).status === 0;
+}
 
 /** A user with a conversation of one finished turn ("hello"). */
 async function conversationWithATurn(
@@ -298,27 +314,59 @@ describe('SSE authentication', () => {
     }
   });
 
-  it('works with curl -N style requests: any Accept listing text/event-stream, keep-alive comment first', async () => {
-    const { token, first, id } = await conversationWithATurn('sse-curl');
+  it('takes any Accept that lists text/event-stream, and opens the stream with a keep-alive comment', async () => {
+    const { token, first, id } = await conversationWithATurn('sse-accept');
     const response = await fetch(`${server.url}/graphql`, {
       method: 'POST',
       headers: {
-        accept: 'text/event-stream, application/json;q=0.5',
+        accept: 'application/json;q=0.5, text/event-stream',
         'content-type': 'application/json',
         authorization: `Bearer ${token}`,
       },
       body: JSON.stringify({ query: EVENTS, variables: { id, after: eventCursor(0) } }),
     });
-    expect(response.status, await response.clone().text()).toBe(200);
+    expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toMatch(/^text\/event-stream/);
-    let text = '';
-    const decoder = new TextDecoder();
-    for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-      text += decoder.decode(chunk, { stream: true });
-      if (text.includes(first.assistantMessage.id) && text.includes('TURN_COMPLETED')) break;
-    }
+    const text = await readUntil(response, (read) => read.includes('TURN_COMPLETED') && read.includes(first.assistantMessage.id));
     expect(text.startsWith(':\n\n')).toBe(true);
     expect(text).toContain('event: next\ndata: {"data":{"conversationEvents":{"__typename":"TurnStartedEvent"');
+  });
+
+  it.skipIf(!hasCurl())('serves the README’s curl -N example', async () => {
+    const { token, first, id } = await conversationWithATurn('sse-curl');
+    const query =
+      'subscription($id: ID!, $after: String) { conversationEvents(conversationId: $id, after: $after) { cursor type position ... on TextDeltaEvent { text } } }';
+    const curl = spawn('curl', [
+      '-N',
+      '-sS',
+      `${server.url}/graphql`,
+      '-H',
+      `Authorization: Bearer ${token}`,
+      '-H',
+      'Accept: text/event-stream',
+      '-H',
+      'Content-Type: application/json',
+      '-d',
+      JSON.stringify({ query, variables: { id, after: eventCursor(0) } }),
+    ]);
+    let out = '';
+    curl.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      out += chunk;
+    });
+    try {
+      await until(() => out.includes('"type":"TURN_COMPLETED"'), 'curl to print the turn’s events');
+      const events = out
+        .split('\n')
+        .filter((line) => line.startsWith('data: '))
+        .map(
+          (line) =>
+            (JSON.parse(line.slice(6)) as { data: { conversationEvents: { type: string; text?: string } } }).data.conversationEvents,
+        );
+      expect(events[0]?.type).toBe('TURN_STARTED');
+      expect(events.map((event) => event.text ?? '').join('')).toBe(first.assistantMessage.content);
+    } finally {
+      curl.kill();
+    }
   });
 });
 
