@@ -8,6 +8,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import type { FormattedExecutionResult } from 'graphql';
 import type { GraphQLClient } from 'graphql-request';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type WebSocket from 'ws';
 import { eventCursor } from '../src/graphql/event-types.js';
 import { defined } from './support/defined.js';
 import { type SendResult, send } from './support/graphql.js';
@@ -446,6 +447,124 @@ describe('caps and token expiry', () => {
       // About time passing: the token's three seconds.
       await until(() => connection.closed !== null, 'the socket to close as the token expires', { ms: 20_000 });
       expect(connection.closed).toBe(4401);
+    } finally {
+      await connection.dispose();
+    }
+  });
+});
+
+describe('slow consumers and silent connections', () => {
+  let slow: TestServer;
+
+  beforeAll(async () => {
+    slow = await startTestServer({
+      // One subscription per user: whether the one under test still holds its slot is seen from outside.
+      env: { STREAM_BACKLOG_MAX: '1', SUBSCRIPTIONS_PER_USER: '1', SUBSCRIPTION_HEARTBEAT: '300' },
+      database: server.database,
+    });
+  });
+
+  afterAll(async () => {
+    await slow?.close();
+  });
+
+  /** Resolves once `token`'s user holds no subscription on `slow`: a new one is no longer refused for the cap. */
+  const slotFreed = (token: string, id: string) =>
+    until(
+      async () => {
+        const probe = await sseSubscribe(slow, token, 'subscription($id: ID!) { conversationEvents(conversationId: $id) { position } }', {
+          id,
+        });
+        // A refusal comes as the stream's only result; an accepted probe streams nothing yet.
+        await until(() => probe.state !== 'open' || probe.results.length > 0 || probe.status !== 200, 'the probe’s answer', {
+          ms: 500,
+        }).catch(() => undefined);
+        const refused = probe.errors.some((error) => error.extensions?.code === 'TOO_MANY_SUBSCRIPTIONS');
+        probe.stop();
+        return !refused;
+      },
+      'the subscription’s slot to be given back',
+      { ms: 60_000, everyMs: 100 },
+    );
+
+  it('ends an SSE stream the client does not read with SLOW_CONSUMER as its last result; the client resumes after: its last cursor, with no gap', async () => {
+    const user = uniqueUser('slow-sse');
+    const client = await slow.client(user);
+    // Six turns whose user messages are 30,000 three-byte characters: replayed with every message
+    // of the conversation five times over, more than the kernel's socket buffers hold (MBs).
+    const big = '字'.repeat(30_000);
+    const first = await send(client, big);
+    const id = first.conversation.id;
+    const turns = [first];
+    for (let i = 1; i < 6; i++) turns.push(await send(client, big, id));
+    const last = defined(turns.at(-1), 'the last turn');
+    const heavy = `
+      subscription($id: ID!, $after: String) {
+        conversationEvents(conversationId: $id, after: $after) {
+          cursor type position messageId
+          ... on TurnCompletedEvent { message { conversation {
+            a: messages(first: 100) { edges { node { content } } }
+            b: messages(first: 100) { edges { node { content } } }
+            c: messages(first: 100) { edges { node { content } } }
+            d: messages(first: 100) { edges { node { content } } }
+            e: messages(first: 100) { edges { node { content } } }
+          } } }
+        }
+      }`;
+    const token = await slow.token(user);
+    const stream = await sseSubscribe(slow, token, heavy, { id, after: eventCursor(0) }, { paused: true });
+    expect(stream.status).toBe(200);
+    await slotFreed(token, id);
+
+    // Now read what the server had sent: events from position 1 without a gap, then the error, then the end.
+    await defined(stream.read, 'a paused stream').call(stream);
+    const events = eventsOf(stream);
+    expect(events.length).toBeGreaterThan(0);
+    expect(events.map((event) => event.position)).toEqual(events.map((_, i) => i + 1));
+    expect(completed(stream, last)).toBe(false);
+    expect(codesOf(stream)).toEqual(['SLOW_CONSUMER']);
+    expect(stream.results.at(-1)?.errors?.[0]?.extensions?.code).toBe('SLOW_CONSUMER');
+    expect(stream.state).toBe('complete');
+
+    // The client resumes from its last cursor until it has the last turn (again if refused while its
+    // slot is being given back, or dropped again: this server's backlog limit is one byte).
+    const received = [...events];
+    const codes = new Set<unknown>();
+    await until(
+      async () => {
+        const resumed = await sseSubscribe(slow, token, EVENTS, { id, after: defined(received.at(-1), 'an event').cursor });
+        await until(() => resumed.state !== 'open' || completed(resumed, last), 'the resumed stream');
+        resumed.stop();
+        received.push(...eventsOf(resumed));
+        for (const code of codesOf(resumed)) codes.add(code);
+        return received.some((event) => event.type === 'TURN_COMPLETED' && event.messageId === last.assistantMessage.id);
+      },
+      'the rest of the events',
+      { ms: 60_000 },
+    );
+    expect(received.map((event) => event.position)).toEqual(received.map((_, i) => i + 1));
+    expect([...codes].filter((code) => code !== 'TOO_MANY_SUBSCRIPTIONS' && code !== 'SLOW_CONSUMER')).toEqual([]);
+  });
+
+  it('cuts a WebSocket that stops answering pings, and gives its subscriptions back', async () => {
+    const user = uniqueUser('silent-ws');
+    const first = await send(await slow.client(user), 'hello');
+    const token = await slow.token(user);
+    let socket: WebSocket | undefined;
+    const connection = wsConnect(slow, token, {
+      onSocket: (opened) => {
+        socket = opened;
+      },
+    });
+    try {
+      const stream = connection.subscribe(EVENTS, { id: first.conversation.id, after: eventCursor(0) });
+      await until(() => completed(stream, first), 'the replayed turn');
+      // The client stops reading: pings go unanswered. About time passing: two heartbeats of 300 ms.
+      defined(socket, 'the client’s socket').pause();
+      await slotFreed(token, first.conversation.id);
+      socket?.resume();
+      await until(() => connection.closed !== null, 'the client to see its connection cut');
+      expect(connection.closed).toBe(1006);
     } finally {
       await connection.dispose();
     }

@@ -38,13 +38,14 @@ export type WsConnection = {
 export function wsConnect(
   server: TestServer,
   token: string | null,
-  options: { headerToken?: string; params?: Record<string, unknown> } = {},
+  options: { headerToken?: string; params?: Record<string, unknown>; onSocket?: (socket: WebSocket) => void } = {},
 ): WsConnection {
-  const { headerToken } = options;
-  // The upgrade request's headers, as a server-side client sets them (browsers cannot).
+  const { headerToken, onSocket } = options;
+  // The upgrade request's headers, as a server-side client sets them (browsers cannot); the socket handed to `onSocket`.
   class HeaderWebSocket extends WebSocket {
     constructor(address: string, protocols?: string | string[]) {
       super(address, protocols, headerToken ? { headers: { authorization: `Bearer ${headerToken}` } } : {});
+      onSocket?.(this);
     }
   }
   const connection: WsConnection = {
@@ -96,7 +97,12 @@ export function wsConnect(
 }
 
 /** An SSE subscription: the HTTP status, the JSON body when the server answered without a stream, and the stream. */
-export type SseStream = Stream & { status: number; body: unknown };
+export type SseStream = Stream & {
+  status: number;
+  body: unknown;
+  /** With `paused`: starts reading the stream (nothing is read before), resolves once it ended. */
+  read?: () => Promise<void>;
+};
 
 /** `POST /graphql` with `Accept: text/event-stream`, read as the events arrive. */
 export async function sseSubscribe(
@@ -104,6 +110,7 @@ export async function sseSubscribe(
   token: string | null,
   query: string,
   variables?: Record<string, unknown>,
+  options: { paused?: boolean } = {},
 ): Promise<SseStream> {
   const abort = new AbortController();
   const headers: Record<string, string> = { accept: 'text/event-stream', 'content-type': 'application/json' };
@@ -120,7 +127,8 @@ export async function sseSubscribe(
     stream.state = 'error';
     return stream;
   }
-  void readEvents(response, stream);
+  if (options.paused) stream.read = () => readEvents(response, stream);
+  else void readEvents(response, stream);
   return stream;
 }
 
