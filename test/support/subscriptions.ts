@@ -7,7 +7,9 @@
 import type { FormattedExecutionResult, GraphQLFormattedError } from 'graphql';
 import { type Client, createClient } from 'graphql-ws';
 import WebSocket from 'ws';
-import type { TestServer } from './server.js';
+
+/** The server to subscribe to: its origin, `http://host:port` (a `TestServer`, or a process's `{ url: origin }`). */
+type Target = { url: string };
 
 export type Transport = 'ws' | 'sse';
 
@@ -36,7 +38,7 @@ export type WsConnection = {
  * `Authorization` (null: none), `headerToken` in the upgrade request's header.
  */
 export function wsConnect(
-  server: TestServer,
+  server: Target,
   token: string | null,
   options: { headerToken?: string; params?: Record<string, unknown>; onSocket?: (socket: WebSocket) => void } = {},
 ): WsConnection {
@@ -106,7 +108,7 @@ export type SseStream = Stream & {
 
 /** `POST /graphql` with `Accept: text/event-stream`, read as the events arrive. */
 export async function sseSubscribe(
-  server: TestServer,
+  server: Target,
   token: string | null,
   query: string,
   variables?: Record<string, unknown>,
@@ -165,7 +167,7 @@ async function readEvents(response: Response, stream: Stream): Promise<void> {
 /** A subscription over `transport` as `token`'s user. */
 export async function subscribe(
   transport: Transport,
-  server: TestServer,
+  server: Target,
   token: string,
   query: string,
   variables?: Record<string, unknown>,
