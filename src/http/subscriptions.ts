@@ -141,6 +141,8 @@ export function createSubscriptions(deps: SubscriptionDeps): Subscriptions {
     const { connection, controller } = context.operation;
     let release: () => void;
     try {
+      if (closed)
+        throw new AppError('SLOW_CONSUMER', 'This instance is shutting down; subscribe on another, after: the last cursor received');
       release = takeSlot(connection);
     } catch (error) {
       return { errors: [located(error as AppError, args)] };
@@ -232,8 +234,11 @@ export function createSubscriptions(deps: SubscriptionDeps): Subscriptions {
           try {
             viewer = await auth.authenticate(header);
           } catch (error) {
-            if (!(error instanceof AppError)) log.error({ err: error }, 'could not check the token of a WebSocket connection');
-            socket.close(CloseCode.Unauthorized, 'Unauthorized');
+            if (error instanceof AppError) socket.close(CloseCode.Unauthorized, 'Unauthorized');
+            else {
+              log.error({ err: error }, 'could not check the token of a WebSocket connection');
+              socket.close(CloseCode.InternalServerError, 'Internal server error');
+            }
             return false;
           }
           const expiresAt = tokenExpiry(header, config.jwt.clockToleranceS);
