@@ -451,6 +451,21 @@ describe('caps and token expiry', () => {
       await connection.dispose();
     }
   });
+  it('ends an SSE stream with UNAUTHENTICATED as its last result when its token expires', async () => {
+    const user = uniqueUser('expiry-sse');
+    const first = await send(await capped.client(user), 'hello');
+    const token = await defined(capped.app.auth.sign, 'a server that signs tokens')(user, '3s');
+    const stream = await sseSubscribe(capped, token, EVENTS, { id: first.conversation.id, after: eventCursor(0) });
+    try {
+      await until(() => completed(stream, first), 'the events before the token expires');
+      // About time passing: the token's three seconds.
+      await until(() => stream.state !== 'open', 'the stream to end as the token expires', { ms: 20_000 });
+      expect(codesOf(stream)).toEqual(['UNAUTHENTICATED']);
+      expect(stream.state).toBe('complete');
+    } finally {
+      stream.stop();
+    }
+  });
 });
 
 describe('slow consumers and silent connections', () => {
