@@ -451,6 +451,7 @@ describe('caps and token expiry', () => {
       await connection.dispose();
     }
   });
+
   it('ends an SSE stream with UNAUTHENTICATED as its last result when its token expires', async () => {
     const user = uniqueUser('expiry-sse');
     const first = await send(await capped.client(user), 'hello');
