@@ -562,6 +562,19 @@ describe('slow consumers and silent connections', () => {
     expect([...codes].filter((code) => code !== 'TOO_MANY_SUBSCRIPTIONS' && code !== 'SLOW_CONSUMER')).toEqual([]);
   });
 
+  it('sends an SSE stream a keep-alive comment every SUBSCRIPTION_HEARTBEAT ms while nothing happens', async () => {
+    const user = uniqueUser('sse-heartbeat');
+    const first = await send(await slow.client(user), 'hello');
+    const response = await fetch(`${slow.url}/graphql`, {
+      method: 'POST',
+      headers: { accept: 'text/event-stream', 'content-type': 'application/json', authorization: `Bearer ${await slow.token(user)}` },
+      body: JSON.stringify({ query: EVENTS, variables: { id: first.conversation.id } }),
+    });
+    // About time passing: three heartbeats of 300 ms, and no event (no turn runs). Leaving the loop cancels the response.
+    const text = await readUntil(response, (read) => read.split(':\n\n').length > 4);
+    expect(text.replaceAll(':\n\n', '')).toBe('');
+  });
+
   it('cuts a WebSocket that stops answering pings, and gives its subscriptions back', async () => {
     const user = uniqueUser('silent-ws');
     const first = await send(await slow.client(user), 'hello');

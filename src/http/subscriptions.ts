@@ -9,7 +9,7 @@
  * - Server-Sent Events: graphql-sse in its distinct connections mode, `POST /graphql` with
  *   `Accept: text/event-stream` (the `sse` handler, mounted before Apollo): one operation per
  *   request, authenticated by its `Authorization` header (401 JSON without a valid one). A comment
- *   line every 12 s keeps it alive (graphql-sse's own); it ends with an UNAUTHENTICATED error when
+ *   line every SUBSCRIPTION_HEARTBEAT ms keeps it alive; it ends with an UNAUTHENTICATED error when
  *   the token expires.
  *
  * Both run a subscription as Apollo runs a query: the document's limits (`graphql/limits.ts`) before
@@ -333,6 +333,7 @@ export function createSubscriptions(deps: SubscriptionDeps): Subscriptions {
         : deadline(expiresAt, () =>
             controller.abort(unauthenticated('The bearer token expired: subscribe again with a new one, after: the last cursor received')),
           );
+    let heartbeat: NodeJS.Timeout | undefined;
     try {
       const [body, init] = await sseHandler({
         method: req.method,
@@ -355,6 +356,12 @@ export function createSubscriptions(deps: SubscriptionDeps): Subscriptions {
         void body.return?.(undefined);
       };
       res.once('close', stop);
+      // A comment line every SUBSCRIPTION_HEARTBEAT ms, as the WebSockets' pings (graphql-sse's own
+      // come every 12 s): proxies keep an idle stream open, and a peer gone is found by the writes.
+      heartbeat = setInterval(() => {
+        if (res.writable) res.write(':\n\n');
+      }, caps.heartbeatMs);
+      heartbeat.unref();
       // Written without waiting for each chunk to drain: what the client has not read yet is the
       // response's `writableLength`, the backlog the event stream ends with SLOW_CONSUMER above.
       for await (const chunk of body) {
@@ -369,6 +376,7 @@ export function createSubscriptions(deps: SubscriptionDeps): Subscriptions {
         res.destroy();
       } else sendError(res, error, req.log);
     } finally {
+      clearInterval(heartbeat);
       expiry?.cancel();
       controller.abort();
     }
