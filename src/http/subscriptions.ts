@@ -141,8 +141,7 @@ export function createSubscriptions(deps: SubscriptionDeps): Subscriptions {
     const { connection, controller } = context.operation;
     let release: () => void;
     try {
-      if (closed)
-        throw new AppError('SLOW_CONSUMER', 'This instance is shutting down; subscribe on another, after: the last cursor received');
+      if (closed) throw shuttingDown();
       release = takeSlot(connection);
     } catch (error) {
       return { errors: [located(error as AppError, args)] };
@@ -317,7 +316,7 @@ export function createSubscriptions(deps: SubscriptionDeps): Subscriptions {
 
   const sse: RequestHandler = async (req, res, next) => {
     if (req.method !== 'POST' || !acceptsEventStream(req.headers.accept)) return next();
-    if (closed) return sendError(res, new AppError('INTERNAL_SERVER_ERROR', 'The server is shutting down'), req.log);
+    if (closed) return sendError(res, shuttingDown(), req.log);
     let viewer: Viewer;
     try {
       viewer = await auth.authenticate(req.headers.authorization);
@@ -452,6 +451,11 @@ class EventResults implements AsyncIterableIterator<ExecutionResult> {
     this.finished = true;
     this.onEnd();
   }
+}
+
+/** SLOW_CONSUMER (HTTP 503), as the event hub says it when it stops: the client resumes on another instance. */
+function shuttingDown(): AppError {
+  return new AppError('SLOW_CONSUMER', 'This instance is shutting down; subscribe on another, after: the last cursor received');
 }
 
 /** `error` at the subscription's root field, as graphql-js reports a resolver's error. */
