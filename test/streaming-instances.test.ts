@@ -6,26 +6,16 @@
  * TEXT_DELTAs exactly the stored reply, a resume with `after:` that has no gap and no duplicate,
  * and 200 subscribers on one instance served by one read per notification, not one each.
  */
+
 import type { GraphQLClient } from 'graphql-request';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { OfflineAgent } from '../src/agent/offline.js';
-import { OpenAiAgent } from '../src/agent/openai-agent.js';
-import type { Agent, AgentInput, AgentReply } from '../src/agent/types.js';
 import { encodeCursor } from '../src/graphql/pagination.js';
-import { createLogger } from '../src/log.js';
 import { readEventStream } from './support/event-stream.js';
-import { delayed, type FakeOpenAi, reply, startFakeOpenAi, toolCalls, usage } from './support/fake-openai.js';
+import { delayed, type FakeOpenAi, fakeModelAgent, reply, SwitchAgent, startFakeOpenAi, toolCalls, usage } from './support/fake-openai.js';
 import { SEND, type SendResult } from './support/graphql.js';
 import { startTestServer, type TestServer } from './support/server.js';
 import { until } from './support/wait.js';
-
-class SwitchAgent implements Agent {
-  readonly name = 'switch';
-  inner: Agent = new OfflineAgent();
-  run(input: AgentInput): Promise<AgentReply> {
-    return this.inner.run(input);
-  }
-}
 
 let fake: FakeOpenAi;
 let a: TestServer;
@@ -53,18 +43,7 @@ beforeEach(() => {
   agent.inner = new OfflineAgent();
 });
 
-const modelAgent = () =>
-  new OpenAiAgent({
-    apiKey: 'test-key',
-    baseURL: `${fake.url}/v1`,
-    model: 'fake-model',
-    maxRetries: 0,
-    maxToolRounds: 3,
-    contextTokens: 10_000,
-    systemPrompt: 'You manage todo lists.',
-    titleModel: null,
-    log: createLogger('silent'),
-  });
+const modelAgent = () => fakeModelAgent(fake);
 
 const EVENTS = /* GraphQL */ `
   subscription Events($id: ID!, $after: String) {
