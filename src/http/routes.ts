@@ -83,7 +83,7 @@ export function createRoutes(deps: RouteDeps): Express {
       },
     }),
   );
-  app.use('/api', restRouter({ orm, auth, chat, bodyLimit: BODY_LIMIT }));
+  app.use('/api', restRouter({ orm, auth, chat, bodyLimit: BODY_LIMIT, heartbeatMs: config.subscriptions.heartbeatMs }));
   app.use('/mcp', mcpRouter({ orm, auth, bodyLimit: BODY_LIMIT, limits: { ...config.rateLimits, batchMax: config.mcpBatchMax } }));
   app.use((req, res) => {
     sendError(res, new AppError('NOT_FOUND', 'No such route'), req.log);
