@@ -109,7 +109,10 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
     toDispose.push({ what: 'closing the MCP servers', dispose: () => mcp.close() });
 
     const events = createEventHub({ log, backlogMax: config.streamBacklogMax });
-    const signals = await listenForTurnEnds(config.listenDatabaseUrl ?? database.url, log, events.notice);
+    const signals = await listenForTurnEnds(config.listenDatabaseUrl ?? database.url, log, events.notice).catch((error: unknown) => {
+      if (!config.listenDatabaseUrl) throw error;
+      throw new Error(`LISTEN_DATABASE_URL: cannot connect: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    });
     toDispose.push({ what: 'closing the turn listener', dispose: () => signals.close() });
     // Before Apollo and the HTTP server stop: subscribers end (and resume elsewhere) instead of holding connections open.
     toDispose.push({ what: 'ending the event streams', dispose: async () => events.close() });

@@ -108,7 +108,7 @@ const schema = z.object({
   SUBSCRIPTIONS_PER_CONNECTION: positiveInt(20).describe('subscriptions one WebSocket connection may hold at once'),
   SUBSCRIPTIONS_PER_USER: positiveInt(100).describe('subscriptions one user may hold at once on this instance, every connection counted'),
   SUBSCRIPTION_HEARTBEAT: positiveInt(12_000).describe(
-    'milliseconds between WebSocket pings; a connection that has not answered by the next one is cut',
+    'milliseconds between WebSocket pings (a connection that has not answered by the next one is cut) and SSE keep-alive comments',
   ),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -190,7 +190,7 @@ export type SubscriptionSettings = {
   perUser: number;
   /**
    * Milliseconds between the WebSocket ping frames (`SUBSCRIPTION_HEARTBEAT`, default 12,000); a connection
-   * that has not answered one with a pong within as long is cut. SSE streams get a comment line every 12 s (graphql-sse's own).
+   * that has not answered one with a pong within as long is cut. SSE streams get a comment line as often.
    */
   heartbeatMs: number;
 };

@@ -109,12 +109,13 @@ describe('CSRF prevention', () => {
 });
 
 describe('operations and content the server does not serve', () => {
-  it('answers a subscription with 400 and says so, before any resolver runs', async () => {
+  it('answers a subscription sent as a plain request with 400 and says where it streams, before any resolver runs', async () => {
     server.resetQueries();
-    const { status, body } = await post(server, { query: 'subscription { viewer { id } }' });
+    const query = 'subscription { conversationEvents(conversationId: "01900000-0000-7000-8000-000000000000") { position } }';
+    const { status, body } = await post(server, { query });
     expect(status).toBe(400);
     expect(body.errors?.[0]).toMatchObject({ extensions: { code: 'GRAPHQL_VALIDATION_FAILED', limit: 'operationType' } });
-    expect(body.errors?.[0]?.message).toMatch(/no subscription operations/);
+    expect(body.errors?.[0]?.message).toMatch(/WebSocket .* Server-Sent Events/);
     expect(server.queries).toEqual([]);
   });
 

@@ -4,25 +4,14 @@
  * offline agent and for the real `openai` SDK streaming from the fake model. The text of the
  * `text_delta`s is exactly the stored reply; a client that goes away does not stop the turn.
  */
+
 import type pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { OfflineAgent } from '../src/agent/offline.js';
-import { OpenAiAgent } from '../src/agent/openai-agent.js';
-import type { Agent, AgentInput, AgentReply } from '../src/agent/types.js';
-import { createLogger } from '../src/log.js';
 import { readEventStream, type StreamedEvent } from './support/event-stream.js';
-import { delayed, type FakeOpenAi, reply, startFakeOpenAi, toolCalls, usage } from './support/fake-openai.js';
+import { delayed, type FakeOpenAi, fakeModelAgent, reply, SwitchAgent, startFakeOpenAi, toolCalls, usage } from './support/fake-openai.js';
 import { startTestServer, type TestServer } from './support/server.js';
 import { until } from './support/wait.js';
-
-/** The offline agent, or the OpenAI agent on the fake model, switched per test. */
-class SwitchAgent implements Agent {
-  readonly name = 'switch';
-  inner: Agent = new OfflineAgent();
-  run(input: AgentInput): Promise<AgentReply> {
-    return this.inner.run(input);
-  }
-}
 
 let fake: FakeOpenAi;
 let server: TestServer;
@@ -45,18 +34,7 @@ beforeEach(() => {
   agent.inner = new OfflineAgent();
 });
 
-const modelAgent = () =>
-  new OpenAiAgent({
-    apiKey: 'test-key',
-    baseURL: `${fake.url}/v1`,
-    model: 'fake-model',
-    maxRetries: 0,
-    maxToolRounds: 3,
-    contextTokens: 10_000,
-    systemPrompt: 'You manage todo lists.',
-    titleModel: null,
-    log: createLogger('silent'),
-  });
+const modelAgent = () => fakeModelAgent(fake);
 
 async function post(userId: string, body: Record<string, unknown>, signal?: AbortSignal): Promise<Response> {
   return fetch(`${server.url}/api/${userId}/chat`, {

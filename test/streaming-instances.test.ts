@@ -6,26 +6,26 @@
  * TEXT_DELTAs exactly the stored reply, a resume with `after:` that has no gap and no duplicate,
  * and 200 subscribers on one instance served by one read per notification, not one each.
  */
+
 import type { GraphQLClient } from 'graphql-request';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { OfflineAgent } from '../src/agent/offline.js';
-import { OpenAiAgent } from '../src/agent/openai-agent.js';
-import type { Agent, AgentInput, AgentReply } from '../src/agent/types.js';
 import { encodeCursor } from '../src/graphql/pagination.js';
-import { createLogger } from '../src/log.js';
 import { readEventStream } from './support/event-stream.js';
-import { delayed, type FakeOpenAi, reply, startFakeOpenAi, toolCalls, usage } from './support/fake-openai.js';
+import {
+  delayed,
+  type FakeOpenAi,
+  fakeModelAgent,
+  httpError,
+  reply,
+  SwitchAgent,
+  startFakeOpenAi,
+  toolCalls,
+  usage,
+} from './support/fake-openai.js';
 import { SEND, type SendResult } from './support/graphql.js';
 import { startTestServer, type TestServer } from './support/server.js';
 import { until } from './support/wait.js';
-
-class SwitchAgent implements Agent {
-  readonly name = 'switch';
-  inner: Agent = new OfflineAgent();
-  run(input: AgentInput): Promise<AgentReply> {
-    return this.inner.run(input);
-  }
-}
 
 let fake: FakeOpenAi;
 let a: TestServer;
@@ -53,18 +53,7 @@ beforeEach(() => {
   agent.inner = new OfflineAgent();
 });
 
-const modelAgent = () =>
-  new OpenAiAgent({
-    apiKey: 'test-key',
-    baseURL: `${fake.url}/v1`,
-    model: 'fake-model',
-    maxRetries: 0,
-    maxToolRounds: 3,
-    contextTokens: 10_000,
-    systemPrompt: 'You manage todo lists.',
-    titleModel: null,
-    log: createLogger('silent'),
-  });
+const modelAgent = () => fakeModelAgent(fake);
 
 const EVENTS = /* GraphQL */ `
   subscription Events($id: ID!, $after: String) {
@@ -74,7 +63,7 @@ const EVENTS = /* GraphQL */ `
       ... on ToolCallStartedEvent { callId name arguments }
       ... on ToolCallFinishedEvent { toolCall { id name arguments result isError } }
       ... on TurnCompletedEvent { message { id content status } }
-      ... on TurnFailedEvent { code error }
+      ... on TurnFailedEvent { code error failed: message { id content status } }
     }
   }
 `;
@@ -91,6 +80,7 @@ type Event = {
   toolCall?: { id: string; name: string; arguments: unknown; result: unknown; isError: boolean };
   message?: { id: string; content: string; status: string };
   code?: string;
+  failed?: { id: string; content: string; status: string };
 };
 
 type Subscription = { events: Event[]; errors: unknown[]; ended: Promise<void>; close(): void };
@@ -268,6 +258,22 @@ describe('conversationEvents across three instances on one database', () => {
     const reads = b.queries.filter((sql) => sql.includes('from conversation_event e'));
     expect(reads.length).toBeGreaterThanOrEqual(1);
     expect(reads.length).toBeLessThanOrEqual(5);
+  });
+
+  it('a turn whose model fails ends with TURN_FAILED on the other instances, with its code and the failed reply as stored', async () => {
+    agent.inner = modelAgent();
+    fake.script(httpError(500, { message: 'the model is down', headers: { 'x-should-retry': 'false' } }));
+    const client = await a.client('instances-6');
+    const id = await newConversation(client);
+    const onB = await subscribe(b, 'instances-6', id, START);
+    const sent = await startTurn(client, id, 'hello?');
+    await until(() => ended(onB.events), 'the failed turn to end on the subscriber');
+    onB.close();
+    expect(onB.events.map((e) => e.type)).toEqual(['TURN_STARTED', 'TURN_FAILED']);
+    expect(onB.events.at(-1)).toMatchObject({
+      code: 'UPSTREAM_ERROR',
+      failed: { id: sent.assistantMessage.id, status: 'FAILED', content: 'The agent failed to answer.' },
+    });
   });
 
   it('another user’s conversation is NOT_FOUND and streams nothing', async () => {

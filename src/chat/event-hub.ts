@@ -158,6 +158,16 @@ export function createEventHub(options: { log: Logger; backlogMax: number }): Ev
       signal?.addEventListener('abort', sub.end);
       if (signal?.aborted) sub.end();
 
+      // Private: a client whose transport holds too much unsent is dropped, not buffered for.
+      const checkBacklog = () => {
+        if (backlog && backlog() > options.backlogMax) {
+          throw new AppError(
+            'SLOW_CONSUMER',
+            'The client reads events more slowly than they come; resume with after: the last cursor received',
+          );
+        }
+      };
+
       async function* events(): AsyncGenerator<ConversationEvent> {
         try {
           while (!ended && !closed) {
@@ -169,12 +179,7 @@ export function createEventHub(options: { log: Logger; backlogMax: number }): Ev
                 if (next.position <= sub.last) continue;
                 sub.inbox.unshift(next);
               } else {
-                if (backlog && backlog() > options.backlogMax) {
-                  throw new AppError(
-                    'SLOW_CONSUMER',
-                    'The client reads events more slowly than they come; resume with after: the last cursor received',
-                  );
-                }
+                checkBacklog();
                 sub.last = next.position;
                 yield next;
                 continue;
@@ -184,12 +189,7 @@ export function createEventHub(options: { log: Logger; backlogMax: number }): Ev
               const read = await readEvents(em, userId, conversationId, sub.last, READ_PAGE);
               for (const event of read) {
                 if (ended) return;
-                if (backlog && backlog() > options.backlogMax) {
-                  throw new AppError(
-                    'SLOW_CONSUMER',
-                    'The client reads events more slowly than they come; resume with after: the last cursor received',
-                  );
-                }
+                checkBacklog();
                 sub.last = event.position;
                 yield event;
               }

@@ -123,7 +123,7 @@ export class TurnCompletedEvent extends ConversationEventType {
 
 @ObjectType('TurnFailedEvent', { implements: ConversationEventType })
 export class TurnFailedEvent extends ConversationEventType {
-  @Field(() => MessageType, { nullable: true, description: 'The reply as stored (status FAILED), when one was.' }) message!: object | null;
+  @Field(() => MessageType, { description: 'The reply as stored (status FAILED).' }) message!: object;
   @Field({ description: 'Why the turn failed, as an error code (UPSTREAM_ERROR, ...).' }) code!: string;
   @Field({ description: 'Why the turn failed, in words.' }) error!: string;
 }

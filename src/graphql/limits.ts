@@ -128,6 +128,12 @@ export function queryLimits(schema: GraphQLSchema, limits: QueryLimits): ApolloS
           if (type && !schema.getRootType(type)) {
             throw limitError('operationType', `This server has no ${type} operations; send a query or a mutation`);
           }
+          if (type === 'subscription') {
+            throw limitError(
+              'operationType',
+              'A subscription streams: open it over WebSocket (graphql-transport-ws) or as Server-Sent Events (this POST with Accept: text/event-stream)',
+            );
+          }
           const { document, operation } = request;
           if (!document || !operation) return;
           checkOperation(schema, limits, { document, operation, ...request.request });

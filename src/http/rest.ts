@@ -24,7 +24,14 @@ const body = z.object({
   message: z.string(),
 });
 
-export function restRouter(deps: { orm: Orm; auth: Authenticator; chat: Chat; bodyLimit: string }): Router {
+export function restRouter(deps: {
+  orm: Orm;
+  auth: Authenticator;
+  chat: Chat;
+  bodyLimit: string;
+  /** How often an event stream with nothing to say sends a comment, so that proxies keep it open (SUBSCRIPTION_HEARTBEAT). */
+  heartbeatMs: number;
+}): Router {
   const router = Router();
   router.post('/:userId/chat', express.json({ limit: deps.bodyLimit }), async (req, res) => {
     try {
@@ -46,7 +53,7 @@ export function restRouter(deps: { orm: Orm; auth: Authenticator; chat: Chat; bo
         res.json(answer(turn.conversation.id, turn.assistantMessage.content, turn.toolCalls));
         return;
       }
-      await streamTurn(deps.chat, em, viewer, turn, res);
+      await streamTurn(deps.chat, em, viewer, turn, res, deps.heartbeatMs);
     } catch (error) {
       if (!res.headersSent) sendError(res, error, req.log, 'internal error in a REST request');
       else {
@@ -58,16 +65,20 @@ export function restRouter(deps: { orm: Orm; auth: Authenticator; chat: Chat; bo
   return router;
 }
 
-/** How often an event stream with nothing to say sends a comment, so that proxies keep it open. */
-const HEARTBEAT_MS = 15_000;
-
 /**
  * The turn's events as Server-Sent Events (`Accept: text/event-stream`): one per event, named by
  * its kind in lower case, its `id` the cursor `conversationEvents(after:)` resumes from, its data
  * JSON; the last is `turn_completed` (with the body a JSON client gets) or `turn_failed`. The turn
  * runs on if the client goes away.
  */
-async function streamTurn(chat: Chat, em: EntityManager, viewer: Viewer, turn: SentMessage, res: Response): Promise<void> {
+async function streamTurn(
+  chat: Chat,
+  em: EntityManager,
+  viewer: Viewer,
+  turn: SentMessage,
+  res: Response,
+  heartbeatMs: number,
+): Promise<void> {
   res.status(200).set({ 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-store', 'X-Accel-Buffering': 'no' });
   res.flushHeaders();
   const conversationId = turn.conversation.id;
@@ -79,12 +90,12 @@ async function streamTurn(chat: Chat, em: EntityManager, viewer: Viewer, turn: S
   }
   const gone = new AbortController();
   res.on('close', () => gone.abort());
-  const heartbeat = setInterval(() => res.write(':\n\n'), HEARTBEAT_MS);
   const events = await chat.conversationEvents(em, viewer, conversationId, {
     after: turn.eventsAfter,
     backlog: () => res.writableLength,
     signal: gone.signal,
   });
+  const heartbeat = setInterval(() => res.write(':\n\n'), heartbeatMs);
   const calls: ToolCallView[] = [];
   try {
     for await (const event of events) {

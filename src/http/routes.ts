@@ -87,7 +87,7 @@ export function createRoutes(deps: RouteDeps): Express {
       },
     }),
   );
-  app.use('/api', restRouter({ orm, auth, chat, bodyLimit: BODY_LIMIT }));
+  app.use('/api', restRouter({ orm, auth, chat, bodyLimit: BODY_LIMIT, heartbeatMs: config.subscriptions.heartbeatMs }));
   app.use('/mcp', mcpRouter({ orm, auth, bodyLimit: BODY_LIMIT, limits: { ...config.rateLimits, batchMax: config.mcpBatchMax } }));
   // The chat page (`GET /`, `/page/*`): a client of `/graphql` like any other.
   if (config.chatPage) app.use(chatPageRouter({ devToken: deps.devToken }));

@@ -9,7 +9,7 @@
  * - Server-Sent Events: graphql-sse in its distinct connections mode, `POST /graphql` with
  *   `Accept: text/event-stream` (the `sse` handler, mounted before Apollo): one operation per
  *   request, authenticated by its `Authorization` header (401 JSON without a valid one). A comment
- *   line every 12 s keeps it alive (graphql-sse's own); it ends with an UNAUTHENTICATED error when
+ *   line every SUBSCRIPTION_HEARTBEAT ms keeps it alive; it ends with an UNAUTHENTICATED error when
  *   the token expires.
  *
  * Both run a subscription as Apollo runs a query: the document's limits (`graphql/limits.ts`) before
@@ -141,6 +141,7 @@ export function createSubscriptions(deps: SubscriptionDeps): Subscriptions {
     const { connection, controller } = context.operation;
     let release: () => void;
     try {
+      if (closed) throw shuttingDown();
       release = takeSlot(connection);
     } catch (error) {
       return { errors: [located(error as AppError, args)] };
@@ -232,8 +233,11 @@ export function createSubscriptions(deps: SubscriptionDeps): Subscriptions {
           try {
             viewer = await auth.authenticate(header);
           } catch (error) {
-            if (!(error instanceof AppError)) log.error({ err: error }, 'could not check the token of a WebSocket connection');
-            socket.close(CloseCode.Unauthorized, 'Unauthorized');
+            if (error instanceof AppError) socket.close(CloseCode.Unauthorized, 'Unauthorized');
+            else {
+              log.error({ err: error }, 'could not check the token of a WebSocket connection');
+              socket.close(CloseCode.InternalServerError, 'Internal server error');
+            }
             return false;
           }
           const expiresAt = tokenExpiry(header, config.jwt.clockToleranceS);
@@ -295,7 +299,8 @@ export function createSubscriptions(deps: SubscriptionDeps): Subscriptions {
     authenticate: () => '',
     onSubscribe(req, params) {
       const prepared = prepare({ query: params.query, operationName: params.operationName, variables: params.variables });
-      if (Array.isArray(prepared)) return { errors: prepared };
+      // With `data`, or graphql-sse takes the result for execution arguments.
+      if (Array.isArray(prepared)) return { data: null, errors: prepared };
       const { connection, controller } = req.context;
       return {
         ...prepared,
@@ -311,7 +316,7 @@ export function createSubscriptions(deps: SubscriptionDeps): Subscriptions {
 
   const sse: RequestHandler = async (req, res, next) => {
     if (req.method !== 'POST' || !acceptsEventStream(req.headers.accept)) return next();
-    if (closed) return sendError(res, new AppError('INTERNAL_SERVER_ERROR', 'The server is shutting down'), req.log);
+    if (closed) return sendError(res, shuttingDown(), req.log);
     let viewer: Viewer;
     try {
       viewer = await auth.authenticate(req.headers.authorization);
@@ -327,6 +332,7 @@ export function createSubscriptions(deps: SubscriptionDeps): Subscriptions {
         : deadline(expiresAt, () =>
             controller.abort(unauthenticated('The bearer token expired: subscribe again with a new one, after: the last cursor received')),
           );
+    let heartbeat: NodeJS.Timeout | undefined;
     try {
       const [body, init] = await sseHandler({
         method: req.method,
@@ -349,6 +355,12 @@ export function createSubscriptions(deps: SubscriptionDeps): Subscriptions {
         void body.return?.(undefined);
       };
       res.once('close', stop);
+      // A comment line every SUBSCRIPTION_HEARTBEAT ms, as the WebSockets' pings (graphql-sse's own
+      // come every 12 s): proxies keep an idle stream open, and a peer gone is found by the writes.
+      heartbeat = setInterval(() => {
+        if (res.writable) res.write(':\n\n');
+      }, caps.heartbeatMs);
+      heartbeat.unref();
       // Written without waiting for each chunk to drain: what the client has not read yet is the
       // response's `writableLength`, the backlog the event stream ends with SLOW_CONSUMER above.
       for await (const chunk of body) {
@@ -363,6 +375,7 @@ export function createSubscriptions(deps: SubscriptionDeps): Subscriptions {
         res.destroy();
       } else sendError(res, error, req.log);
     } finally {
+      clearInterval(heartbeat);
       expiry?.cancel();
       controller.abort();
     }
@@ -438,6 +451,11 @@ class EventResults implements AsyncIterableIterator<ExecutionResult> {
     this.finished = true;
     this.onEnd();
   }
+}
+
+/** SLOW_CONSUMER (HTTP 503), as the event hub says it when it stops: the client resumes on another instance. */
+function shuttingDown(): AppError {
+  return new AppError('SLOW_CONSUMER', 'This instance is shutting down; subscribe on another, after: the last cursor received');
 }
 
 /** `error` at the subscription's root field, as graphql-js reports a resolver's error. */

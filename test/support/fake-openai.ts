@@ -12,8 +12,13 @@
  * finish reason, then (asked with `stream_options.include_usage`, and scripted) a usage chunk with
  * no choices. Errors stay HTTP errors; `cut` breaks a stream off in the middle.
  */
+
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { OfflineAgent } from '../../src/agent/offline.js';
+import { OpenAiAgent } from '../../src/agent/openai-agent.js';
+import type { Agent, AgentInput, AgentReply } from '../../src/agent/types.js';
+import { createLogger } from '../../src/log.js';
 
 export type FakeUsage = { prompt_tokens: number; completion_tokens: number; total_tokens: number };
 export type FakeToolCall = { id: string; name: string; arguments: string };
@@ -233,4 +238,31 @@ async function readBody(req: IncomingMessage): Promise<string> {
   const chunks: Buffer[] = [];
   for await (const chunk of req) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks).toString('utf8');
+}
+
+/**
+ * The real OpenAI agent (the `openai` SDK, streaming) pointed at `fake`, as a server's agent is
+ * made with `AGENT=openai`: no retries unless asked, three tool rounds, no title model.
+ */
+export function fakeModelAgent(fake: FakeOpenAi, options: { maxRetries?: number } = {}): OpenAiAgent {
+  return new OpenAiAgent({
+    apiKey: 'test-key',
+    baseURL: `${fake.url}/v1`,
+    model: 'fake-model',
+    maxRetries: options.maxRetries ?? 0,
+    maxToolRounds: 3,
+    contextTokens: 10_000,
+    systemPrompt: 'You manage todo lists.',
+    titleModel: null,
+    log: createLogger('silent'),
+  });
+}
+
+/** An agent whose inner agent a test switches (the offline one by default): one server, several agents. */
+export class SwitchAgent implements Agent {
+  readonly name = 'switch';
+  inner: Agent = new OfflineAgent();
+  run(input: AgentInput): Promise<AgentReply> {
+    return this.inner.run(input);
+  }
 }

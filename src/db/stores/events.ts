@@ -7,7 +7,7 @@
  * they fit in a notification. Subscribers read back what they missed (`readEvents`).
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
-import type { ConversationEvent, ConversationEventKind, StartedCall } from '../../chat/events.js';
+import { type ConversationEvent, ConversationEventKind, type StartedCall } from '../../chat/events.js';
 import type { Message, ToolCall } from '../../entities/index.js';
 import { directQuery } from '../direct.js';
 import { messageView } from './messages.js';
@@ -205,6 +205,11 @@ function notification({ conversationId, turnId, replyId, events }: Omit<Append, 
     tool_call: event.toolCall ? toolCallRow(event.toolCall) : null,
     message: event.message ? messageRow(event.message) : null,
   }));
+  // A turn's last event without its reply at hand (a turn ended by a failure path) goes by
+  // reference: subscribers read it with the reply as stored.
+  const ending = (kind: ConversationEventKind) =>
+    kind === ConversationEventKind.TURN_COMPLETED || kind === ConversationEventKind.TURN_FAILED;
+  if (events.some((event) => ending(event.kind) && !event.message)) return { prefix, suffix: '' };
   const suffix = `:${JSON.stringify(wire)}`;
   return Buffer.byteLength(prefix) + 12 + Buffer.byteLength(suffix) <= NOTIFY_PAYLOAD_MAX ? { prefix, suffix } : { prefix, suffix: '' };
 }
