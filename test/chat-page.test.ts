@@ -11,7 +11,7 @@
  * must run. `CHAT_PAGE_SCREENSHOT=docs/chat-page.png` saves a picture of the page after a turn.
  */
 import { existsSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer, get as httpGet, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
@@ -361,7 +361,7 @@ describe('where the chat page is served', () => {
     expect(() => loadConfig({ CHAT_PAGE: 'yes' })).toThrow(/CHAT_PAGE/);
   });
 
-  it('puts a dev token in the page as an escaped <meta> only when it is given', async () => {
+  it('puts a dev token in the page as an escaped <meta> only when it is given, and only for a loopback Host', async () => {
     const withToken = await listen(chatPageRouter({ devToken: 'abc."<&>\'' }));
     const without = await listen(chatPageRouter({}));
     try {
@@ -370,12 +370,38 @@ describe('where the chat page is served', () => {
       const plain = await request(without.url, {});
       expect(plain.text).not.toMatch(/dev-token/);
       expect(plain.text).not.toContain('<!--');
+      // Another name pointed at 127.0.0.1 (DNS rebinding) gets the page without the token.
+      for (const [host, hasToken] of [
+        ['localhost:4000', true],
+        ['[::1]:4000', true],
+        ['127.0.0.1', true],
+        ['attacker.example:4000', false],
+        ['127.0.0.1.attacker.example', false],
+      ] as const) {
+        const page = await getWithHost(withToken.url, host);
+        expect({ host, hasToken: page.includes('name="dev-token"') }).toEqual({ host, hasToken });
+      }
     } finally {
       await withToken.close();
       await without.close();
     }
   });
 });
+
+/** The body of a GET of `url` sent with the Host header `host` (fetch does not let one choose it). */
+function getWithHost(url: string, host: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = httpGet(url, { headers: { host } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        body += chunk;
+      });
+      res.on('end', () => resolve(body));
+    });
+    req.on('error', reject);
+  });
+}
 
 /** A bare express app around `router`, on a free loopback port. */
 async function listen(router: express.Router): Promise<{ url: string; close(): Promise<void> }> {

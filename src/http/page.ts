@@ -6,7 +6,8 @@
  *
  * Mounted only when `config.chatPage` (`CHAT_PAGE`; on outside production unless set). A dev
  * token, when the app has one (`App.devToken`: loopback, the server's own dev secret), is put in
- * the served HTML to prefill the sign-in box; that HTML is never cached.
+ * the served HTML to prefill the sign-in box, when the page is asked for by a loopback name; that
+ * HTML is never cached.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -37,10 +38,10 @@ export function chatPageRouter(options: PageOptions = {}): Router {
     throw new Error(`CHAT_PAGE: cannot read the chat page ${JSON.stringify(file)} (set CHAT_PAGE=off to run without it)`, { cause: error });
   }
   if (!template.includes(DEV_TOKEN_MARKER)) throw new Error(`CHAT_PAGE: ${JSON.stringify(file)} lacks the marker ${DEV_TOKEN_MARKER}`);
-  const html = template.replace(
-    DEV_TOKEN_MARKER,
-    options.devToken ? `<meta name="dev-token" content="${escapeAttribute(options.devToken)}">` : '',
-  );
+  const plain = template.replace(DEV_TOKEN_MARKER, '');
+  const withToken = options.devToken
+    ? template.replace(DEV_TOKEN_MARKER, `<meta name="dev-token" content="${escapeAttribute(options.devToken)}">`)
+    : plain;
 
   const router = express.Router();
   router.get('/', (req, res) => {
@@ -52,7 +53,9 @@ export function chatPageRouter(options: PageOptions = {}): Router {
       'Referrer-Policy': 'no-referrer',
       'X-Content-Type-Options': 'nosniff',
     });
-    res.send(html);
+    // Only to a page reached by a loopback name: another site's name pointed at 127.0.0.1 (DNS
+    // rebinding) gets the page, but not the token.
+    res.send(isLoopbackHost(req.headers.host) ? withToken : plain);
   });
   router.use(
     '/page',
@@ -67,11 +70,10 @@ export function chatPageRouter(options: PageOptions = {}): Router {
   return router;
 }
 
-/**
- * Only this server's own files and API: scripts, styles and images from this origin, requests to
- * this origin and WebSockets to the same host (older browsers do not count `ws:` as `'self'`).
- */
-export function contentSecurityPolicy(req: Request): string {
+// Private: only this server's own files and API: scripts, styles and images from this origin,
+// requests to this origin and WebSockets to the same host (older browsers do not count `ws:` as
+// `'self'`).
+function contentSecurityPolicy(req: Request): string {
   const host = req.headers.host;
   // A Host header is what the browser used to reach us; anything odd in it is simply left out.
   const sockets = host && /^[A-Za-z0-9.\-:[\]]+$/.test(host) ? ` ws://${host} wss://${host}` : '';
@@ -84,6 +86,12 @@ export function contentSecurityPolicy(req: Request): string {
     "form-action 'self'",
     "frame-ancestors 'none'",
   ].join('; ');
+}
+
+// Private: whether the Host header names this machine's loopback (`127.0.0.1:4000`, `localhost`, `[::1]:4000`).
+function isLoopbackHost(host: string | undefined): boolean {
+  const name = host?.replace(/:\d+$/, '').toLowerCase();
+  return name === 'localhost' || name === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(name ?? '');
 }
 
 // Private: the characters that could end or break an HTML attribute value, as entities.
