@@ -5,14 +5,13 @@
  */
 
 /**
- * An element: `tag` with `props` (`className`, `textContent`, `dataset`, `hidden`, attributes
- * through `attrs`) and `children` (elements or strings, strings added as text).
+ * An element: `tag` with `props` set as its properties (`className`, `textContent`, `hidden`, …;
+ * `dataset` merged into its `data-` attributes) and `children` (elements, or strings added as text).
  */
 export function h(tag, props = {}, ...children) {
-  const { dataset, attrs, ...rest } = props;
+  const { dataset, ...rest } = props;
   const element = Object.assign(document.createElement(tag), rest);
   Object.assign(element.dataset, dataset);
-  for (const [name, value] of Object.entries(attrs ?? {})) element.setAttribute(name, value);
   element.append(...children.filter((child) => child !== null && child !== undefined));
   return element;
 }
