@@ -37,6 +37,8 @@ const WAIT_MS = 20_000;
 class PacedAgent implements Agent {
   readonly name = 'offline';
   paceMs = 0;
+  /** Set: the next turn fails (the model is down) after the first piece of its reply. */
+  failNext = false;
   private readonly inner = new OfflineAgent();
 
   async run(input: AgentInput): Promise<AgentReply> {
@@ -45,6 +47,10 @@ class PacedAgent implements Agent {
     for (const piece of pieces) {
       if (this.paceMs > 0) await new Promise((resolve) => setTimeout(resolve, this.paceMs));
       input.onText?.(piece);
+      if (this.failNext) {
+        this.failNext = false;
+        throw new Error('the model stopped answering');
+      }
     }
     return reply;
   }
@@ -231,6 +237,26 @@ describe.skipIf(SKIP_BROWSER)(`the chat page in headless Chromium (${CHROMIUM})`
     expect(await page.$eval(reply, (e) => Number((e as HTMLElement).dataset.textDeltas))).toBe(total);
     const stored = await server.db.query("select content from message where user_id = 'page-resume' and role = 'assistant'");
     expect(await page.$eval(`${reply} .content`, (e) => e.textContent)).toBe(stored.rows[0]?.content);
+    expect(pageErrors).toEqual([]);
+    await page.browserContext().close();
+  });
+
+  it('shows a turn that fails as it streams: the text so far, the error code, and the message box usable again', async () => {
+    const page = await openPage();
+    await signIn(page, 'page-failure');
+    agent.failNext = true;
+    await page.type('#message', 'add a task to fix the bike');
+    await page.keyboard.press('Enter');
+    const reply = '#message-list > .message.assistant';
+    await page.waitForSelector(`${reply}[data-status="FAILED"]`);
+    const shown = await page.$eval(reply, (e) => ({
+      note: e.querySelector('.note')?.textContent,
+      toolCalls: [...e.querySelectorAll('.tool-call')].map((call) => (call as HTMLElement).dataset.state),
+    }));
+    expect(shown).toEqual({ note: expect.stringContaining('UPSTREAM_ERROR'), toolCalls: ['done'] });
+    expect(await page.$eval('#send', (e) => (e as HTMLButtonElement).disabled)).toBe(false);
+    const stored = await server.db.query("select status from message where user_id = 'page-failure' order by seq");
+    expect(stored.rows).toEqual([{ status: 'complete' }, { status: 'failed' }]);
     expect(pageErrors).toEqual([]);
     await page.browserContext().close();
   });
