@@ -3,17 +3,25 @@
  * conversation on one instance.
  *
  * The server runs as a child process (`node dist/src/main.js`, offline agent) on one PostgreSQL
- * (`BENCH_DATABASE_URL`, or an embedded one in a temporary directory). One user opens 200
- * subscriptions over Server-Sent Events (graphql-sse) to one conversation, each `after:` its start
- * (none can miss an event), and 20 more that never read their response: slow consumers the server
- * must end with SLOW_CONSUMER once their backlog passes `STREAM_BACKLOG_MAX` (65,536 bytes here).
- * Then 100 turns run one after another ("add a task to buy milk N", every fifth "show my tasks",
- * whose reply grows with the list). Every reading subscriber must receive every event the
- * database holds, in order, each turn ending with TURN_COMPLETED.
+ * (`BENCH_DATABASE_URL`, or an embedded one in a temporary directory).
  *
- * The server's VmRSS and VmHWM are read at rest, with the subscribers open, after half the turns,
- * after all of them, and once every subscriber is closed. The exit code is 1 only when the run
- * broke: a failed request or subscription, an event missing, a stream ended by the server.
+ * 1. One user opens 200 subscriptions over Server-Sent Events (graphql-sse) to one conversation,
+ *    each `after:` its start (none can miss an event); then 100 turns run one after another
+ *    ("add a task to buy milk N", every fifth "show my tasks"). Every subscriber must receive
+ *    every event the database holds, in order, each turn ending with TURN_COMPLETED.
+ * 2. Another user, with 250 tasks, opens 20 subscriptions that never read their response and one
+ *    that reads (resuming with `after:` if it is ended with SLOW_CONSUMER, as clients are told
+ *    to); 120 "show my tasks" turns (about 50 KB of events each) follow. What a slow subscriber
+ *    leaves unread first fills the kernel's socket buffers (about 4 MB on loopback), then the
+ *    server's response buffer, which ends it with SLOW_CONSUMER past `STREAM_BACKLOG_MAX`
+ *    (65,536 bytes unless `--backlog-max`). Once the turns are done the slow subscribers read
+ *    what was kept for them, to see how their streams ended; then a reader joins late, `after:`
+ *    the start, and the SLOW_CONSUMER endings of its catch-up are counted.
+ *
+ * The server's VmRSS and VmHWM are read at rest, with the subscribers open, every quarter of the
+ * turns, after the slow subscribers' turns, and once every subscriber is closed. The exit code is
+ * 1 only when the run broke: a failed request or subscription, an event missing, a reading
+ * stream ended otherwise than by SLOW_CONSUMER.
  */
 
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -40,7 +48,6 @@ const SLOW_USER = 'bench-subscribers-slow';
 const START = encodeCursor('event', [0]);
 /** `dist/`, where this file runs from (`dist/bench/subscribers.js`). */
 const DIST = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const BACKLOG_MAX = 65_536;
 /** How long the subscribers may take to catch up with the last turn. */
 const CATCH_UP_MS = 60_000;
 /** Settling time before a memory reading once a phase is over. */
@@ -51,7 +58,8 @@ const USAGE = `npm run bench:subscribers -- [options]
   --slow N          subscribers that never read their response (default 20)
   --turns N         turns run one after another, every fifth "show my tasks" (default 100)
   --tasks N         tasks on the slow subscribers' user's list (default 250)
-  --slow-turns N    "show my tasks" turns on the slow subscribers' conversation (default 120)`;
+  --slow-turns N    "show my tasks" turns on the slow subscribers' conversation (default 120)
+  --backlog-max N   the server's STREAM_BACKLOG_MAX, bytes (default 65536; the server's own default is 1048576)`;
 
 /** What a client of a chat front end asks for: every event with its payload. */
 const EVENTS = /* GraphQL */ `
@@ -113,7 +121,7 @@ async function main(): Promise<number> {
         LOG_LEVEL: 'warn',
         ...RATE_LIMITS_OFF,
         SUBSCRIPTIONS_PER_USER: '1000',
-        STREAM_BACKLOG_MAX: String(BACKLOG_MAX),
+        STREAM_BACKLOG_MAX: String(settings.backlogMax),
         // The long list of the slow subscribers' conversation, whole in its tool result.
         TOOL_RESULT_MAX_BYTES: String(4 * 2 ** 20),
       },
@@ -212,6 +220,12 @@ async function main(): Promise<number> {
       const maxEvents = Math.max(0, ...drained.map((d) => d.events));
       const slowTotal = await lastPosition(db, slowConversationId);
       const witnessBytes = witness[0]?.bytes ?? 0;
+      // A reader joining late, after: the start: its catch-up is read from the database in pages and
+      // written in bursts, the backlog check seeing each burst as a slow client's.
+      const late = await subscribeResuming(child.url, slowToken, slowConversationId);
+      witness.push(late);
+      await caughtUp(db, slowConversationId, [late]);
+      failures.push(...check(await storedEvents(db, slowConversationId), [late]).map((line) => `2nd conversation, late reader: ${line}`));
 
       for (const reader of [...readers, ...witness]) reader.close();
       for (const s of slow) s.close();
@@ -246,6 +260,10 @@ async function main(): Promise<number> {
       console.log(
         `what a slow subscriber read once it read (what the kernel's socket buffers and the server held): ` +
           `at most ${mb(maxBytes)}, ${maxEvents} results`,
+      );
+      console.log(
+        `a reader joining the 2nd conversation after its turns, after: the start: ended with SLOW_CONSUMER ${late.resumed} time(s) ` +
+          'before it had every event (resumed with after: each time)',
       );
       if (slowEnded < slow.length)
         console.log(
@@ -467,7 +485,7 @@ function table(rows: Row[]): string {
   return [line(header), line(widths.map((width) => '-'.repeat(width))), ...body.map(line)].join('\n');
 }
 
-function parseSettings(): { subscribers: number; slow: number; turns: number; tasks: number; slowTurns: number } {
+function parseSettings(): { subscribers: number; slow: number; turns: number; tasks: number; slowTurns: number; backlogMax: number } {
   const { values } = parseArgs({
     options: {
       subscribers: { type: 'string', default: '200' },
@@ -475,6 +493,7 @@ function parseSettings(): { subscribers: number; slow: number; turns: number; ta
       turns: { type: 'string', default: '100' },
       tasks: { type: 'string', default: '250' },
       'slow-turns': { type: 'string', default: '120' },
+      'backlog-max': { type: 'string', default: '65536' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -494,6 +513,7 @@ function parseSettings(): { subscribers: number; slow: number; turns: number; ta
     turns: count('turns', values.turns, 4),
     tasks: count('tasks', values.tasks, 0),
     slowTurns: count('slow-turns', values['slow-turns'], 1),
+    backlogMax: count('backlog-max', values['backlog-max'], 1),
   };
 }
 
