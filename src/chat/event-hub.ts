@@ -9,8 +9,10 @@
  *
  * Memory stays bounded: a subscriber's inbox holds at most `INBOX_MAX` events (past that it drops
  * them and reads them back when it gets there), and a client whose transport holds more than
- * `backlogMax` bytes unsent is dropped with SLOW_CONSUMER (it resumes with `after:`).
+ * `backlogMax` bytes unsent, and does not take them within `DRAIN_WAIT_MS`, is dropped with
+ * SLOW_CONSUMER (it resumes with `after:`).
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { lastPosition, noticeEvents, parseNotice, readEvents } from '../db/stores/events.js';
 import { AppError, badInput, notFound } from '../errors.js';
@@ -21,6 +23,9 @@ import type { ConversationEvent, EventStreamOptions } from './events.js';
 const READ_PAGE = 200;
 /** Events an inbox holds before it drops them (to be read back from the database). */
 const INBOX_MAX = 500;
+/** How long a client whose connection holds more than `backlogMax` unsent has to take it before it is dropped. */
+const DRAIN_WAIT_MS = 5_000;
+const DRAIN_POLL_MS = 20;
 
 export type EventHub = {
   /** Told of every payload on the events channel; null after the listener reconnected (notifications may have been missed). */
@@ -158,13 +163,19 @@ export function createEventHub(options: { log: Logger; backlogMax: number }): Ev
       signal?.addEventListener('abort', sub.end);
       if (signal?.aborted) sub.end();
 
-      // Private: a client whose transport holds too much unsent is dropped, not buffered for.
-      const checkBacklog = () => {
-        if (backlog && backlog() > options.backlogMax) {
-          throw new AppError(
-            'SLOW_CONSUMER',
-            'The client reads events more slowly than they come; resume with after: the last cursor received',
-          );
+      // Private: a client whose transport holds too much unsent gets a moment to take it (a page
+      // read back is written at once), then is dropped, not buffered for.
+      const waitForRoom = async () => {
+        if (!backlog) return;
+        const deadline = Date.now() + DRAIN_WAIT_MS;
+        while (backlog() > options.backlogMax) {
+          if (ended || Date.now() >= deadline) {
+            throw new AppError(
+              'SLOW_CONSUMER',
+              'The client reads events more slowly than they come; resume with after: the last cursor received',
+            );
+          }
+          await sleep(DRAIN_POLL_MS);
         }
       };
 
@@ -179,7 +190,7 @@ export function createEventHub(options: { log: Logger; backlogMax: number }): Ev
                 if (next.position <= sub.last) continue;
                 sub.inbox.unshift(next);
               } else {
-                checkBacklog();
+                await waitForRoom();
                 sub.last = next.position;
                 yield next;
                 continue;
@@ -189,7 +200,7 @@ export function createEventHub(options: { log: Logger; backlogMax: number }): Ev
               const read = await readEvents(em, userId, conversationId, sub.last, READ_PAGE);
               for (const event of read) {
                 if (ended) return;
-                checkBacklog();
+                await waitForRoom();
                 sub.last = event.position;
                 yield event;
               }
