@@ -64,6 +64,12 @@ export type App = {
    */
   attach(server: Server): () => Promise<void>;
   /**
+   * Marks the process as stopping (`main.ts`, on SIGTERM/SIGINT): from now on `/readyz` answers 503
+   * `{"status":"draining"}`, so that load balancers send new requests elsewhere; every other route
+   * serves as before. It cannot be undone.
+   */
+  drain(): void;
+  /**
    * Ends the subscriptions, stops the sweeper (waiting for a sweep under way), releases the leases of turns still running, stops Apollo, the turn listener and the external
    * MCP servers, closes the pool and stops an embedded database, in that order. Never throws.
    */
@@ -156,7 +162,21 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
     // Ended before anything they stream from (the chat, the turn listener, the pool) stops.
     toDispose.push({ what: 'ending the subscriptions', dispose: () => subscriptions.close() });
 
-    const express = createRoutes({ config, log, orm, auth, chat, mcp, apollo, shapeCheck, sse: subscriptions.sse, devToken });
+    // Set once by `drain()`; read by `/readyz`.
+    let draining = false;
+    const express = createRoutes({
+      config,
+      log,
+      orm,
+      auth,
+      chat,
+      mcp,
+      apollo,
+      shapeCheck,
+      sse: subscriptions.sse,
+      devToken,
+      draining: () => draining,
+    });
     return {
       express,
       orm,
@@ -171,6 +191,9 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
           await detach();
           await subscriptions.close();
         };
+      },
+      drain: () => {
+        draining = true;
       },
       close: () => disposeAll(toDispose, log),
     };

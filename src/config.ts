@@ -18,6 +18,8 @@ const marker = (fallback: string) =>
     // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it refuses
     .regex(/^[^"\u0000-\u001f\u007f-\u009f]{1,32}$/, 'must be 1 to 32 characters, without a double quote or control character')
     .default(fallback);
+/** `DRAIN_WINDOW` in production when unset: a few health checks of a load balancer (every 1 to 2 s). */
+const DRAIN_WINDOW_PRODUCTION_MS = 5_000;
 /** The longest delay a Node.js timer keeps. */
 const TIMER_MAX_MS = 2 ** 31 - 1;
 /** A duration (`30d`, `12h`, `15m`, `90s`; `0` = never/off), in milliseconds. */
@@ -70,9 +72,15 @@ const schema = z.object({
   MCP_CONFIG: optionalString,
   HISTORY_LIMIT: positiveInt(50),
   MAX_MESSAGE_CHARS: positiveInt(32_000),
-  TURN_LEASE: positiveInt(60_000).describe('milliseconds a turn holds its conversation'),
+  TURN_LEASE: positiveInt(15_000).describe('milliseconds a turn holds its conversation; renewed every third of it while the turn runs'),
   ENQUEUE_TIMEOUT: positiveInt(30_000).describe('milliseconds an ENQUEUE send waits for the running turn'),
   SHUTDOWN_GRACE: positiveInt(25_000).describe('milliseconds running turns get to finish on SIGTERM/SIGINT'),
+  DRAIN_WINDOW: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .optional()
+    .describe('milliseconds a stopping server keeps serving with /readyz at 503 before it stops taking connections'),
   RATE_TURNS_PER_MINUTE: limit(30),
   RATE_CONVERSATIONS_PER_HOUR: limit(60),
   RATE_MCP_CALLS_PER_MINUTE: limit(120),
@@ -155,8 +163,14 @@ export type Config = {
   maxMessageChars: number;
   turnLeaseMs: number;
   enqueueTimeoutMs: number;
-  /** On SIGTERM/SIGINT, how long running requests get to finish before they are cut. */
+  /** On SIGTERM/SIGINT, how long running requests get to finish before they are cut (counted from the end of the drain window). */
   shutdownGraceMs: number;
+  /**
+   * On SIGTERM/SIGINT, how long the server goes on serving, `/readyz` answering 503, before it
+   * stops taking connections: time for a load balancer to see it and send elsewhere
+   * (`DRAIN_WINDOW`; default 5,000 in production, 0 otherwise, where nothing balances).
+   */
+  drainWindowMs: number;
   /** Limits every GraphQL document must keep, checked before validation and execution. */
   graphql: { maxTokens: number; maxDepth: number; maxAliases: number; maxDirectives: number; maxCost: number };
   /** Largest `metadata` object accepted, in bytes of its JSON. */
@@ -277,6 +291,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     turnLeaseMs: e.TURN_LEASE,
     enqueueTimeoutMs: e.ENQUEUE_TIMEOUT,
     shutdownGraceMs: e.SHUTDOWN_GRACE,
+    drainWindowMs: e.DRAIN_WINDOW ?? (e.NODE_ENV === 'production' ? DRAIN_WINDOW_PRODUCTION_MS : 0),
     graphql: {
       maxTokens: e.GRAPHQL_MAX_TOKENS,
       maxDepth: e.GRAPHQL_MAX_DEPTH,

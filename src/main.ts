@@ -1,10 +1,15 @@
 /**
  * Starts the server: config -> database -> app -> listen. A failure on the way (a bad setting, a
  * busy port) stops whatever had started and is told in one line on stderr, with exit code 1; one
- * that line does not explain (a driver's error, a bug) is followed by its stack and cause. On
- * SIGINT/SIGTERM it stops taking connections, ends the subscriptions, lets requests in flight (running turns) finish
- * within SHUTDOWN_GRACE, releases the leases of turns still running after it, closes the pool and
- * stops an embedded database.
+ * that line does not explain (a driver's error, a bug) is followed by its stack and cause.
+ *
+ * On SIGINT/SIGTERM it drains, then stops. Draining: `/readyz` answers 503 at once, and for
+ * DRAIN_WINDOW the server goes on taking and serving requests (each response closing its
+ * connection), so that a load balancer health-checking `/readyz` sees it and sends elsewhere
+ * before anything is refused: a rolling restart fails no request. Then it stops taking
+ * connections, ends the subscriptions, lets requests in flight (running turns) finish within
+ * SHUTDOWN_GRACE, releases the leases of turns still running after it, closes the pool and stops
+ * an embedded database. A second signal during the window ends the window at once.
  */
 import { createServer, type Server } from 'node:http';
 import { inspect } from 'node:util';
@@ -39,10 +44,32 @@ async function main(): Promise<void> {
   }
 
   let stopping = false;
+  // Ends the drain window early (a second signal); set while the window runs.
+  let endWindow: (() => void) | undefined;
+  // While draining, every response closes its connection: a client's next request (a load
+  // balancer's pooled connection) opens a new one, which the balancer sends to another instance.
+  server.prependListener('request', (_req, res) => {
+    if (stopping && !res.headersSent) res.setHeader('connection', 'close');
+  });
   const stop = async (signal: string) => {
-    if (stopping) return;
+    if (stopping) {
+      endWindow?.();
+      return;
+    }
     stopping = true;
-    log.info({ signal }, 'shutting down');
+    app.drain();
+    log.info({ signal, drainWindowMs: config.drainWindowMs }, 'shutting down');
+    if (config.drainWindowMs > 0) {
+      await new Promise<void>((resolve) => {
+        const window = setTimeout(resolve, config.drainWindowMs);
+        endWindow = () => {
+          clearTimeout(window);
+          resolve();
+        };
+      });
+      endWindow = undefined;
+      log.info('drain window over: taking no new connections');
+    }
     const forced = setTimeout(() => {
       log.warn({ graceMs: config.shutdownGraceMs }, 'requests still running after the grace period; closing them');
       server.closeAllConnections();

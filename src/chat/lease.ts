@@ -9,7 +9,9 @@ import { extendLease as moveLease, releaseLease } from '../db/stores/conversatio
 import { appendEvents } from '../db/stores/events.js';
 import { updateMessage } from '../db/stores/messages.js';
 import { MessageStatus } from '../entities/index.js';
+import type { Logger } from '../log.js';
 import { ConversationEventKind } from './events.js';
+import { noteDrift, noteLostLease, noteMissedRenewal } from './lease-health.js';
 import { event } from './turn-events.js';
 
 /** The turn a failure path ends: the conversation it holds, its user, its reply in progress. */
@@ -57,4 +59,80 @@ export async function abandonTurns(em: EntityManager, turns: Iterable<TurnToEnd>
  */
 export function extendLease(em: EntityManager, turn: Omit<TurnToEnd, 'replyId'>, leaseMs: number): Promise<boolean> {
   return moveLease(em, turn.userId, turn.conversationId, turn.turnId, new Date(Date.now() + leaseMs));
+}
+
+/** How often a lease of `leaseMs` is renewed: a third of it (two renewals may fail before it runs out), at least 50 ms. */
+export function renewalInterval(leaseMs: number): number {
+  return Math.max(Math.floor(leaseMs / 3), 50);
+}
+
+/**
+ * Keeps the lease of `turn`, taken just now, for as long as the turn runs: renews it every
+ * `renewalInterval(leaseMs)` (a third of the lease), each time for `leaseMs` from then, one renewal
+ * at a time (the next is timed from the start of the last, so a slow database never piles them up).
+ *
+ * A stall of the event loop (a long synchronous task, a GC pause, a starved CPU) delays the timer:
+ * its lateness is measured on every renewal (`maxDriftMs` in `lease-health.ts`), and a renewal that
+ * runs after half the lease has passed since the last good one is logged with the drift and counted
+ * (`missedRenewals()`): the lease came close to running out, and another instance could have taken
+ * the turn over. A renewal that finds the lease lost (taken over after it ran out) is logged and
+ * counted (`lostLeases()`) and renewing stops: a lost lease stays lost (the turn's reply still lands
+ * in its own slot if it finishes). A renewal that fails (the database unreachable) is logged and the next
+ * one tried at its time. `stop()` ends it; a renewal then in flight is ignored.
+ */
+export function keepLease(fork: () => EntityManager, turn: Omit<TurnToEnd, 'replyId'>, leaseMs: number, log: Logger): { stop(): void } {
+  const everyMs = renewalInterval(leaseMs);
+  const about = { conversationId: turn.conversationId, turnId: turn.turnId, leaseMs };
+  // When the expiry in force was set: step 4 took the lease a moment ago.
+  let renewedAt = Date.now();
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+
+  const schedule = (dueAt: number) => {
+    const delay = Math.max(dueAt - Date.now(), 0);
+    const setAt = Date.now();
+    timer = setTimeout(() => void renew(Date.now() - setAt - delay), delay);
+    timer.unref();
+  };
+  const renew = async (driftMs: number) => {
+    const startedAt = Date.now();
+    noteDrift(driftMs);
+    const sinceRenewedMs = startedAt - renewedAt;
+    if (sinceRenewedMs > leaseMs / 2) {
+      noteMissedRenewal();
+      log.warn(
+        { ...about, driftMs, sinceRenewedMs },
+        sinceRenewedMs >= leaseMs
+          ? 'turn lease renewed after it ran out (the event loop stalled or the database was slow): another instance may have taken the turn over'
+          : 'turn lease renewed late, past half the lease (the event loop stalled or the database was slow)',
+      );
+    }
+    let held: boolean | null;
+    try {
+      held = await extendLease(fork(), turn, leaseMs);
+    } catch (error) {
+      log.warn({ err: error, ...about }, 'lease renewal failed; trying again at the next renewal');
+      held = null;
+    }
+    if (stopped) return;
+    if (held === false) {
+      noteLostLease();
+      log.warn(
+        { ...about, driftMs, sinceRenewedMs },
+        'turn lease lost: it ran out and another turn took the conversation over; renewing stopped',
+      );
+      return;
+    }
+    // The expiry now set is at least `leaseMs` after `startedAt`.
+    if (held) renewedAt = startedAt;
+    schedule(startedAt + everyMs);
+  };
+
+  schedule(renewedAt + everyMs);
+  return {
+    stop() {
+      stopped = true;
+      clearTimeout(timer);
+    },
+  };
 }

@@ -25,7 +25,7 @@ import type { Logger } from '../log.js';
 import { storableText, textProblem } from '../text.js';
 import { ConversationEventKind } from './events.js';
 import { contextMessages, loadContext } from './history.js';
-import { extendLease, failTurn, type TurnToEnd } from './lease.js';
+import { failTurn, keepLease, type TurnToEnd } from './lease.js';
 import { checkMetadata } from './metadata.js';
 import { leaveQueue, waitersAhead } from './queue.js';
 import type { TurnLimits } from './rate-limits.js';
@@ -351,19 +351,10 @@ async function runAgent(
 }
 
 // Private: pushes the lease's expiry forward while the turn is alive, so that only a dead
-// instance's turn can be taken over (`extendLease`: a lost lease stays lost).
+// instance's turn can be taken over (`keepLease`: every third of the lease; late renewals and a
+// lost lease logged and counted; a lost lease stays lost).
 function renewLease(deps: TurnDeps, turn: RunningTurn): { stop(): void } {
-  const { turnLeaseMs } = deps.settings;
-  const timer = setInterval(
-    () => {
-      extendLease(deps.em.fork(), turn, turnLeaseMs).catch((error: unknown) =>
-        deps.log.warn({ err: error, conversationId: turn.conversationId }, 'lease renewal failed'),
-      );
-    },
-    Math.max(Math.floor(turnLeaseMs / 3), 50),
-  );
-  timer.unref();
-  return { stop: () => clearInterval(timer) };
+  return keepLease(() => deps.em.fork(), turn, deps.settings.turnLeaseMs, deps.log);
 }
 
 // Private: bad input is refused before any SQL runs. Text is checked here too, not only at the

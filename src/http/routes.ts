@@ -43,6 +43,8 @@ export type RouteDeps = {
   sse: RequestHandler;
   /** Prefills the chat page's sign-in box (`App.devToken`); absent: the page holds no token. */
   devToken?: string;
+  /** True once the process is stopping (`App.drain()`): `/readyz` answers 503 so that load balancers send elsewhere. */
+  draining: () => boolean;
 };
 
 /** The express app of the server; it does not listen (`main.ts` does, with `serverOptions`). */
@@ -60,6 +62,11 @@ export function createRoutes(deps: RouteDeps): Express {
     res.json({ status: 'ok' });
   });
   app.get('/readyz', async (_req, res) => {
+    // Stopping: still serving, but a load balancer should send new requests elsewhere from now on.
+    if (deps.draining()) {
+      res.status(503).json({ status: 'draining' });
+      return;
+    }
     try {
       await orm.em.fork().execute('select 1');
       // The external MCP servers do not decide readiness (a turn goes on without them), but an
