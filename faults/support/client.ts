@@ -47,6 +47,9 @@ export type Outcome = { instance: number; sentAt: number; ms: number; arrivedBy?
   | { kind: 'unknown'; reason: string }
 );
 
+/** Where a request goes: an instance, or anything else with a GraphQL URL (the rolling-restart run's proxy, index -1). */
+export type Target = Pick<Instance, 'index' | 'url'>;
+
 /** A signed HS256 token for `userId` (what `npm run token` makes with the same secret). */
 export async function tokenFor(userId: string): Promise<string> {
   return new SignJWT({})
@@ -58,7 +61,7 @@ export async function tokenFor(userId: string): Promise<string> {
 }
 
 /** Sends one `sendMessage` to `instance` as the holder of `token`; never throws. */
-export async function sendMessage(instance: Instance, token: string, input: SendInput, timeoutMs = 60_000): Promise<Outcome> {
+export async function sendMessage(instance: Target, token: string, input: SendInput, timeoutMs = 60_000): Promise<Outcome> {
   const sentAt = Date.now();
   const base = { instance: instance.index, sentAt };
   let response: Response;
@@ -97,7 +100,7 @@ export async function sendMessage(instance: Instance, token: string, input: Send
 }
 
 /** Sends a first message and returns the id of the conversation it started; throws unless acknowledged. */
-export async function startConversation(instance: Instance, token: string, input: SendInput): Promise<string> {
+export async function startConversation(instance: Target, token: string, input: SendInput): Promise<string> {
   const outcome = await sendMessage(instance, token, input);
   if (outcome.kind !== 'ack') throw new Error(`the setup message was not acknowledged: ${outcomeText(outcome)}`);
   return outcome.payload.conversation.id;

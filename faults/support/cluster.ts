@@ -2,6 +2,7 @@
  * The world of one fault run: a real PostgreSQL (embedded, a fresh cluster in a temporary
  * directory, kept on one port so it can be restarted under the instances), the fake model, and
  * three server processes (`node dist/src/main.js`, built by the global setup) on that one database.
+ * An instance can be killed and replaced (on a new port), or restarted gracefully on its own port.
  *
  * Every child leads its own process group and is SIGKILLed with it at `close()`, and at the
  * worker's exit should a run die half way; the temporary directory goes with `close()`.
@@ -38,6 +39,8 @@ export type Instance = {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** SIGKILL to the process group; resolves once the process is gone. */
   kill(): Promise<void>;
+  /** SIGTERM to the server process (a graceful stop: it drains, then exits); resolves with its exit. */
+  terminate(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 };
 
 export type Cluster = {
@@ -51,6 +54,11 @@ export type Cluster = {
   restartPostgres(downMs: number): Promise<{ stoppedMs: number; downMs: number; startedMs: number }>;
   /** Starts a new server process in place of `index` (after a kill). */
   replace(index: number): Promise<Instance>;
+  /**
+   * A rolling restart of `index`: SIGTERM, wait for the exit, start a new process on the same port.
+   * Resolves with the old process's exit and when each step ended (ms since the call).
+   */
+  restart(index: number): Promise<{ exit: { code: number | null; signal: NodeJS.Signals | null }; exitedMs: number; startedMs: number }>;
   close(): Promise<void>;
 };
 
@@ -114,7 +122,7 @@ export async function startCluster(settings: Record<string, string> = {}): Promi
       ...RATE_LIMITS_OFF,
       ...settings,
     };
-    const launch = (index: number) => launchInstance(index, env, children);
+    const launch = (index: number, extra: NodeJS.ProcessEnv = {}) => launchInstance(index, { ...env, ...extra }, children);
 
     // The first applies the migrations alone; the other two find them applied.
     const instances = [await launch(0)];
@@ -140,6 +148,14 @@ export async function startCluster(settings: Record<string, string> = {}): Promi
       async replace(index) {
         instances[index] = await launch(index);
         return instances[index];
+      },
+      async restart(index) {
+        const began = Date.now();
+        const old = defined(instances[index], `instance ${index}`);
+        const exit = await old.terminate();
+        const exitedMs = Date.now() - began;
+        instances[index] = await launch(index, { PORT: new URL(old.origin).port });
+        return { exit, exitedMs, startedMs: Date.now() - began };
       },
       close,
     };
@@ -215,6 +231,10 @@ async function launchInstance(index: number, env: NodeJS.ProcessEnv, children: S
     async kill() {
       killGroup(child);
       await exited;
+    },
+    async terminate() {
+      child.kill('SIGTERM');
+      return exited;
     },
   };
 }
