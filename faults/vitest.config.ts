@@ -1,6 +1,6 @@
 /**
- * `npm run faults`: the fault runs of issue 4, one scenario per file, one file at a time and in
- * the order of their names, a to f (each starts its own PostgreSQL and three server processes;
+ * `npm run faults`: the fault runs of issues 4 and 13, one scenario per file, one file at a time and in
+ * the order of their names, a to g (each starts its own PostgreSQL and three server processes;
  * two at once would only measure two cores fighting). Console output is not intercepted, so the
  * tables print as they come; the global setup prints them all again at the end.
  */
