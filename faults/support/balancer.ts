@@ -47,7 +47,7 @@ const HOP_BY_HOP = new Set([
   'proxy-authorization',
   'proxy-authenticate',
 ]);
-const CHECK_TIMEOUT_MS = 1_000;
+const CHECK_TIMEOUT_MS = 2_000;
 
 /** Starts the proxy on 127.0.0.1 (port 0) before `backends` (origins); every backend starts down until its first check. */
 export async function startBalancer(backends: string[], { healthEveryMs = 200 }: { healthEveryMs?: number } = {}): Promise<Balancer> {
