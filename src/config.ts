@@ -79,6 +79,7 @@ const schema = z.object({
     .number()
     .int()
     .min(0)
+    .max(TIMER_MAX_MS)
     .optional()
     .describe('milliseconds a stopping server keeps serving with /readyz at 503 before it stops taking connections'),
   RATE_TURNS_PER_MINUTE: limit(30),

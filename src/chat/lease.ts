@@ -3,6 +3,7 @@
  * so that only a dead instance's turn can be taken over, and released early, with the reply marked
  * failed, when a turn will not reach step 7.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { signalTurnEnded } from '../db/signals.js';
 import { extendLease as moveLease, releaseLease } from '../db/stores/conversations.js';
@@ -61,6 +62,9 @@ export function extendLease(em: EntityManager, turn: Omit<TurnToEnd, 'replyId'>,
   return moveLease(em, turn.userId, turn.conversationId, turn.turnId, new Date(Date.now() + leaseMs));
 }
 
+/** How long a renewal that found the lease gone waits for its turn to say it ended, before it counts the lease lost. */
+const ENDED_GRACE_MS = 100;
+
 /** How often a lease of `leaseMs` is renewed: a third of it (two renewals may fail before it runs out), at least 50 ms. */
 export function renewalInterval(leaseMs: number): number {
   return Math.max(Math.floor(leaseMs / 3), 50);
@@ -77,7 +81,8 @@ export function renewalInterval(leaseMs: number): number {
  * (`missedRenewals()`): the lease came close to running out, and another instance could have taken
  * the turn over. A renewal that finds the lease lost (taken over after it ran out) is logged and
  * counted (`lostLeases()`) and renewing stops: a lost lease stays lost (the turn's reply still lands
- * in its own slot if it finishes). A renewal that fails (the database unreachable) is logged and the next
+ * in its own slot if it finishes); one that only raced the turn's own end (step 7 freeing the lease
+ * while the renewal waited for the row) is not counted. A renewal that fails (the database unreachable) is logged and the next
  * one tried at its time. `stop()` ends it; a renewal then in flight is ignored.
  */
 export function keepLease(fork: () => EntityManager, turn: Omit<TurnToEnd, 'replyId'>, leaseMs: number, log: Logger): { stop(): void } {
@@ -116,10 +121,14 @@ export function keepLease(fork: () => EntityManager, turn: Omit<TurnToEnd, 'repl
     }
     if (stopped) return;
     if (held === false) {
+      // Step 7 may have freed the lease while this renewal waited for the row: that turn stops its
+      // renewal the moment its statement returns, which may come just after this one's answer.
+      await sleep(ENDED_GRACE_MS);
+      if (stopped) return;
       noteLostLease();
       log.warn(
         { ...about, driftMs, sinceRenewedMs },
-        'turn lease lost: it ran out and another turn took the conversation over; renewing stopped',
+        'turn lease lost: the conversation is no longer held by this turn (the lease ran out and another turn took it over, or shutdown freed it); renewing stopped',
       );
       return;
     }
