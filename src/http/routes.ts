@@ -13,7 +13,7 @@ import type { Authenticator } from '../auth/authenticator.js';
 import type { Chat } from '../chat/chat.js';
 import type { Config } from '../config.js';
 import type { Orm } from '../db/orm.js';
-import { AppError } from '../errors.js';
+import { AppError, forbidden } from '../errors.js';
 import { createContext } from '../graphql/context.js';
 import type { createShapeCheck } from '../graphql/limits.js';
 import type { Apollo } from '../graphql/server.js';
@@ -21,7 +21,7 @@ import type { Logger } from '../log.js';
 import type { McpHub } from '../mcp/hub.js';
 import { httpFailure, middlewareFailure, sendError, sendFailure } from './errors.js';
 import { mcpRouter } from './mcp.js';
-import { chatPageRouter } from './page.js';
+import { chatPageRouter, isLoopbackHost } from './page.js';
 import { requestIds } from './request-id.js';
 import { restRouter } from './rest.js';
 
@@ -51,6 +51,15 @@ export function createRoutes(deps: RouteDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.use(requestIds(log));
+  // A server that holds a dev token (loopback, its own dev secret) answers loopback names only:
+  // another site's name pointed at 127.0.0.1 (DNS rebinding) would otherwise read the token out of
+  // Sandbox's page or the chat page, from its own origin.
+  if (deps.devToken) {
+    app.use((req, res, next) => {
+      if (isLoopbackHost(req.headers.host)) return next();
+      sendError(res, forbidden('This development server answers to loopback names only (localhost, 127.0.0.1, [::1])'), req.log);
+    });
+  }
   app.use(corsFor(config));
   // A preflight the CORS middleware let through (its origin is not listed) ends here, without CORS headers.
   app.options(/.*/, (_req, res) => {
