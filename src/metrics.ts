@@ -26,6 +26,8 @@ const NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 /** Tool and MCP server names may hold hyphens (`prefixedName` in `mcp/toolbox.ts`). */
 const TOOL_NAME = /^[A-Za-z_][\w-]{0,63}$/;
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+/** How often the event loop's delay is sampled. */
+const LOOP_RESOLUTION_MS = 10;
 /** Seconds: from a quick statement to the longest turn (TURN_DEADLINE's default is 120 s). */
 const SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 
@@ -136,18 +138,20 @@ export async function createMetrics({ orm, subscribers }: MetricsSources): Promi
       this.set(subscribers());
     },
   });
-  // Private: the event loop's delay, sampled every 10 ms; each scrape reports the time since the last one.
-  const loop = monitorEventLoopDelay({ resolution: 10 });
+  // Private: the event loop's delay, sampled every LOOP_RESOLUTION_MS; each scrape reports the time
+  // since the last one. Node records each whole interval between samples: the resolution is taken off.
+  const loop = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
   loop.enable();
+  const lag = (ns: number) => Math.max(0, ns - LOOP_RESOLUTION_MS * 1e6) / 1e9;
   new Gauge({
     name: 'eventloop_delay_seconds',
     help: 'Event-loop delay since the previous scrape: p50, p99 and max',
     labelNames: ['stat'],
     registers,
     collect() {
-      this.set({ stat: 'p50' }, loop.percentile(50) / 1e9);
-      this.set({ stat: 'p99' }, loop.percentile(99) / 1e9);
-      this.set({ stat: 'max' }, loop.max / 1e9);
+      this.set({ stat: 'p50' }, lag(loop.percentile(50)));
+      this.set({ stat: 'p99' }, lag(loop.percentile(99)));
+      this.set({ stat: 'max' }, lag(loop.max));
       loop.reset();
     },
   });
