@@ -61,10 +61,10 @@ export function createRoutes(deps: RouteDeps): Express {
   app.options(/.*/, (_req, res) => {
     res.sendStatus(204);
   });
+  if (deps.metrics) app.get('/metrics', metricsRoute(deps.metrics, config.metrics.token));
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
-  if (deps.metrics) app.get('/metrics', metricsRoute(deps.metrics, config.metrics.token));
   app.get('/readyz', async (_req, res) => {
     try {
       await orm.em.fork().execute('select 1');
