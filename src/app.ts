@@ -1,6 +1,6 @@
 /**
  * The app factory: wiring only. It builds the parts in order (authenticator, agent, database,
- * ORM migrated, MCP servers, turn listener, Apollo, the chat, the sweeper when `SWEEP_INTERVAL` is
+ * ORM migrated, MCP servers, turn listener, the metrics unless `METRICS=off`, Apollo, the chat, the sweeper when `SWEEP_INTERVAL` is
  * set, the subscriptions, the express routes) and returns
  * them without listening; `main.ts` listens (and `attach`es the WebSocket subscriptions to its
  * server), and tests call this factory with their own database and agent.
@@ -34,6 +34,7 @@ import { createSubscriptions } from './http/subscriptions.js';
 import type { Logger } from './log.js';
 import { loadMcpConfig } from './mcp/config.js';
 import { connectMcpServers, type McpHub } from './mcp/hub.js';
+import { createMetrics } from './metrics.js';
 
 export type AppOptions = {
   log: Logger;
@@ -123,7 +124,11 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
     // Before Apollo and the HTTP server stop: subscribers end (and resume elsewhere) instead of holding connections open.
     toDispose.push({ what: 'ending the event streams', dispose: async () => events.close() });
 
-    const apollo = createApollo(schema, config, log, devToken);
+    // One registry per app (tests run several apps in one process), read when `/metrics` is scraped.
+    const metrics = config.metrics.enabled ? await createMetrics({ orm, subscribers: () => events.size() }) : undefined;
+    if (metrics) toDispose.push({ what: 'stopping the metrics', dispose: async () => metrics.close() });
+
+    const apollo = createApollo(schema, config, devToken);
     await apollo.start();
     toDispose.push({ what: 'stopping Apollo', dispose: () => apollo.stop() });
 
@@ -142,6 +147,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
       settings: turnSettings(config),
       conversationTtlMs: config.retention.ttlMs,
       log,
+      observe: metrics?.turns,
     });
     toDispose.push({ what: 'closing the titles in flight and the todo server', dispose: () => chat.close() });
     // Stopped first: turns still running now will not finish here; their conversations are freed
@@ -175,6 +181,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
       shapeCheck,
       sse: subscriptions.sse,
       devToken,
+      metrics,
       draining: () => draining,
     });
     return {

@@ -120,6 +120,13 @@ const schema = z.object({
     'milliseconds between WebSocket pings (a connection that has not answered by the next one is cut) and SSE keep-alive comments',
   ),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  LOG_FORMAT: z
+    .enum(['json', 'pretty'])
+    .default('json')
+    .describe('json: one JSON object a line; pretty: coloured lines for people (pino-pretty)'),
+  LOG_USER_IDS: z.enum(['on', 'off']).default('off').describe('off: user ids in logs are hashed (a SHA-256 prefix); on: as they are'),
+  METRICS: z.enum(['on', 'off']).default('on').describe('GET /metrics in the Prometheus text format'),
+  METRICS_TOKEN: optionalString.describe('when set, GET /metrics needs `Authorization: Bearer <token>`'),
 });
 
 export type Config = {
@@ -195,6 +202,12 @@ export type Config = {
   /** Subscriptions over WebSocket and Server-Sent Events (`http/subscriptions.ts`). */
   subscriptions: SubscriptionSettings;
   logLevel: string;
+  /** `json` (default): one JSON object a line; `pretty`: for people, through pino-pretty. */
+  logFormat: 'json' | 'pretty';
+  /** Log user ids as they are (`LOG_USER_IDS=on`); by default a SHA-256 prefix of each (`userRef` in `log.ts`). */
+  logUserIds: boolean;
+  /** `GET /metrics` (`METRICS`, default on), behind a bearer token when `METRICS_TOKEN` is set. */
+  metrics: { enabled: boolean; token?: string };
 };
 
 /** Caps and heartbeats of the subscriptions, per instance (a client reconnecting elsewhere counts there). */
@@ -326,6 +339,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     introspection: e.INTROSPECTION ? e.INTROSPECTION === 'true' : e.NODE_ENV !== 'production',
     chatPage: e.CHAT_PAGE ? e.CHAT_PAGE === 'on' : e.NODE_ENV !== 'production',
     logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT,
+    logUserIds: e.LOG_USER_IDS === 'on',
+    metrics: { enabled: e.METRICS === 'on', token: e.METRICS_TOKEN },
   };
 }
 

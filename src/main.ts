@@ -21,7 +21,7 @@ import { requireSupportedNode } from './node-version.js';
 async function main(): Promise<void> {
   requireSupportedNode();
   const config = loadConfig();
-  const log = createLogger(config.logLevel);
+  const log = createLogger(config.logLevel, { format: config.logFormat });
   const app = await createApp(config, { log });
   const server = createServer(app.serverOptions, app.express);
   const detach = app.attach(server);

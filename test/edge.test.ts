@@ -5,6 +5,7 @@
  */
 
 import { mkdtemp, rm } from 'node:fs/promises';
+import { request } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -261,5 +262,38 @@ describe('the dev token', () => {
     // A real JWT_SECRET: no dev token, even on loopback (the test server listens there).
     expect(server.app.devToken).toBeUndefined();
     expect(await landingPage(server)).not.toContain('Bearer ey');
+  });
+
+  it('is out of reach of another site’s name pointed at 127.0.0.1 (DNS rebinding): such a Host is refused with 403', async () => {
+    const loopback = await startTestServer({ env: { JWT_SECRET: '', DATA_DIR: dataDir, HOST: '127.0.0.1' } });
+    try {
+      const port = new URL(loopback.url).port;
+      const asked = (host: string, target: string) =>
+        new Promise<{ status: number; body: string }>((resolve, reject) => {
+          const req = request({ host: '127.0.0.1', port, path: target, headers: { host, accept: 'text/html' } }, (res) => {
+            let body = '';
+            res.setEncoding('utf8');
+            res.on('data', (chunk: string) => {
+              body += chunk;
+            });
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+          });
+          req.on('error', reject);
+          req.end();
+        });
+      for (const target of ['/graphql', '/']) {
+        const foreign = await asked(`rebound.example:${port}`, target);
+        expect(foreign.status).toBe(403);
+        expect(foreign.body).not.toContain(loopback.app.devToken);
+        expect(JSON.parse(foreign.body)).toMatchObject({ error: { code: 'FORBIDDEN' } });
+      }
+      for (const host of [`localhost:${port}`, `127.0.0.1:${port}`]) {
+        const own = await asked(host, '/graphql');
+        expect(own.status).toBe(200);
+        expect(own.body).toContain(loopback.app.devToken);
+      }
+    } finally {
+      await loopback.close();
+    }
   });
 });

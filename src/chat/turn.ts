@@ -21,7 +21,7 @@ import type { TurnSignals } from '../db/signals.js';
 import { isUuid, newId } from '../entities/ids.js';
 import type { Conversation, Message, ToolCall } from '../entities/index.js';
 import { AppError, badInput } from '../errors.js';
-import type { Logger } from '../log.js';
+import { type Logger, userRef } from '../log.js';
 import { storableText, textProblem } from '../text.js';
 import { ConversationEventKind } from './events.js';
 import { contextMessages, loadContext } from './history.js';
@@ -31,6 +31,7 @@ import { leaveQueue, waitersAhead } from './queue.js';
 import type { TurnLimits } from './rate-limits.js';
 import type { Titles } from './titles.js';
 import { event, type TurnEvents, turnEvents } from './turn-events.js';
+import { type TurnObserver, type TurnReport, TurnWatch } from './turn-report.js';
 import { beginTurn, finishTurn, firstMessageTitle, type Started, type TurnIds, toolCallOf } from './turn-store.js';
 
 export type SendMessageInput = {
@@ -63,6 +64,8 @@ export type TurnSettings = {
   metadataMaxBytes: number;
   /** Per-user limits on turns, new conversations and model tokens (0 = off). */
   rateLimits: TurnLimits;
+  /** The `turn` log line names the user by id (`LOG_USER_IDS=on`); default false: by a hash (`userRef`). */
+  logUserIds?: boolean;
 };
 
 /** A turn this process is running: what shutdown releases if it cannot wait for it. */
@@ -89,14 +92,58 @@ export type TurnDeps = {
   arrivedAt?: Date;
   /** Told once the turn has begun (step 4 stored its messages), before the agent runs; not for a replay. */
   onStarted?: (started: TurnResult & { eventsAfter: number }) => void;
+  /** Told of each tool call, of waits in the queue and of the turn's end (metrics); see `turn-report.ts`. */
+  observe?: TurnObserver;
 };
 
 const CLIENT_MESSAGE_ID_MAX = 255;
 /** A first message's key used concurrently: after this many unique-key races, give up. */
 const KEY_RACES_MAX = 3;
 
-/** Runs one turn of `viewer` in a conversation (a new one when `conversationId` is absent). */
+/**
+ * Runs one turn of `viewer` in a conversation (a new one when `conversationId` is absent). However
+ * it ends, it is logged in one `turn` line and reported to `deps.observe`.
+ */
 export async function runTurn(deps: TurnDeps, viewer: Viewer, input: SendMessageInput): Promise<TurnResult> {
+  const watch = new TurnWatch();
+  try {
+    const result = await turnSteps(deps, viewer, input, watch);
+    reportTurn(deps, viewer, watch.answered(result.replayed));
+    return result;
+  } catch (error) {
+    reportTurn(deps, viewer, watch.threw(error));
+    throw error;
+  }
+}
+
+// Private: the turn's one line (the user named by `userRef`), then the observer; neither may throw into the turn.
+function reportTurn(deps: TurnDeps, viewer: Viewer, report: TurnReport): void {
+  const { outcome, errorCode, conversationId, turnId, phases, totalMs, toolCalls, model, tokens } = report;
+  const level = outcome === 'failed' || outcome === 'error' ? 'warn' : 'info';
+  deps.log[level](
+    {
+      outcome,
+      errorCode,
+      conversationId,
+      turnId,
+      userId: userRef(viewer.userId, deps.settings.logUserIds ?? false),
+      ms: totalMs,
+      phases,
+      toolCalls,
+      model,
+      tokens,
+    },
+    'turn',
+  );
+  try {
+    deps.observe?.end?.(report);
+  } catch (error) {
+    deps.log.warn({ err: error }, 'the turn observer failed');
+  }
+}
+
+// Private: the seven steps, timed by `watch` at their boundaries.
+async function turnSteps(deps: TurnDeps, viewer: Viewer, input: SendMessageInput, watch: TurnWatch): Promise<TurnResult> {
   // Step 1 (authentication) happened in transport: `viewer` comes from a verified token.
   // Step 2: `deps.em` is this request's own unit of work.
   const content = validate(input, deps.settings);
@@ -106,6 +153,8 @@ export async function runTurn(deps: TurnDeps, viewer: Viewer, input: SendMessage
   // (or replays, or waits its turn, or is refused with RATE_LIMITED and stores nothing).
   const ids: TurnIds = { userMessage: newId(), reply: newId(), turn: newId() };
   const start = await beginInOrder(deps, viewer, input, content, ids);
+  watch.lap('begin');
+  watch.conversationId = start.conversation.id;
   if (start.kind === 'replay') {
     return {
       conversation: start.conversation,
@@ -116,6 +165,7 @@ export async function runTurn(deps: TurnDeps, viewer: Viewer, input: SendMessage
     };
   }
   const { conversation, userMessage, reply } = start;
+  watch.turnId = ids.turn;
   const running: RunningTurn = { conversationId: conversation.id, userId: viewer.userId, turnId: ids.turn, replyId: reply.id };
   deps.running.add(running);
   const renewal = renewLease(deps, running);
@@ -142,11 +192,18 @@ export async function runTurn(deps: TurnDeps, viewer: Viewer, input: SendMessage
           log: deps.log,
           what: 'load context',
         });
+    watch.lap('context');
 
     // Step 6: the agent, with no transaction open; its text and tool calls become events as they
     // come, and each tool call is stored as it completes.
-    const recorder = toolCallRecorder(deps, events, { conversationId: conversation.id, replyId: reply.id, userId: viewer.userId });
+    const recorder = toolCallRecorder(deps, events, watch, { conversationId: conversation.id, replyId: reply.id, userId: viewer.userId });
     const outcome = await runAgent(deps, messages, viewer.userId, { onCall: recorder.record, events });
+    watch.agentDone();
+    if (outcome.reply) {
+      watch.model = outcome.reply.model;
+      const { usage } = outcome.reply;
+      if (usage) watch.tokens = { prompt: usage.promptTokens, completion: usage.completionTokens };
+    }
     await recorder.stored();
     const closing = await events.closing();
     if (outcome.reply) {
@@ -179,6 +236,7 @@ export async function runTurn(deps: TurnDeps, viewer: Viewer, input: SendMessage
         }),
       { log: deps.log, what: 'finish turn' },
     );
+    watch.lap('finish');
     settled = true;
     if (!outcome.reply) {
       deps.log.error({ err: outcome.failure, conversationId: conversation.id }, 'agent failed');
@@ -251,6 +309,8 @@ async function beginInOrder(
   const deadline = arrivedAt.getTime() + deps.settings.enqueueTimeoutMs;
   // Set once step 4 has queued the request: its ticket and its conversation.
   let queued = null as Extract<Started, { kind: 'queued' }> | null;
+  // Whether this request was counted as waiting (`TurnObserver.waiting`).
+  let waited = false;
   let races = 0;
   try {
     for (let wait = 0; ; wait++) {
@@ -283,12 +343,17 @@ async function beginInOrder(
         if (started.kind === 'run') queued = null; // its ticket, if it had one, was used up by step 4
         if (started.kind !== 'queued') return started;
         queued = started;
+        if (!waited) {
+          waited = true;
+          deps.observe?.waiting?.(1);
+        }
       }
       if (queued === null) continue;
       const pause = Math.min(backoff({ baseMs: 20, maxMs: 400 })(wait), Math.max(deadline - Date.now(), 0));
       await (deps.signals ? deps.signals.waitForTurnEnd(queued.conversationId, pause) : sleep(pause));
     }
   } finally {
+    if (waited) deps.observe?.waiting?.(-1);
     // Given back by a request that gave up (or was answered with a replay).
     if (queued !== null) await leaveQueue(deps.em, viewer.userId, queued.conversationId, queued.ticket).catch(() => undefined);
   }
@@ -296,11 +361,18 @@ async function beginInOrder(
 
 // Private: stores each tool call the moment the tool box reports it (with the events before it),
 // outside any transaction.
-function toolCallRecorder(deps: TurnDeps, events: TurnEvents, turn: { conversationId: string; replyId: string; userId: string }) {
+function toolCallRecorder(
+  deps: TurnDeps,
+  events: TurnEvents,
+  watch: TurnWatch,
+  turn: { conversationId: string; replyId: string; userId: string },
+) {
   const writes: Promise<unknown>[] = [];
   const calls: ToolCall[] = [];
   return {
     record(call: ToolCallRecord) {
+      watch.toolCall(call);
+      deps.observe?.toolCall?.(call);
       const stored = toolCallOf(deps.em, { ...turn, id: newId(), call });
       calls.push(stored);
       writes.push(events.toolFinished(stored));

@@ -2,6 +2,7 @@
  * The ORM: MikroORM on PostgreSQL, configured from `Config`, with the migrations of
  * `migrations/` compiled in. The schema is changed only by those migrations.
  */
+import type pg from 'pg';
 import type { LogContext, LoggerNamespace, Logger as OrmLogger } from '@mikro-orm/core';
 import { ReflectMetadataProvider } from '@mikro-orm/decorators/legacy';
 import { Migrator } from '@mikro-orm/migrations';
@@ -71,9 +72,26 @@ export async function openOrm(options: OrmOptions): Promise<Orm> {
 
 /** Applies every pending migration; returns the names applied. */
 export async function migrate(orm: Orm): Promise<string[]> {
-  const applied = await orm.migrator.up();
-  return applied.map((migration) => migration.name);
+  // One migrator at a time per database: instances started together would otherwise both apply
+  // the first migration, and one would fail on what the other created. The lock is a session's,
+  // held on a connection of the pool while the migrator works on others.
+  const pool = (await orm.em.getConnection().getNativeClient()) as pg.Pool;
+  const holder = await pool.connect();
+  try {
+    await holder.query('select pg_advisory_lock($1)', [MIGRATION_LOCK]);
+    try {
+      const applied = await orm.migrator.up();
+      return applied.map((migration) => migration.name);
+    } finally {
+      await holder.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK]);
+    }
+  } finally {
+    holder.release();
+  }
 }
+
+/** The advisory lock key migrations are applied under (any fixed bigint; this one spells "chatmig"). */
+const MIGRATION_LOCK = '109508581767527';
 
 // Private: routes the ORM's log lines into pino, and every statement to `onQuery`.
 function queryLogger(log: Logger, onQuery?: (sql: string) => void): OrmLogger {

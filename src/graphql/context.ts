@@ -57,7 +57,12 @@ export type Context = {
   scope: RequestScope;
   /** This request's resolver instances, made on first use; `buildSchema` reads them from here. */
   container: RequestContainer;
+  /** Filled by Apollo's `operationNotes` plugin (`server.ts`) for the request line and the metrics; absent over subscriptions. */
+  notes?: OperationNotes;
 };
+
+/** What the request line tells of a GraphQL operation: its name (null: anonymous) and type, and its errors' codes in order. */
+export type OperationNotes = { operationName: string | null; operationType: string | null; errorCodes: string[] };
 
 export function createContext(
   em: EntityManager,

@@ -3,13 +3,21 @@
  * `{ message, extensions: { code, ...details } }`; GraphQL's own request errors (parse, validation,
  * variables, and the limits of `limits.ts`) pass as they are; anything else is logged with its
  * cause and stack and masked as INTERNAL_SERVER_ERROR: no stack or SQL reaches the client.
+ *
+ * Over HTTP, Apollo's `operationNotes` plugin (`server.ts`) logs internal errors with the
+ * request's logger (its request id on the line), and `formatError` is given no logger; the
+ * subscriptions give theirs.
  */
 import { unwrapResolverError } from '@apollo/server/errors';
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
 import { AppError } from '../errors.js';
 import type { Logger } from '../log.js';
 
-export function formatError(log: Logger, options: { hideSuggestions: boolean }) {
+/**
+ * The `formatError` of Apollo and of the subscriptions. `log`, when given, is where internal
+ * errors are logged as they are masked; null: the caller logs them (`internalError`).
+ */
+export function formatError(log: Logger | null, options: { hideSuggestions: boolean }) {
   return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
     const original = unwrapResolverError(error);
     if (original instanceof AppError) {
@@ -22,7 +30,7 @@ export function formatError(log: Logger, options: { hideSuggestions: boolean }) 
     }
     // GraphQL's parse, validation and variable errors, and the limits' refusals, are meant for clients.
     if (original instanceof GraphQLError) return clientError(formatted, options.hideSuggestions);
-    log.error({ err: original, path: formatted.path }, 'internal error in a GraphQL request');
+    log?.error({ err: original, path: formatted.path }, 'internal error in a GraphQL request');
     return {
       message: 'Internal server error',
       locations: formatted.locations,
@@ -30,6 +38,12 @@ export function formatError(log: Logger, options: { hideSuggestions: boolean }) 
       extensions: { code: 'INTERNAL_SERVER_ERROR' },
     };
   };
+}
+
+/** The error behind `error` when `formatError` masks it as INTERNAL_SERVER_ERROR (`{ cause }`); null for an error meant for clients. */
+export function internalError(error: unknown): { cause: unknown } | null {
+  const original = unwrapResolverError(error);
+  return original instanceof AppError || original instanceof GraphQLError ? null : { cause: original };
 }
 
 // Private: a client's error as it is, but for two touches: the token limit named like the other

@@ -88,8 +88,8 @@ function contentSecurityPolicy(req: Request): string {
   ].join('; ');
 }
 
-// Private: whether the Host header names this machine's loopback (`127.0.0.1:4000`, `localhost`, `[::1]:4000`).
-function isLoopbackHost(host: string | undefined): boolean {
+/** Whether a Host header names this machine's loopback (`127.0.0.1:4000`, `localhost`, `[::1]:4000`). */
+export function isLoopbackHost(host: string | undefined): boolean {
   const name = host?.replace(/:\d+$/, '').toLowerCase();
   return name === 'localhost' || name === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(name ?? '');
 }

@@ -1,10 +1,12 @@
 /**
- * The express app: request ids, CORS, health, `/graphql`, the REST route, `/mcp`, the chat page
+ * The express app: request ids (and the request line, counted by the metrics), CORS, health,
+ * `/metrics` (unless `METRICS=off`; behind `METRICS_TOKEN` when set), `/graphql`, the REST route, `/mcp`, the chat page
  * (outside production unless `CHAT_PAGE` says otherwise), and a JSON error for anything else. A
  * GraphQL request is authenticated here (step 1 of the turn) and given its own unit of work
  * (`orm.em.fork()`, step 2) in its context; the REST route and `/mcp` do the same in their
  * handlers. From there a turn goes to `chat/` through the `Chat` handed down.
  */
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { ServerOptions } from 'node:http';
 import { expressMiddleware } from '@as-integrations/express5';
 import cors from 'cors';
@@ -13,15 +15,16 @@ import type { Authenticator } from '../auth/authenticator.js';
 import type { Chat } from '../chat/chat.js';
 import type { Config } from '../config.js';
 import type { Orm } from '../db/orm.js';
-import { AppError } from '../errors.js';
-import { createContext } from '../graphql/context.js';
+import { AppError, forbidden, unauthenticated } from '../errors.js';
+import { createContext, type OperationNotes } from '../graphql/context.js';
 import type { createShapeCheck } from '../graphql/limits.js';
 import type { Apollo } from '../graphql/server.js';
 import type { Logger } from '../log.js';
 import type { McpHub } from '../mcp/hub.js';
+import type { Metrics } from '../metrics.js';
 import { httpFailure, middlewareFailure, sendError, sendFailure } from './errors.js';
 import { mcpRouter } from './mcp.js';
-import { chatPageRouter } from './page.js';
+import { chatPageRouter, isLoopbackHost } from './page.js';
 import { requestIds } from './request-id.js';
 import { restRouter } from './rest.js';
 
@@ -43,6 +46,8 @@ export type RouteDeps = {
   sse: RequestHandler;
   /** Prefills the chat page's sign-in box (`App.devToken`); absent: the page holds no token. */
   devToken?: string;
+  /** The app's metrics, served at `/metrics` and told of every request; absent with `METRICS=off`. */
+  metrics?: Metrics;
   /** True once the process is stopping (`App.drain()`): `/readyz` answers 503 so that load balancers send elsewhere. */
   draining: () => boolean;
 };
@@ -52,12 +57,22 @@ export function createRoutes(deps: RouteDeps): Express {
   const { config, log, orm, auth, chat, apollo } = deps;
   const app = express();
   app.disable('x-powered-by');
-  app.use(requestIds(log));
+  app.use(requestIds(log, deps.metrics?.request));
+  // A server that holds a dev token (loopback, its own dev secret) answers loopback names only:
+  // another site's name pointed at 127.0.0.1 (DNS rebinding) would otherwise read the token out of
+  // Sandbox's page or the chat page, from its own origin.
+  if (deps.devToken) {
+    app.use((req, res, next) => {
+      if (isLoopbackHost(req.headers.host)) return next();
+      sendError(res, forbidden('This development server answers to loopback names only (localhost, 127.0.0.1, [::1])'), req.log);
+    });
+  }
   app.use(corsFor(config));
   // A preflight the CORS middleware let through (its origin is not listed) ends here, without CORS headers.
   app.options(/.*/, (_req, res) => {
     res.sendStatus(204);
   });
+  if (deps.metrics) app.get('/metrics', metricsRoute(deps.metrics, config.metrics.token));
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
@@ -88,9 +103,13 @@ export function createRoutes(deps: RouteDeps): Express {
         // Without a viewer the request still runs: fields that need one answer UNAUTHENTICATED.
         const viewer = await auth.authenticate(req.headers.authorization).catch((error: unknown) => {
           if (error instanceof AppError) return error;
+          req.log.error({ err: error }, 'could not authenticate a GraphQL request');
           throw error;
         });
-        return createContext(orm.em.fork(), chat, viewer, req.log, config.search, req.receivedAt);
+        // Filled by Apollo as it answers (`graphql/server.ts`), read by the request line.
+        const notes: OperationNotes = { operationName: null, operationType: null, errorCodes: [] };
+        req.graphql = notes;
+        return { ...createContext(orm.em.fork(), chat, viewer, req.log, config.search, req.receivedAt), notes };
       },
     }),
   );
@@ -112,6 +131,23 @@ export function serverOptions(config: Config): ServerOptions {
     requestTimeout: config.http.requestTimeoutMs,
     // How often those timeouts are checked (Node's default, 30 s, would let them run far over).
     connectionsCheckingInterval: Math.min(config.http.headersTimeoutMs, config.http.requestTimeoutMs, 5_000) / 2,
+  };
+}
+
+// Private: `GET /metrics` in the Prometheus text format; with a token, only for a request bearing
+// it (compared in constant time), else 401 in the JSON of every HTTP error.
+function metricsRoute(metrics: Metrics, token: string | undefined): RequestHandler {
+  const digest = (value: string) => createHash('sha256').update(value).digest();
+  const expected = token === undefined ? null : digest(`Bearer ${token}`);
+  return async (req, res) => {
+    if (expected && !timingSafeEqual(digest(req.headers.authorization ?? ''), expected)) {
+      res.setHeader('WWW-Authenticate', 'Bearer realm="metrics"');
+      sendError(res, unauthenticated('GET /metrics needs Authorization: Bearer <METRICS_TOKEN>'), req.log);
+      return;
+    }
+    const { contentType, text } = await metrics.scrape();
+    res.setHeader('Content-Type', contentType);
+    res.send(text);
   };
 }
 

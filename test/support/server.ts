@@ -11,7 +11,7 @@ import pg from 'pg';
 import type { Agent } from '../../src/agent/types.js';
 import { type App, createApp } from '../../src/app.js';
 import { type Config, loadConfig } from '../../src/config.js';
-import { createLogger } from '../../src/log.js';
+import { createLogger, type Logger } from '../../src/log.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
 import { defined } from './defined.js';
 import { unscopedReason } from './user-scope.js';
@@ -37,7 +37,7 @@ export type TestServer = {
 };
 
 export async function startTestServer(
-  options: { agent?: Agent; env?: Record<string, string>; database?: TestDatabase } = {},
+  options: { agent?: Agent; env?: Record<string, string>; database?: TestDatabase; log?: Logger } = {},
 ): Promise<TestServer> {
   const owned = options.database === undefined;
   const database = options.database ?? (await createTestDatabase());
@@ -56,7 +56,7 @@ export async function startTestServer(
     const reason = unscopedReason(sql);
     if (reason) unscoped.push(`${reason}: ${sql}`);
   };
-  const app = await createApp(config, { log: createLogger(config.logLevel), agent: options.agent, onQuery });
+  const app = await createApp(config, { log: options.log ?? createLogger(config.logLevel), agent: options.agent, onQuery });
   const server: Server = createServer(app.serverOptions, app.express);
   const detach = app.attach(server);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
