@@ -2,11 +2,12 @@
  * The ORM: MikroORM on PostgreSQL, configured from `Config`, with the migrations of
  * `migrations/` compiled in. The schema is changed only by those migrations.
  */
-import type pg from 'pg';
+
 import type { LogContext, LoggerNamespace, Logger as OrmLogger } from '@mikro-orm/core';
 import { ReflectMetadataProvider } from '@mikro-orm/decorators/legacy';
 import { Migrator } from '@mikro-orm/migrations';
 import { defineConfig, MikroORM, type Options } from '@mikro-orm/postgresql';
+import type pg from 'pg';
 import type { Logger } from 'pino';
 import { migrationsList } from '../../migrations/index.js';
 import { entities } from '../entities/index.js';
