@@ -14,6 +14,7 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { ToolCallRecord } from './agent/types.js';
+import { leaseHealth } from './chat/lease-health.js';
 import type { TurnObserver, TurnReport } from './chat/turn-report.js';
 import { TURN_PHASES } from './chat/turn-report.js';
 import type { Orm } from './db/orm.js';
@@ -128,6 +129,19 @@ export async function createMetrics({ orm, subscribers }: MetricsSources): Promi
     registers,
     collect() {
       this.set(pool.waitingCount);
+    },
+  });
+  // Process-wide counts kept by the lease renewal (`chat/lease-health.ts`), read at each scrape.
+  new Counter({
+    name: 'lease_renewals_total',
+    help: 'Turn lease renewals that went wrong, by kind: late (past half the lease: a stalled event loop or a slow database) or lost (taken over, or freed by shutdown)',
+    labelNames: ['kind'],
+    registers,
+    collect() {
+      const health = leaseHealth();
+      this.reset();
+      this.inc({ kind: 'late' }, health.missedRenewals);
+      this.inc({ kind: 'lost' }, health.lostLeases);
     },
   });
   new Gauge({

@@ -177,6 +177,9 @@ describe('GET /metrics after a few turns', () => {
     // Since the previous scrape, which may have been a moment ago: present, not necessarily above 0.
     expect(sample(samples, 'eventloop_delay_seconds', { stat: 'p99' })).toBeGreaterThanOrEqual(0);
     expect(sample(samples, 'event_subscribers')).toBe(0);
+    // The lease renewal's process-wide counts (lease-health.ts): present from the start, never negative.
+    expect(sample(samples, 'lease_renewals_total', { kind: 'late' })).toBeGreaterThanOrEqual(0);
+    expect(sample(samples, 'lease_renewals_total', { kind: 'lost' })).toBeGreaterThanOrEqual(0);
   });
 
   it('keeps operation names to a bounded set: past the cap, or not a name, they count as other', async () => {
