@@ -171,6 +171,12 @@ describe('conversationEvents across three instances on one database', () => {
     expect(stored.rows[0]).toEqual({ content: 'Adding it.\n\nDone: “buy milk” is on your list.', status: 'complete' });
     expect(textOf(onB.events)).toBe(stored.rows[0]?.content);
     expect(onB.events.at(-1)?.message).toEqual({ id: sent.assistantMessage.id, content: stored.rows[0]?.content, status: 'COMPLETE' });
+
+    // Read back later from the database, the turn is exactly what was streamed live, field for field.
+    const later = await subscribe(c, 'instances-1', id, START);
+    await until(() => ended(later.events), 'the turn read back');
+    later.close();
+    expect(later.events).toEqual(onB.events);
   });
 
   it('the offline agent’s turn on one instance streams to another, its TEXT_DELTAs spelling the stored reply', async () => {

@@ -202,7 +202,6 @@ function notification({ conversationId, turnId, replyId, events }: Omit<Append, 
     text: event.text ?? null,
     data: dataOf(event),
     created_at: event.createdAt.toISOString(),
-    tool_call: event.toolCall ? toolCallRow(event.toolCall) : null,
     message: event.message ? messageRow(event.message) : null,
   }));
   // A turn's last event without its reply at hand (a turn ended by a failure path) goes by
@@ -210,26 +209,12 @@ function notification({ conversationId, turnId, replyId, events }: Omit<Append, 
   const ending = (kind: ConversationEventKind) =>
     kind === ConversationEventKind.TURN_COMPLETED || kind === ConversationEventKind.TURN_FAILED;
   if (events.some((event) => ending(event.kind) && !event.message)) return { prefix, suffix: '' };
+  // A tool call's arguments and result are JSON the database stores as `jsonb`, which orders keys
+  // its own way: read back, they would differ from the notification's (a client comparing what it
+  // saw live with what it reads later would see a change). They go by reference.
+  if (events.some((event) => event.call || event.toolCall)) return { prefix, suffix: '' };
   const suffix = `:${JSON.stringify(wire)}`;
   return Buffer.byteLength(prefix) + 12 + Buffer.byteLength(suffix) <= NOTIFY_PAYLOAD_MAX ? { prefix, suffix } : { prefix, suffix: '' };
-}
-
-// Private: a tool call in `tool_call`'s column names, as `to_jsonb` gives it.
-function toolCallRow(call: ToolCall): Record<string, unknown> {
-  return {
-    id: call.id,
-    message_id: call.message.id,
-    conversation_id: call.conversation.id,
-    user_id: call.userId,
-    call_id: call.callId,
-    server: call.server,
-    name: call.name,
-    arguments: call.arguments,
-    result: call.result,
-    is_error: call.isError,
-    started_at: call.startedAt.toISOString(),
-    duration_ms: call.durationMs,
-  };
 }
 
 // Private: a message in `message`'s column names, as `to_jsonb` gives it.
