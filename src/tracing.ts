@@ -1,0 +1,75 @@
+/**
+ * Traces with OpenTelemetry, exported by OTLP over HTTP (JSON), and off unless
+ * `OTEL_EXPORTER_OTLP_ENDPOINT` is set: then no SDK module is even loaded, and the spans the
+ * code starts through `@opentelemetry/api` (the vendor-neutral API, like a logger interface) are
+ * its no-op spans.
+ *
+ * On, it must run before the modules it instruments load (http, express, graphql, pg): in ESM
+ * that takes the `import-in-the-middle` loader hook, registered here with `module.register`,
+ * and instrumentations registered before `app.js` is imported. So `main.ts` starts it first and
+ * imports the app afterwards (`await import('./app.js')`).
+ *
+ * Spans: the http server span of each request (with its `request.id`), express's and graphql's
+ * spans under it, then the turn's own (`chat/turn.ts`: `turn` and its steps; `model.call` in
+ * `agent/openai-provider.ts`; `tool.call` in `mcp/toolbox.ts`) and pg's query spans under them.
+ */
+import { register } from 'node:module';
+import type { TracingSettings } from './config.js';
+
+/** A started tracing SDK: `shutdown` sends the spans still buffered and stops it. */
+export type Tracing = { shutdown(): Promise<void> };
+
+/** The name of this program's tracer: every manual span is started with `trace.getTracer(TRACER_NAME)`. */
+export const TRACER_NAME = 'stateless-chat';
+
+/**
+ * Starts the SDK when `settings.endpoint` is set (spans batched to `<endpoint>/v1/traces`);
+ * returns null, having loaded nothing, when it is not. Call it before anything imports the app.
+ */
+export async function startTracing(settings: TracingSettings): Promise<Tracing | null> {
+  if (settings.endpoint === undefined) return null;
+  // The ESM hook first: only modules loaded after it can be patched.
+  register('@opentelemetry/instrumentation/hook.mjs', import.meta.url);
+  const [api, hooks, core, sdk, resources, otlp, instrumentation, http, express, graphql, pg] = await Promise.all([
+    import('@opentelemetry/api'),
+    import('@opentelemetry/context-async-hooks'),
+    import('@opentelemetry/core'),
+    import('@opentelemetry/sdk-trace'),
+    import('@opentelemetry/resources'),
+    import('@opentelemetry/exporter-trace-otlp-http'),
+    import('@opentelemetry/instrumentation'),
+    import('@opentelemetry/instrumentation-http'),
+    import('@opentelemetry/instrumentation-express'),
+    import('@opentelemetry/instrumentation-graphql'),
+    import('@opentelemetry/instrumentation-pg'),
+  ]);
+  const exporter = new otlp.OTLPTraceExporter({ url: `${settings.endpoint.replace(/\/+$/, '')}/v1/traces` });
+  const provider = new sdk.TracerProvider({
+    resource: resources.resourceFromAttributes({ 'service.name': settings.serviceName }),
+    spanProcessors: [new sdk.BatchSpanProcessor({ exporter })],
+  });
+  api.context.setGlobalContextManager(new hooks.AsyncLocalStorageContextManager().enable());
+  api.propagation.setGlobalPropagator(new core.W3CTraceContextPropagator());
+  api.trace.setGlobalTracerProvider(provider);
+  instrumentation.registerInstrumentations({
+    tracerProvider: provider,
+    instrumentations: [
+      new http.HttpInstrumentation({
+        // Set by `http/request-id.ts` before the response ends, when this hook runs.
+        applyCustomAttributesOnSpan: (span, request) => {
+          const id = (request as { id?: unknown }).id;
+          if (typeof id === 'string') span.setAttribute('request.id', id);
+        },
+      }),
+      new express.ExpressInstrumentation(),
+      // Not a span per field that only reads a property: the resolvers that do work, with parse, validate, execute.
+      new graphql.GraphQLInstrumentation({ ignoreTrivialResolveSpans: true }),
+      new pg.PgInstrumentation({ requireParentSpan: true }),
+    ],
+  });
+  return {
+    async shutdown() {
+      await provider.shutdown();
+    },
+  };
+}
