@@ -14,6 +14,7 @@
  * `agent/openai-provider.ts`; `tool.call` in `mcp/toolbox.ts`) and pg's query spans under them.
  */
 import { register } from 'node:module';
+import type { Span } from '@opentelemetry/api';
 import type { TracingSettings } from './config.js';
 
 /** A started tracing SDK: `shutdown` sends the spans still buffered and stops it. */
@@ -54,17 +55,11 @@ export async function startTracing(settings: TracingSettings): Promise<Tracing |
   instrumentation.registerInstrumentations({
     tracerProvider: provider,
     instrumentations: [
-      new http.HttpInstrumentation({
-        // Set by `http/request-id.ts` before the response ends, when this hook runs.
-        applyCustomAttributesOnSpan: (span, request) => {
-          const id = (request as { id?: unknown }).id;
-          if (typeof id === 'string') span.setAttribute('request.id', id);
-        },
-      }),
+      new http.HttpInstrumentation({ applyCustomAttributesOnSpan: tagRequestId }),
       new express.ExpressInstrumentation(),
       // Not a span per field that only reads a property: the resolvers that do work, with parse, validate, execute.
       new graphql.GraphQLInstrumentation({ ignoreTrivialResolveSpans: true }),
-      new pg.PgInstrumentation({ requireParentSpan: true }),
+      new pg.PgInstrumentation({ requireParentSpan: true, requestHook: redactQuery }),
     ],
   });
   return {
@@ -72,4 +67,29 @@ export async function startTracing(settings: TracingSettings): Promise<Tracing |
       await provider.shutdown();
     },
   };
+}
+
+/**
+ * The http server span's `request.id`: the id `http/request-id.ts` gave the request (set on it
+ * before the response ends, when instrumentation-http calls this).
+ */
+export function tagRequestId(span: Span, request: object): void {
+  const id = (request as { id?: unknown }).id;
+  if (typeof id === 'string') span.setAttribute('request.id', id);
+}
+
+/**
+ * A pg span's statement without its values: MikroORM inlines them as literals (message text,
+ * user ids, metadata), and no span may carry those. Replaces instrumentation-pg's `db.query.text`.
+ */
+export function redactQuery(span: Span, info: { query: { text: string } }): void {
+  span.setAttribute('db.query.text', redactedSql(info.query.text));
+}
+
+/**
+ * `text` with every string literal, standard (`'it''s'`) or escaped (`E'a\'b'`), replaced by
+ * `?`; numbers, identifiers and `$n` parameters kept. (No dollar-quoted strings: the ORM writes none.)
+ */
+export function redactedSql(text: string): string {
+  return text.replace(/\b[Ee]'(?:[^'\\]|\\.|'')*'|'(?:[^']|'')*'/g, '?');
 }

@@ -5,7 +5,7 @@
  * pg's query spans under the steps that run them.
  *
  * The SDK here is the test's own: a `TracerProvider` with an in-memory exporter, and the http
- * and pg instrumentations registered programmatically before the app's modules are imported
+ * and pg instrumentations (with `tracing.ts`'s hooks) registered programmatically before the app's modules are imported
  * (they are imported dynamically below, so that `pg`, `http` and `express` load patched; vitest
  * runs each file in its own process). `src/tracing.ts` itself, with the ESM hook and the OTLP
  * exporter, is run by `test/tracing-process.test.ts` in a child `node dist/src/main.js`.
@@ -17,6 +17,7 @@ import { HttpInstrumentation } from '@opentelemetry/instrumentation-http';
 import { PgInstrumentation } from '@opentelemetry/instrumentation-pg';
 import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { redactedSql, redactQuery, tagRequestId } from '../src/tracing.js';
 
 const exporter = new InMemorySpanExporter();
 const provider = new TracerProvider({ spanProcessors: [new SimpleSpanProcessor({ exporter })] });
@@ -25,13 +26,8 @@ trace.setGlobalTracerProvider(provider);
 registerInstrumentations({
   tracerProvider: provider,
   instrumentations: [
-    new HttpInstrumentation({
-      applyCustomAttributesOnSpan: (span, request) => {
-        const id = (request as { id?: unknown }).id;
-        if (typeof id === 'string') span.setAttribute('request.id', id);
-      },
-    }),
-    new PgInstrumentation({ requireParentSpan: true }),
+    new HttpInstrumentation({ applyCustomAttributesOnSpan: tagRequestId }),
+    new PgInstrumentation({ requireParentSpan: true, requestHook: redactQuery }),
   ],
 });
 
@@ -96,6 +92,12 @@ function tree(all: ReadableSpan[], root: ReadableSpan, depth = 0): string[] {
 }
 
 describe('traces', () => {
+  it('show statements without their values', () => {
+    expect(redactedSql(`insert into "message" ("content", "seq") values ('it''s milk', 2), (E'a\\'b', $1) returning "id"`)).toBe(
+      `insert into "message" ("content", "seq") values (?, 2), (?, $1) returning "id"`,
+    );
+  });
+
   it('make a turn with a tool call one trace: http, turn, its four steps, tool.call under turn.agent, pg under the steps', async () => {
     agent.inner = new (await import('../src/agent/offline.js')).OfflineAgent();
     await sendAs('trace-alice', 'trace-offline-1', 'add a task to buy milk');
@@ -119,8 +121,10 @@ describe('traces', () => {
     expect(steps.map((span) => span.name)).toEqual(['turn.begin', 'turn.context', 'turn.agent', 'turn.finish']);
     const toolCall = one('tool.call', one('turn.agent', turn));
     expect(toolCall.attributes).toMatchObject({ 'tool.server': 'todo', 'tool.name': 'add_task', 'tool.is_error': false });
+    // Neither the message nor the user id in clear, in any span (pg statements included).
     for (const span of all.filter((s) => s.spanContext().traceId === traceId)) {
       expect(JSON.stringify(span.attributes)).not.toContain('buy milk');
+      expect(JSON.stringify(span.attributes)).not.toContain('trace-alice');
     }
 
     // The trace's root is the http server span of the request, with its id; pg spans hang under the steps.
