@@ -57,8 +57,9 @@ export async function startTracing(settings: TracingSettings): Promise<Tracing |
     instrumentations: [
       new http.HttpInstrumentation({ applyCustomAttributesOnSpan: tagRequestId }),
       new express.ExpressInstrumentation(),
-      // Not a span per field that only reads a property: the resolvers that do work, with parse, validate, execute.
-      new graphql.GraphQLInstrumentation({ ignoreTrivialResolveSpans: true }),
+      // Parse, validate and the operation's execution; no span per field (type-graphql wraps
+      // every field in a resolver, so even a property read would be one).
+      new graphql.GraphQLInstrumentation({ ignoreResolveSpans: true }),
       new pg.PgInstrumentation({ requireParentSpan: true, requestHook: redactQuery }),
     ],
   });
