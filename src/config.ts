@@ -128,7 +128,7 @@ const schema = z.object({
   METRICS: z.enum(['on', 'off']).default('on').describe('GET /metrics in the Prometheus text format'),
   METRICS_TOKEN: optionalString.describe('when set, GET /metrics needs `Authorization: Bearer <token>`'),
   OTEL_EXPORTER_OTLP_ENDPOINT: optionalString
-    .pipe(z.url().optional())
+    .pipe(z.url({ protocol: /^https?$/ }).optional())
     .describe('traces are sent by OTLP/HTTP (JSON) to <endpoint>/v1/traces; unset: no tracing'),
   OTEL_SERVICE_NAME: z.string().default('stateless-chat'),
 });

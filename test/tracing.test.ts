@@ -17,7 +17,8 @@ import { HttpInstrumentation } from '@opentelemetry/instrumentation-http';
 import { PgInstrumentation } from '@opentelemetry/instrumentation-pg';
 import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { redactedSql, redactQuery, tagRequestId } from '../src/tracing.js';
+import { loadConfig } from '../src/config.js';
+import { redactedSql, redactQuery, startTracing, tagRequestId } from '../src/tracing.js';
 
 const exporter = new InMemorySpanExporter();
 const provider = new TracerProvider({ spanProcessors: [new SimpleSpanProcessor({ exporter })] });
@@ -92,6 +93,17 @@ function tree(all: ReadableSpan[], root: ReadableSpan, depth = 0): string[] {
 }
 
 describe('traces', () => {
+  it('are off unless OTEL_EXPORTER_OTLP_ENDPOINT is set, which must be an http(s) URL', async () => {
+    const off = loadConfig({ NODE_ENV: 'test' }).tracing;
+    expect(off).toEqual({ endpoint: undefined, serviceName: 'stateless-chat' });
+    expect(await startTracing(off)).toBeNull();
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318', OTEL_SERVICE_NAME: 'chat-eu' }).tracing).toEqual({
+      endpoint: 'http://collector:4318',
+      serviceName: 'chat-eu',
+    });
+    expect(() => loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318' })).toThrow(/OTEL_EXPORTER_OTLP_ENDPOINT/);
+  });
+
   it('show statements without their values', () => {
     expect(redactedSql(`insert into "message" ("content", "seq") values ('it''s milk', 2), (E'a\\'b', $1) returning "id"`)).toBe(
       `insert into "message" ("content", "seq") values (?, 2), (?, $1) returning "id"`,
