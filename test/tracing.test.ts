@@ -18,6 +18,7 @@ import { PgInstrumentation } from '@opentelemetry/instrumentation-pg';
 import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
+import { userRef } from '../src/log.js';
 import { redactedSql, redactQuery, startTracing, tagRequestId } from '../src/tracing.js';
 
 const exporter = new InMemorySpanExporter();
@@ -123,7 +124,7 @@ describe('traces', () => {
       'conversation.id': expect.any(String),
       'turn.id': expect.any(String),
     });
-    expect(turn.attributes['enduser.ref']).not.toBe('trace-alice');
+    expect(turn.attributes['enduser.ref']).toBe(userRef('trace-alice', false));
     const traceId = turn.spanContext().traceId;
     expect(new Set(all.filter((span) => span.spanContext().traceId === traceId).map((span) => span.name))).toContain('turn');
 

@@ -12,8 +12,8 @@
  *
  * Each turn is a `turn` span with a child span per step (`turn.begin`, `turn.context`,
  * `turn.agent`, `turn.finish`), started through `@opentelemetry/api`: no-ops unless `tracing.ts`
- * started an SDK. The turn span carries ids, outcome and error code, the request id, the user by
- * `userRef`; never message text.
+ * started an SDK. The turn span carries ids, outcome and error code, the request id, the user as
+ * `userRef`'s hash (always); never message text.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { UniqueConstraintViolationException } from '@mikro-orm/core';
@@ -129,15 +129,16 @@ export function runTurn(deps: TurnDeps, viewer: Viewer, input: SendMessageInput)
 /** The tracer of the turn's spans (a no-op until an SDK is registered: `tracing.ts`). */
 const tracer = trace.getTracer('stateless-chat');
 
-// Private: `work` inside a child span named `name` of the active one, ended (with the error, if
-// any) when `work` settles.
+// Private: `work` inside a child span named `name` of the active one, ended when `work` settles.
+// A refusal (an `AppError`: busy, rate-limited, not found) is recorded on it; only an unexpected
+// error marks it failed.
 async function step<T>(name: string, work: (span: Span) => Promise<T>): Promise<T> {
   return tracer.startActiveSpan(name, async (span) => {
     try {
       return await work(span);
     } catch (error) {
       span.recordException(error as Error);
-      span.setStatus({ code: SpanStatusCode.ERROR });
+      if (!(error instanceof AppError)) span.setStatus({ code: SpanStatusCode.ERROR });
       throw error;
     } finally {
       span.end();
@@ -152,12 +153,13 @@ function reportTurn(deps: TurnDeps, viewer: Viewer, report: TurnReport, span: Sp
   const level = outcome === 'failed' || outcome === 'error' ? 'warn' : 'info';
   const user = userRef(viewer.userId, deps.settings.logUserIds ?? false);
   if (span.isRecording()) {
+    // Hashed whatever LOG_USER_IDS says: spans leave for a collector that the setting does not cover.
     // The request id the turn's log lines carry (`http/request-id.ts` binds it to the request's logger).
     const requestId = deps.log.bindings().requestId;
     span.setAttributes({
       'turn.outcome': outcome,
       'turn.tool_calls': toolCalls,
-      'enduser.ref': user,
+      'enduser.ref': userRef(viewer.userId, false),
       ...(typeof requestId === 'string' ? { 'request.id': requestId } : {}),
       ...(conversationId ? { 'conversation.id': conversationId } : {}),
       ...(turnId ? { 'turn.id': turnId } : {}),
