@@ -11,7 +11,8 @@
  *
  * Spans: the http server span of each request (with its `request.id`), express's and graphql's
  * spans under it, then the turn's own (`chat/turn.ts`: `turn` and its steps; `model.call` in
- * `agent/openai-provider.ts`; `tool.call` in `mcp/toolbox.ts`) and pg's query spans under them.
+ * `agent/openai-provider.ts`; `tool.call` in `mcp/toolbox.ts`; all from the tracer named
+ * `stateless-chat`) and pg's query spans under them, their statements without values.
  */
 import { register } from 'node:module';
 import type { Span } from '@opentelemetry/api';
@@ -19,9 +20,6 @@ import type { TracingSettings } from './config.js';
 
 /** A started tracing SDK: `shutdown` sends the spans still buffered and stops it. */
 export type Tracing = { shutdown(): Promise<void> };
-
-/** The name of this program's tracer: every manual span is started with `trace.getTracer(TRACER_NAME)`. */
-export const TRACER_NAME = 'stateless-chat';
 
 /**
  * Starts the SDK when `settings.endpoint` is set (spans batched to `<endpoint>/v1/traces`);
