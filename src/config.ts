@@ -127,6 +127,10 @@ const schema = z.object({
   LOG_USER_IDS: z.enum(['on', 'off']).default('off').describe('off: user ids in logs are hashed (a SHA-256 prefix); on: as they are'),
   METRICS: z.enum(['on', 'off']).default('on').describe('GET /metrics in the Prometheus text format'),
   METRICS_TOKEN: optionalString.describe('when set, GET /metrics needs `Authorization: Bearer <token>`'),
+  OTEL_EXPORTER_OTLP_ENDPOINT: optionalString
+    .pipe(z.url({ protocol: /^https?$/ }).optional())
+    .describe('traces are sent by OTLP/HTTP (JSON) to <endpoint>/v1/traces; unset: no tracing'),
+  OTEL_SERVICE_NAME: z.string().default('stateless-chat'),
 });
 
 export type Config = {
@@ -208,6 +212,19 @@ export type Config = {
   logUserIds: boolean;
   /** `GET /metrics` (`METRICS`, default on), behind a bearer token when `METRICS_TOKEN` is set. */
   metrics: { enabled: boolean; token?: string };
+  /** OpenTelemetry traces (`src/tracing.ts`): off unless `OTEL_EXPORTER_OTLP_ENDPOINT` is set. */
+  tracing: TracingSettings;
+};
+
+/**
+ * Where traces go. The exporter itself also applies the other standard variables
+ * (`OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_EXPORTER_OTLP_TIMEOUT`, `OTEL_EXPORTER_OTLP_COMPRESSION`...).
+ */
+export type TracingSettings = {
+  /** The OTLP/HTTP endpoint (`OTEL_EXPORTER_OTLP_ENDPOINT`, such as `http://collector:4318`); unset: no tracing. */
+  endpoint?: string;
+  /** The `service.name` of every span (`OTEL_SERVICE_NAME`, default `stateless-chat`). */
+  serviceName: string;
 };
 
 /** Caps and heartbeats of the subscriptions, per instance (a client reconnecting elsewhere counts there). */
@@ -342,6 +359,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logFormat: e.LOG_FORMAT,
     logUserIds: e.LOG_USER_IDS === 'on',
     metrics: { enabled: e.METRICS === 'on', token: e.METRICS_TOKEN },
+    tracing: { endpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT, serviceName: e.OTEL_SERVICE_NAME },
   };
 }
 

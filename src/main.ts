@@ -11,17 +11,21 @@
  * SHUTDOWN_GRACE, releases the leases of turns still running after it, closes the pool and stops
  * an embedded database. A second signal during the window ends the window at once.
  */
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import { inspect } from 'node:util';
-import { createApp } from './app.js';
 import { loadConfig } from './config.js';
 import { createLogger } from './log.js';
 import { requireSupportedNode } from './node-version.js';
+import { startTracing } from './tracing.js';
 
 async function main(): Promise<void> {
   requireSupportedNode();
   const config = loadConfig();
   const log = createLogger(config.logLevel, { format: config.logFormat });
+  // Tracing patches http, express, graphql and pg as they load: started before the app is imported.
+  const tracing = await startTracing(config.tracing);
+  const { createServer } = await import('node:http');
+  const { createApp } = await import('./app.js');
   const app = await createApp(config, { log });
   const server = createServer(app.serverOptions, app.express);
   const detach = app.attach(server);
@@ -35,7 +39,10 @@ async function main(): Promise<void> {
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}/graphql`;
-  log.info({ url, database: app.database.embedded ? 'embedded' : 'external', agent: config.agent }, 'stateless-chat listening');
+  log.info(
+    { url, database: app.database.embedded ? 'embedded' : 'external', agent: config.agent, tracing: config.tracing.endpoint ?? 'off' },
+    'stateless-chat listening',
+  );
   if (config.env !== 'production') {
     // Printed plainly, whatever LOG_LEVEL, so that a newcomer can copy them; Sandbox at the URL
     // already has the dev token (made only for a loopback server signing with its own dev secret).
@@ -86,6 +93,7 @@ async function main(): Promise<void> {
     clearInterval(idle);
     clearTimeout(forced);
     await app.close();
+    await tracing?.shutdown().catch((error: unknown) => log.warn({ err: error }, 'could not send the last spans'));
     log.info('stopped');
     process.exit(0);
   };

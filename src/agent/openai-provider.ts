@@ -7,7 +7,10 @@
  * and assembles the step from its chunks (`ChatStreamAssembler`). A failed call (HTTP error,
  * connection, the turn's deadline) is thrown after the SDK's own retries, the only ones there are;
  * a stream that breaks off after it began is thrown as it is (the SDK retries only the request).
+ * Each call is a `model.call` span (model, finish reason, tokens; no text), a no-op unless
+ * `tracing.ts` started an SDK.
  */
+import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import OpenAI from 'openai';
 import type { Logger } from '../log.js';
 import type { ModelProvider, ModelRequest, ModelStep } from './provider.js';
@@ -50,19 +53,42 @@ export class OpenAiProvider implements ModelProvider {
     });
   }
 
-  async generate({ messages, tools, signal, onText }: ModelRequest): Promise<ModelStep> {
-    const stream = await this.client.chat.completions.create(
-      { ...toOpenAiRequest(this.model, messages, tools), stream: true, stream_options: { include_usage: true } },
-      { signal },
-    );
-    const assembler = new ChatStreamAssembler(this.model);
-    for await (const chunk of stream) {
-      const text = assembler.add(chunk);
-      if (text) onText?.(text);
-    }
-    return assembler.step();
+  generate({ messages, tools, signal, onText }: ModelRequest): Promise<ModelStep> {
+    const attributes = { 'gen_ai.operation.name': 'chat', 'gen_ai.request.model': this.model, 'gen_ai.request.messages': messages.length };
+    return tracer.startActiveSpan('model.call', { kind: SpanKind.CLIENT, attributes }, async (span) => {
+      try {
+        const stream = await this.client.chat.completions.create(
+          { ...toOpenAiRequest(this.model, messages, tools), stream: true, stream_options: { include_usage: true } },
+          { signal },
+        );
+        const assembler = new ChatStreamAssembler(this.model);
+        for await (const chunk of stream) {
+          const text = assembler.add(chunk);
+          if (text) onText?.(text);
+        }
+        const step = assembler.step();
+        span.setAttributes({
+          'gen_ai.response.model': step.model,
+          'gen_ai.response.finish_reason': step.finishReason ?? 'none',
+          'gen_ai.response.tool_calls': step.message.role === 'assistant' ? (step.message.toolCalls?.length ?? 0) : 0,
+          ...(step.usage
+            ? { 'gen_ai.usage.input_tokens': step.usage.promptTokens, 'gen_ai.usage.output_tokens': step.usage.completionTokens }
+            : {}),
+        });
+        return step;
+      } catch (error) {
+        span.recordException(error as Error);
+        span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).name });
+        throw error;
+      } finally {
+        span.end();
+      }
+    });
   }
 }
+
+/** The tracer of the model calls' spans (a no-op until an SDK is registered: `tracing.ts`). */
+const tracer = trace.getTracer('stateless-chat');
 
 /**
  * Assembles one streamed completion's `ChatCompletionChunk`s into the model's step: the first

@@ -9,10 +9,16 @@
  * way is finished exactly once by a retry with the same `clientMessageId` (its tool calls given
  * to the model as context), or closed as failed by the next message once its lease runs out.
  * The writes are in `turn-store.ts`; transient database errors are retried in `db/retry.ts`.
+ *
+ * Each turn is a `turn` span with a child span per step (`turn.begin`, `turn.context`,
+ * `turn.agent`, `turn.finish`), started through `@opentelemetry/api`: no-ops unless `tracing.ts`
+ * started an SDK. The turn span carries ids, outcome and error code, the request id, the user as
+ * `userRef`'s hash (always); never message text.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { UniqueConstraintViolationException } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { type Span, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { Agent, AgentMessage, AgentReply, StartingCall, ToolBox, ToolCallRecord } from '../agent/types.js';
 import type { Viewer } from '../auth/viewer.js';
 import { backoff } from '../backoff.js';
@@ -104,29 +110,72 @@ const KEY_RACES_MAX = 3;
  * Runs one turn of `viewer` in a conversation (a new one when `conversationId` is absent). However
  * it ends, it is logged in one `turn` line and reported to `deps.observe`.
  */
-export async function runTurn(deps: TurnDeps, viewer: Viewer, input: SendMessageInput): Promise<TurnResult> {
-  const watch = new TurnWatch();
-  try {
-    const result = await turnSteps(deps, viewer, input, watch);
-    reportTurn(deps, viewer, watch.answered(result.replayed));
-    return result;
-  } catch (error) {
-    reportTurn(deps, viewer, watch.threw(error));
-    throw error;
-  }
+export function runTurn(deps: TurnDeps, viewer: Viewer, input: SendMessageInput): Promise<TurnResult> {
+  return tracer.startActiveSpan('turn', async (span) => {
+    const watch = new TurnWatch();
+    try {
+      const result = await turnSteps(deps, viewer, input, watch);
+      reportTurn(deps, viewer, watch.answered(result.replayed), span);
+      return result;
+    } catch (error) {
+      reportTurn(deps, viewer, watch.threw(error), span);
+      throw error;
+    } finally {
+      span.end();
+    }
+  });
 }
 
-// Private: the turn's one line (the user named by `userRef`), then the observer; neither may throw into the turn.
-function reportTurn(deps: TurnDeps, viewer: Viewer, report: TurnReport): void {
+/** The tracer of the turn's spans (a no-op until an SDK is registered: `tracing.ts`). */
+const tracer = trace.getTracer('stateless-chat');
+
+// Private: `work` inside a child span named `name` of the active one, ended when `work` settles.
+// A refusal (an `AppError`: busy, rate-limited, not found) is recorded on it; only an unexpected
+// error marks it failed.
+async function step<T>(name: string, work: (span: Span) => Promise<T>): Promise<T> {
+  return tracer.startActiveSpan(name, async (span) => {
+    try {
+      return await work(span);
+    } catch (error) {
+      span.recordException(error as Error);
+      if (!(error instanceof AppError)) span.setStatus({ code: SpanStatusCode.ERROR });
+      throw error;
+    } finally {
+      span.end();
+    }
+  });
+}
+
+// Private: the turn's one line (the user named by `userRef`), then the observer, then the turn
+// span's attributes; none may throw into the turn.
+function reportTurn(deps: TurnDeps, viewer: Viewer, report: TurnReport, span: Span): void {
   const { outcome, errorCode, conversationId, turnId, phases, totalMs, toolCalls, model, tokens } = report;
   const level = outcome === 'failed' || outcome === 'error' ? 'warn' : 'info';
+  const user = userRef(viewer.userId, deps.settings.logUserIds ?? false);
+  if (span.isRecording()) {
+    // Hashed whatever LOG_USER_IDS says: spans leave for a collector that the setting does not cover.
+    // The request id the turn's log lines carry (`http/request-id.ts` binds it to the request's logger).
+    const requestId = deps.log.bindings().requestId;
+    span.setAttributes({
+      'turn.outcome': outcome,
+      'turn.tool_calls': toolCalls,
+      'enduser.ref': userRef(viewer.userId, false),
+      ...(typeof requestId === 'string' ? { 'request.id': requestId } : {}),
+      ...(conversationId ? { 'conversation.id': conversationId } : {}),
+      ...(turnId ? { 'turn.id': turnId } : {}),
+      ...(errorCode ? { 'error.code': errorCode } : {}),
+      ...(model ? { 'gen_ai.response.model': model } : {}),
+      ...(tokens ? { 'gen_ai.usage.input_tokens': tokens.prompt, 'gen_ai.usage.output_tokens': tokens.completion } : {}),
+    });
+    if (outcome === 'failed' || outcome === 'error') span.setStatus({ code: SpanStatusCode.ERROR, message: errorCode ?? outcome });
+  }
   deps.log[level](
     {
       outcome,
       errorCode,
       conversationId,
       turnId,
-      userId: userRef(viewer.userId, deps.settings.logUserIds ?? false),
+      userId: user,
       ms: totalMs,
       phases,
       toolCalls,
@@ -152,7 +201,11 @@ async function turnSteps(deps: TurnDeps, viewer: Viewer, input: SendMessageInput
   // user's rate limits, stores the user message with its reply in progress and takes the lease
   // (or replays, or waits its turn, or is refused with RATE_LIMITED and stores nothing).
   const ids: TurnIds = { userMessage: newId(), reply: newId(), turn: newId() };
-  const start = await beginInOrder(deps, viewer, input, content, ids);
+  const start = await step('turn.begin', async (span) => {
+    const started = await beginInOrder(deps, viewer, input, content, ids);
+    span.setAttributes({ 'conversation.id': started.conversation.id, 'turn.replayed': started.kind === 'replay' });
+    return started;
+  });
   watch.lap('begin');
   watch.conversationId = start.conversation.id;
   if (start.kind === 'replay') {
@@ -186,56 +239,68 @@ async function turnSteps(deps: TurnDeps, viewer: Viewer, input: SendMessageInput
     // Step 5: the context, by keyset on (conversation_id, seq): never the whole history. It ends
     // with the reply in progress, which holds the tool calls a resumed turn already made.
     // Most turns' step 4 read it already, in the statement that started them.
-    const messages = start.context
-      ? contextMessages(start.context)
-      : await retryTransient(() => loadContext(deps.em, viewer.userId, conversation.id, reply.seq, deps.settings.historyLimit), {
-          log: deps.log,
-          what: 'load context',
-        });
+    const messages = await step('turn.context', async (span) => {
+      span.setAttribute('turn.context.read_at_begin', start.context !== undefined && start.context !== null);
+      const loaded = start.context
+        ? contextMessages(start.context)
+        : await retryTransient(() => loadContext(deps.em, viewer.userId, conversation.id, reply.seq, deps.settings.historyLimit), {
+            log: deps.log,
+            what: 'load context',
+          });
+      span.setAttribute('turn.context.messages', loaded.length);
+      return loaded;
+    });
     watch.lap('context');
 
     // Step 6: the agent, with no transaction open; its text and tool calls become events as they
     // come, and each tool call is stored as it completes.
     const recorder = toolCallRecorder(deps, events, watch, { conversationId: conversation.id, replyId: reply.id, userId: viewer.userId });
-    const outcome = await runAgent(deps, messages, viewer.userId, { onCall: recorder.record, events });
+    const outcome = await step('turn.agent', async (span) => {
+      const ran = await runAgent(deps, messages, viewer.userId, { onCall: recorder.record, events });
+      if (!ran.reply) span.setStatus({ code: SpanStatusCode.ERROR, message: 'the agent failed' });
+      return ran;
+    });
     watch.agentDone();
     if (outcome.reply) {
       watch.model = outcome.reply.model;
       const { usage } = outcome.reply;
       if (usage) watch.tokens = { prompt: usage.promptTokens, completion: usage.completionTokens };
     }
-    await recorder.stored();
-    const closing = await events.closing();
-    if (outcome.reply) {
-      // An agent that streamed less than its answer (or none of it): the rest is one last TEXT_DELTA.
-      const content = storableText(outcome.reply.content);
-      if (content.startsWith(closing.text) && content !== closing.text) {
-        closing.events.push(event(ConversationEventKind.TEXT_DELTA, { text: content.slice(closing.text.length) }));
-      } else if (!content.startsWith(closing.text)) {
-        deps.log.warn(
-          { conversationId: conversation.id },
-          "the agent's answer differs from the text it streamed; TURN_COMPLETED has the answer",
-        );
+    // Step 7 (with the tool calls' and events' writes it waits for): one short statement that
+    // completes the reply, stores the last events and frees the lease.
+    const finished = await step('turn.finish', async () => {
+      await recorder.stored();
+      const closing = await events.closing();
+      if (outcome.reply) {
+        // An agent that streamed less than its answer (or none of it): the rest is one last TEXT_DELTA.
+        const content = storableText(outcome.reply.content);
+        if (content.startsWith(closing.text) && content !== closing.text) {
+          closing.events.push(event(ConversationEventKind.TEXT_DELTA, { text: content.slice(closing.text.length) }));
+        } else if (!content.startsWith(closing.text)) {
+          deps.log.warn(
+            { conversationId: conversation.id },
+            "the agent's answer differs from the text it streamed; TURN_COMPLETED has the answer",
+          );
+        }
       }
-    }
 
-    // Step 7: one short statement that completes the reply, stores the last events and frees the lease.
-    const lastId = newId();
-    const finished = await retryTransient(
-      () =>
-        finishTurn(deps.em, {
-          userId: viewer.userId,
-          turnId: ids.turn,
-          conversation,
-          reply,
-          toolCalls: recorder.calls,
-          resumed: start.resumed,
-          outcome: outcome.reply,
-          limits: deps.settings.rateLimits,
-          events: { pending: closing.events, lastId },
-        }),
-      { log: deps.log, what: 'finish turn' },
-    );
+      const lastId = newId();
+      return retryTransient(
+        () =>
+          finishTurn(deps.em, {
+            userId: viewer.userId,
+            turnId: ids.turn,
+            conversation,
+            reply,
+            toolCalls: recorder.calls,
+            resumed: start.resumed,
+            outcome: outcome.reply,
+            limits: deps.settings.rateLimits,
+            events: { pending: closing.events, lastId },
+          }),
+        { log: deps.log, what: 'finish turn' },
+      );
+    });
     watch.lap('finish');
     settled = true;
     if (!outcome.reply) {

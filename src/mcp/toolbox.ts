@@ -5,12 +5,14 @@
  * server over an in-memory transport pair, and the external servers of `MCP_CONFIG`. A tool box
  * is cheap: a map of names for one turn, nothing to open or close. Every call is timed, bounded (timeout, result size) and recorded, and every failure
  * (bad JSON arguments, unknown tool, a tool's error, a timeout, a broken transport) becomes an
- * `isError` outcome the agent can read, never an exception.
+ * `isError` outcome the agent can read, never an exception. Each call is a `tool.call` span
+ * (server, name, isError; no arguments or result), a no-op unless `tracing.ts` started an SDK.
  */
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { Tool as McpTool } from '@modelcontextprotocol/sdk/types.js';
+import { SpanStatusCode, trace } from '@opentelemetry/api';
 import type { StartingCall, ToolBox, ToolCallRecord, ToolInfo, ToolOutcome } from '../agent/types.js';
 
 type Route = { info: ToolInfo; client: Client; remoteName: string; meta?: Record<string, unknown> };
@@ -76,47 +78,65 @@ export async function createToolBox(
   const idPrefix = `call_${crypto.randomUUID().slice(0, 8)}_`;
   let generatedIds = 0;
 
+  // Private: one call, its failure as data (`isError`), recorded and told to `onCall` as it completes.
+  async function callTool(name: string, args: unknown, callId: string): Promise<ToolOutcome> {
+    const startedAt = new Date();
+    const route = routes.get(name);
+    const record = (argsStored: unknown, outcome: ToolOutcome): ToolOutcome => {
+      const capped = capOutcome(outcome, limits.maxResultBytes);
+      const record: ToolCallRecord = {
+        callId,
+        server: route?.info.server ?? 'unknown',
+        name,
+        arguments: argsStored,
+        result: capped.structured,
+        isError: capped.isError,
+        startedAt,
+        durationMs: Date.now() - startedAt.getTime(),
+      };
+      calls.push(record);
+      onCall?.(record);
+      return capped;
+    };
+    const parsed = parseArguments(args);
+    onStart?.({ callId, server: route?.info.server ?? 'unknown', name, arguments: parsed.ok ? parsed.value : args });
+    if (!parsed.ok) return record(args, errorOutcome(`Invalid tool arguments: ${parsed.error}`));
+    if (!route) return record(parsed.value, errorOutcome(`Unknown tool "${name}". Available tools: ${[...routes.keys()].join(', ')}.`));
+    try {
+      const params = { name: route.remoteName, arguments: parsed.value, ...(route.meta ? { _meta: route.meta } : {}) };
+      const result = await route.client.callTool(params, undefined, {
+        timeout: limits.timeoutMs,
+      });
+      const text = textOf(result.content);
+      const isError = result.isError === true;
+      const structured = result.structuredContent ?? (isError ? { error: text } : { text });
+      return record(parsed.value, { content: text, structured, isError });
+    } catch (error) {
+      return record(parsed.value, errorOutcome(`Tool "${name}" failed: ${(error as Error).message}`));
+    }
+  }
+
   return {
     calls,
     list: () => [...routes.values()].map((route) => route.info),
-    async call(name, args, callId = `${idPrefix}${++generatedIds}`) {
-      const startedAt = new Date();
-      const route = routes.get(name);
-      const record = (argsStored: unknown, outcome: ToolOutcome): ToolOutcome => {
-        const capped = capOutcome(outcome, limits.maxResultBytes);
-        const record: ToolCallRecord = {
-          callId,
-          server: route?.info.server ?? 'unknown',
-          name,
-          arguments: argsStored,
-          result: capped.structured,
-          isError: capped.isError,
-          startedAt,
-          durationMs: Date.now() - startedAt.getTime(),
-        };
-        calls.push(record);
-        onCall?.(record);
-        return capped;
-      };
-      const parsed = parseArguments(args);
-      onStart?.({ callId, server: route?.info.server ?? 'unknown', name, arguments: parsed.ok ? parsed.value : args });
-      if (!parsed.ok) return record(args, errorOutcome(`Invalid tool arguments: ${parsed.error}`));
-      if (!route) return record(parsed.value, errorOutcome(`Unknown tool "${name}". Available tools: ${[...routes.keys()].join(', ')}.`));
-      try {
-        const params = { name: route.remoteName, arguments: parsed.value, ...(route.meta ? { _meta: route.meta } : {}) };
-        const result = await route.client.callTool(params, undefined, {
-          timeout: limits.timeoutMs,
-        });
-        const text = textOf(result.content);
-        const isError = result.isError === true;
-        const structured = result.structuredContent ?? (isError ? { error: text } : { text });
-        return record(parsed.value, { content: text, structured, isError });
-      } catch (error) {
-        return record(parsed.value, errorOutcome(`Tool "${name}" failed: ${(error as Error).message}`));
-      }
+    call(name, args, callId = `${idPrefix}${++generatedIds}`) {
+      const server = routes.get(name)?.info.server ?? 'unknown';
+      return tracer.startActiveSpan('tool.call', { attributes: { 'tool.server': server, 'tool.name': name } }, async (span) => {
+        try {
+          const outcome = await callTool(name, args, callId);
+          span.setAttribute('tool.is_error', outcome.isError);
+          if (outcome.isError) span.setStatus({ code: SpanStatusCode.ERROR });
+          return outcome;
+        } finally {
+          span.end();
+        }
+      });
     },
   };
 }
+
+/** The tracer of the tool calls' spans (a no-op until an SDK is registered: `tracing.ts`). */
+const tracer = trace.getTracer('stateless-chat');
 
 /** `server__tool`, reduced to the characters and length that model APIs accept for function names. */
 export function prefixedName(server: string, tool: string): string {
