@@ -9,7 +9,6 @@
  * its own; skipped where PgBouncer is not installed, except in CI.
  */
 import { existsSync } from 'node:fs';
-import { Writable } from 'node:stream';
 import type { GraphQLClient } from 'graphql-request';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createLogger } from '../src/log.js';
@@ -41,15 +40,10 @@ beforeAll(async () => {
   database.pooledUrl = pooled.toString();
   const settings = { DATABASE_URL: database.pooledUrl, DATABASE_POOLED: 'transaction', SEARCH_LANGUAGE: 'english', TITLE_MODEL: 'off' };
   listening = await startTestServer({ database, env: { ...settings, LISTEN_DATABASE_URL: database.url } });
-  const destination = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      pollingLog.push(chunk.toString());
-      done();
-    },
-  });
+  const destination = { write: (line: string) => void pollingLog.push(line) };
   polling = await startTestServer({
     database,
-    env: { ...settings, EVENT_POLL_INTERVAL: '100' },
+    env: { ...settings, LISTEN_DATABASE_URL: '', EVENT_POLL_INTERVAL: '100' },
     log: createLogger('info', { destination }),
   });
 });
