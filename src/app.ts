@@ -23,7 +23,7 @@ import { startSweeper } from './chat/sweeper.js';
 import type { Config } from './config.js';
 import { type Database, openDatabase } from './db/database.js';
 import { migrate, type Orm, openOrm } from './db/orm.js';
-import { listenForTurnEnds } from './db/signals.js';
+import { listenForTurnEnds, pollingSignals } from './db/signals.js';
 import { hasSearchConfig } from './db/stores/search.js';
 import { taskStore } from './db/stores/tasks.js';
 import { createShapeCheck } from './graphql/limits.js';
@@ -101,7 +101,14 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
     // An embedded PostgreSQL stops (it may take a while to checkpoint); an external one is left running.
     toDispose.push({ what: 'stopping the database', dispose: () => database.stop(), timeoutMs: EMBEDDED_STOP_MS });
 
-    const orm = await openOrm({ clientUrl: database.url, log, onQuery: options.onQuery, searchLanguage: config.search.language });
+    const orm = await openOrm({
+      clientUrl: database.url,
+      log,
+      onQuery: options.onQuery,
+      searchLanguage: config.search.language,
+      pooled: config.databasePooled,
+      prepare: config.databasePrepare,
+    });
     toDispose.push({ what: 'closing the database pool', dispose: () => orm.close() });
     // Before migrating: the search migration stores existing messages with it.
     if (!(await hasSearchConfig(orm.em.fork(), config.search.language))) {
@@ -115,11 +122,24 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
     const mcp = await connectMcpServers(mcpConfig, log);
     toDispose.push({ what: 'closing the MCP servers', dispose: () => mcp.close() });
 
-    const events = createEventHub({ log, backlogMax: config.streamBacklogMax });
-    const signals = await listenForTurnEnds(config.listenDatabaseUrl ?? database.url, log, events.notice).catch((error: unknown) => {
-      if (!config.listenDatabaseUrl) throw error;
-      throw new Error(`LISTEN_DATABASE_URL: cannot connect: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
-    });
+    // LISTEN needs a session: on LISTEN_DATABASE_URL, else on DATABASE_URL unless that goes through
+    // a transaction pooler, when the waiters and the event streams poll instead.
+    const polling = config.databasePooled && !config.listenDatabaseUrl;
+    if (polling) {
+      log.warn(
+        { pollMs: config.eventPollMs },
+        'DATABASE_POOLED=transaction without LISTEN_DATABASE_URL: no LISTEN; waiting turns and event streams poll the database',
+      );
+    }
+    const events = createEventHub({ log, backlogMax: config.streamBacklogMax, pollMs: polling ? config.eventPollMs : undefined });
+    const signals = polling
+      ? pollingSignals()
+      : await listenForTurnEnds(config.listenDatabaseUrl ?? database.url, log, events.notice).catch((error: unknown) => {
+          if (!config.listenDatabaseUrl) throw error;
+          throw new Error(`LISTEN_DATABASE_URL: cannot connect: ${error instanceof Error ? error.message : String(error)}`, {
+            cause: error,
+          });
+        });
     toDispose.push({ what: 'closing the turn listener', dispose: () => signals.close() });
     // Before Apollo and the HTTP server stop: subscribers end (and resume elsewhere) instead of holding connections open.
     toDispose.push({ what: 'ending the event streams', dispose: async () => events.close() });

@@ -228,7 +228,13 @@ async function withOrm(
   const config = loadConfig();
   const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
   const database = await openDatabase(config, log, { as: command, share: true });
-  const orm = await openOrm({ clientUrl: database.url, log, searchLanguage: config.search.language });
+  const orm = await openOrm({
+    clientUrl: database.url,
+    log,
+    searchLanguage: config.search.language,
+    pooled: config.databasePooled,
+    prepare: config.databasePrepare,
+  });
   try {
     if (migrated) {
       const pending = await orm.migrator.getPending();

@@ -48,6 +48,21 @@ const schema = z.object({
   LISTEN_DATABASE_URL: optionalString.describe(
     'the database for the one LISTEN connection (default DATABASE_URL); set it when DATABASE_URL goes through a transaction-pooling proxy',
   ),
+  DATABASE_POOLED: z
+    .enum(['off', 'transaction'])
+    .default('off')
+    .describe(
+      'transaction: DATABASE_URL goes through a transaction pooler (PgBouncer pool_mode=transaction): no session state is relied on through it (no startup options, no named prepared statements unless DATABASE_PREPARE=on), and without LISTEN_DATABASE_URL the server polls instead of listening',
+    ),
+  DATABASE_PREPARE: z
+    .enum(['on', 'off'])
+    .optional()
+    .describe(
+      'named prepared statements on the hot path; default on, off when DATABASE_POOLED=transaction (PgBouncer 1.21+ with max_prepared_statements > 0 supports them: set on)',
+    ),
+  EVENT_POLL_INTERVAL: positiveInt(500).describe(
+    "ms between reads of the streamed conversations' events when there is no LISTEN session (DATABASE_POOLED=transaction without LISTEN_DATABASE_URL)",
+  ),
   STREAM_BACKLOG_MAX: positiveInt(1_048_576).describe(
     'bytes a subscriber may leave unread in its connection before it is dropped (SLOW_CONSUMER)',
   ),
@@ -141,6 +156,12 @@ export type Config = {
   databaseUrl?: string;
   /** The listening connection's database (LISTEN needs a session, which a transaction pooler does not keep); default: the database's. */
   listenDatabaseUrl?: string;
+  /** DATABASE_URL goes through a transaction pooler: no session state through it. */
+  databasePooled: boolean;
+  /** Named prepared statements on the hot path (DATABASE_PREPARE; default: not when pooled). */
+  databasePrepare: boolean;
+  /** ms between event polls when nothing listens (pooled, no LISTEN_DATABASE_URL). */
+  eventPollMs: number;
   /** Bytes a subscriber's connection may hold unsent before the subscriber is dropped with SLOW_CONSUMER. */
   streamBacklogMax: number;
   dataDir: string;
@@ -290,6 +311,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     host: e.HOST,
     databaseUrl: e.DATABASE_URL,
     listenDatabaseUrl: e.LISTEN_DATABASE_URL,
+    databasePooled: e.DATABASE_POOLED === 'transaction',
+    eventPollMs: e.EVENT_POLL_INTERVAL,
+    databasePrepare: e.DATABASE_PREPARE ? e.DATABASE_PREPARE === 'on' : e.DATABASE_POOLED !== 'transaction',
     streamBacklogMax: e.STREAM_BACKLOG_MAX,
     dataDir: e.DATA_DIR,
     jwt: {

@@ -59,7 +59,15 @@ type Subscriber = {
 
 type Topic = { userId: string; em: EntityManager; subscribers: Set<Subscriber>; reading: Promise<void> | null; read: number };
 
-export function createEventHub(options: { log: Logger; backlogMax: number }): EventHub {
+export function createEventHub(options: {
+  log: Logger;
+  backlogMax: number;
+  /**
+   * Without notifications (no LISTEN session: `db/signals.ts`'s `pollingSignals`): every this many
+   * ms, each topic with subscribers reads its conversation's events after the last it read.
+   */
+  pollMs?: number;
+}): EventHub {
   // By conversation, then by user: only its owner gets past `stream`'s check, but anyone may try.
   const topics = new Map<string, Map<string, Topic>>();
   const allTopics = () => [...topics.values()].flatMap((byUser) => [...byUser.values()]);
@@ -94,6 +102,17 @@ export function createEventHub(options: { log: Logger; backlogMax: number }): Ev
       }
     })();
   };
+
+  // Private: the poll, when there are no notifications: one read per topic with subscribers (and
+  // none while a read of it is under way).
+  const poller =
+    options.pollMs === undefined
+      ? undefined
+      : setInterval(() => {
+          for (const [conversationId, byUser] of topics)
+            for (const topic of byUser.values()) if (topic.subscribers.size > 0) readFor(conversationId, topic, Number.MAX_SAFE_INTEGER);
+        }, options.pollMs);
+  poller?.unref();
 
   return {
     notice(payload) {
@@ -232,6 +251,7 @@ export function createEventHub(options: { log: Logger; backlogMax: number }): Ev
 
     close() {
       closed = true;
+      if (poller) clearInterval(poller);
       for (const topic of allTopics()) for (const sub of topic.subscribers) sub.end();
     },
   };

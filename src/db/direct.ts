@@ -9,6 +9,7 @@
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type pg from 'pg';
+import { preparesStatements } from './settings.js';
 
 /** A runner of statements with `?` placeholders (as `em.execute` takes them), resolving to their rows. */
 export type Reader = <Row>(sql: string, params: readonly unknown[]) => Promise<Row[]>;
@@ -82,7 +83,9 @@ export async function directQuery<Row>(em: EntityManager, sql: string, params: r
   const started = performance.now();
   try {
     const pool = (await em.getConnection().getNativeClient()) as pg.Pool;
-    const result = await pool.query({ name: statementName(text), text, values: params as unknown[] });
+    // Unnamed through a transaction pooler that does not track named statements (DATABASE_PREPARE=off).
+    const name = preparesStatements(em) ? statementName(text) : undefined;
+    const result = await pool.query({ name, text, values: params as unknown[] });
     return result.rows as Row[];
   } catch (error) {
     throw error instanceof Error ? em.getDriver().convertException(error) : error;

@@ -12,6 +12,7 @@ import type { Logger } from 'pino';
 import { migrationsList } from '../../migrations/index.js';
 import { entities } from '../entities/index.js';
 import { guardPool } from './pool-guard.js';
+import { SETTINGS_KEY, type SessionSettings } from './settings.js';
 
 export type Orm = MikroORM;
 
@@ -29,13 +30,21 @@ export type OrmOptions = {
    * default reads. Unset: `simple`.
    */
   searchLanguage?: string;
+  /**
+   * DATABASE_URL goes through a transaction pooler (DATABASE_POOLED=transaction): no startup
+   * `options` (PgBouncer refuses them, and a session setting would not follow the transactions);
+   * new messages carry their `search_config` explicitly instead (`searchLanguageOf`).
+   */
+  pooled?: boolean;
+  /** Named prepared statements on the hot path (`direct.ts`); default true. */
+  prepare?: boolean;
 };
 
 /** The connection setting the default of `message.search_config` reads (see the search migration). */
 export const SEARCH_LANGUAGE_SETTING = 'stateless_chat.search_language';
 
 /** The ORM options shared by the server, the CLI and `mikro-orm.config.ts`. */
-export function ormConfig({ clientUrl, log, onQuery, poolMax = 10, searchLanguage }: OrmOptions): Options {
+export function ormConfig({ clientUrl, log, onQuery, poolMax = 10, searchLanguage, pooled = false, prepare = true }: OrmOptions): Options {
   const logsQueries = onQuery !== undefined || log.isLevelEnabled('trace');
   return defineConfig({
     clientUrl,
@@ -56,10 +65,14 @@ export function ormConfig({ clientUrl, log, onQuery, poolMax = 10, searchLanguag
     driverOptions: {
       // The whole URL to `pg`: the ORM reads only its host, port, user, password and database, and
       // would drop the rest (`?host=/socket/dir`, `?sslmode=require`, `?options=...`).
-      connectionString: searchLanguage ? withSetting(clientUrl, SEARCH_LANGUAGE_SETTING, searchLanguage) : clientUrl,
+      // Through a transaction pooler no startup option: PgBouncer refuses `options`, and the
+      // language is in every message insert anyway.
+      connectionString: searchLanguage && !pooled ? withSetting(clientUrl, SEARCH_LANGUAGE_SETTING, searchLanguage) : clientUrl,
       // A request waits at most this long for a free connection, then fails instead of hanging.
       connectionTimeoutMillis: CONNECTION_WAIT_MS,
       onPoolCreated: guardPool,
+      // Read by the server's statements (`searchLanguageOf`, `preparesStatements`); `pg` ignores it.
+      [SETTINGS_KEY]: { searchLanguage: searchLanguage ?? 'simple', prepare } satisfies SessionSettings,
     },
     debug: logsQueries ? ['query'] : false,
     loggerFactory: () => queryLogger(log, onQuery),
@@ -74,20 +87,31 @@ export async function openOrm(options: OrmOptions): Promise<Orm> {
 /** Applies every pending migration; returns the names applied. */
 export async function migrate(orm: Orm): Promise<string[]> {
   // One migrator at a time per database: instances started together would otherwise both apply
-  // the first migration, and one would fail on what the other created. The lock is a session's,
-  // held on a connection of the pool while the migrator works on others.
+  // the first migration, and one would fail on what the other created. The lock is a
+  // transaction's, held by a transaction left open on a connection of the pool while the migrator
+  // works on others: a session's lock would stay behind on a server connection of a transaction
+  // pooler (PgBouncer), unreleased, while an open transaction keeps its server connection pinned and
+  // lets go of the lock when it ends. (Migrate against PostgreSQL directly all the same: see docs/deploy.md.)
   const pool = (await orm.em.getConnection().getNativeClient()) as pg.Pool;
   const holder = await pool.connect();
+  let broken: Error | undefined;
   try {
-    await holder.query('select pg_advisory_lock($1)', [MIGRATION_LOCK]);
+    await holder.query('begin');
     try {
+      await holder.query('select pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
       const applied = await orm.migrator.up();
       return applied.map((migration) => migration.name);
     } finally {
-      await holder.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK]);
+      await holder.query('commit').catch((error: unknown) => {
+        broken = error instanceof Error ? error : new Error(String(error));
+      });
     }
   } finally {
-    holder.release();
+    try {
+      holder.release(broken);
+    } catch {
+      // Released already (pool-guard.ts gives back a connection whose COMMIT failed).
+    }
   }
 }
 

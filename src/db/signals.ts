@@ -130,3 +130,29 @@ export async function listenForTurnEnds(url: string, log: Logger, onEvents?: (pa
     },
   };
 }
+
+/**
+ * Without a LISTEN session (DATABASE_POOLED=transaction and no LISTEN_DATABASE_URL: a transaction
+ * pooler keeps no session to listen on): no wake-ups at all. Waiters wait out their pause (at most
+ * 400 ms; they poll anyway), and the event hub polls its topics (`createEventHub`'s `pollMs`).
+ */
+export function pollingSignals(): TurnSignals {
+  const pending = new Set<() => void>();
+  return {
+    waitForTurnEnd(_conversationId, ms) {
+      return new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timeout);
+          pending.delete(done);
+          resolve();
+        };
+        const timeout = setTimeout(done, ms);
+        timeout.unref();
+        pending.add(done);
+      });
+    },
+    async close() {
+      for (const done of [...pending]) done();
+    },
+  };
+}

@@ -2,6 +2,7 @@
 
 import type { Ref } from '@mikro-orm/core';
 import { Entity, Enum, ManyToOne, PrimaryKey, Property, Unique } from '@mikro-orm/decorators/legacy';
+import { searchLanguageOf } from '../db/settings.js';
 import { Conversation } from './Conversation.js';
 import { newId } from './ids.js';
 
@@ -64,11 +65,19 @@ export class Message {
 
   /**
    * Full-text search (`db/stores/search.ts`): the text search configuration the message is indexed
-   * with, and its stored tsvector (`to_tsvector(search_config, content)`). Both are the database's
-   * own (the search migration: a default and a generated column), never read or written through
-   * the ORM, so that no statement of a turn or a browse carries them.
+   * with, and its stored tsvector (`to_tsvector(search_config, content)`, the database's own: a
+   * generated column). The configuration is written with the message, from the ORM's
+   * SEARCH_LANGUAGE (`db/settings.ts`), not left to the column's default (which reads a session
+   * setting, lost through a transaction pooler); it is lazy, so that no read of a turn or a browse
+   * carries it.
    */
-  @Property({ columnType: 'regconfig', persist: false, hidden: true })
+  @Property({
+    columnType: 'regconfig',
+    lazy: true,
+    hidden: true,
+    onCreate: (_message: Message, em) => searchLanguageOf(em),
+    defaultRaw: `coalesce(nullif(current_setting('stateless_chat.search_language', true), ''), 'simple')::regconfig`,
+  })
   searchConfig?: string;
 
   @Property({ columnType: 'tsvector', persist: false, hidden: true })

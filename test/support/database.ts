@@ -1,8 +1,30 @@
-/** A fresh database per suite on the run's PostgreSQL server, dropped at the end. */
+/**
+ * A fresh database per suite on the run's PostgreSQL server, dropped at the end. In a TEST_PGBOUNCER
+ * run it is also reachable through the run's PgBouncer (`pooledUrl`), which the test servers use.
+ */
 import pg from 'pg';
 import { inject } from 'vitest';
 
-export type TestDatabase = { url: string; drop(): Promise<void> };
+export type TestDatabase = {
+  /** PostgreSQL itself: for the tests' own clients (which may hold sessions), migrations, LISTEN. */
+  url: string;
+  /** The same database through the run's PgBouncer in transaction mode; unset without TEST_PGBOUNCER. */
+  pooledUrl?: string;
+  drop(): Promise<void>;
+};
+
+/**
+ * The settings of a server whose `DATABASE_URL` is `database`'s: through the run's PgBouncer when
+ * there is one (`DATABASE_POOLED=transaction`, and `LISTEN_DATABASE_URL` direct unless the run polls).
+ */
+export function databaseSettings(database: TestDatabase): Record<string, string> {
+  if (!database.pooledUrl) return { DATABASE_URL: database.url };
+  return {
+    DATABASE_URL: database.pooledUrl,
+    DATABASE_POOLED: 'transaction',
+    ...(inject('pgbouncerListen') === 'poll' ? {} : { LISTEN_DATABASE_URL: database.url }),
+  };
+}
 
 export async function createTestDatabase(): Promise<TestDatabase> {
   const adminUrl = inject('adminDatabaseUrl');
@@ -13,8 +35,12 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   await admin.end();
   const url = new URL(adminUrl);
   url.pathname = `/${name}`;
+  const bouncer = inject('pgbouncerUrl');
+  const pooled = bouncer ? new URL(bouncer) : undefined;
+  if (pooled) pooled.pathname = `/${name}`;
   return {
     url: url.toString(),
+    pooledUrl: pooled?.toString(),
     async drop() {
       const client = new pg.Client({ connectionString: adminUrl });
       await client.connect();

@@ -12,7 +12,7 @@ import type { Agent } from '../../src/agent/types.js';
 import { type App, createApp } from '../../src/app.js';
 import { type Config, loadConfig } from '../../src/config.js';
 import { createLogger, type Logger } from '../../src/log.js';
-import { createTestDatabase, type TestDatabase } from './database.js';
+import { createTestDatabase, databaseSettings, type TestDatabase } from './database.js';
 import { defined } from './defined.js';
 import { unscopedReason } from './user-scope.js';
 
@@ -43,7 +43,7 @@ export async function startTestServer(
   const database = options.database ?? (await createTestDatabase());
   const config = loadConfig({
     NODE_ENV: 'test',
-    DATABASE_URL: database.url,
+    ...databaseSettings(database),
     JWT_SECRET: TEST_JWT_SECRET,
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     ...options.env,

@@ -7,6 +7,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Conversation, Message, type MessageRole, type MessageStatus } from '../../entities/index.js';
 import { directQuery } from '../direct.js';
+import { searchLanguageOf } from '../settings.js';
 import type { ConversationChanges } from './conversations.js';
 import type { MessageChanges } from './messages.js';
 import { COUNTED_COLUMNS, type Count, type Counted, type CountedRow, counted, upsertCounters } from './rate-counters.js';
@@ -22,6 +23,9 @@ export async function startTurn(
   messages: Message[],
   counts: Count[],
 ): Promise<Counted[]> {
+  // Named, not left to the column's default: through a transaction pooler there is no session setting.
+  const language = searchLanguageOf(em);
+  for (const message of messages) message.searchConfig ??= language;
   const parts = [
     'insert' in conversation
       ? // Its data, not the entity: the builder would encode the entity's JSON metadata twice.
@@ -259,9 +263,9 @@ export async function quickStart(em: EntityManager, q: QuickStart): Promise<Quic
     `last_message_at = ?::timestamptz, next_seq = v.next_seq + 2, message_count = v.message_count + 2, ` +
     `metadata = case when ?::jsonb is null then v.metadata else coalesce(v.metadata, '{}'::jsonb) || ?::jsonb end, title = coalesce(v.title, ?::text) ` +
     `where v.id = (select id from allowed) and v.user_id = ? returning v.id, v.user_id, v.next_seq), ` +
-    `ins as (insert into message (id, conversation_id, user_id, seq, role, content, status, client_message_id, created_at) ` +
-    `select ?::uuid, upd.id, upd.user_id, upd.next_seq - 2, 'user'::message_role, ?::text, 'complete'::message_status, ?::text, ?::timestamptz from upd ` +
-    `union all select ?::uuid, upd.id, upd.user_id, upd.next_seq - 1, 'assistant'::message_role, '', 'in_progress'::message_status, null, ?::timestamptz from upd), ` +
+    `ins as (insert into message (id, conversation_id, user_id, seq, role, content, status, client_message_id, created_at, search_config) ` +
+    `select ?::uuid, upd.id, upd.user_id, upd.next_seq - 2, 'user'::message_role, ?::text, 'complete'::message_status, ?::text, ?::timestamptz, ?::regconfig from upd ` +
+    `union all select ?::uuid, upd.id, upd.user_id, upd.next_seq - 1, 'assistant'::message_role, '', 'in_progress'::message_status, null, ?::timestamptz, ?::regconfig from upd), ` +
     `seen as (select (select xmin::text from conversation where id = ? and user_id = ?) = (select locked_version from c) as same), ` +
     `ctx as (${CONTEXT_SELECT} and m.seq < (select next_seq from c) and m.seq >= (select next_seq from c) - ? ` +
     `and exists (select 1 from upd) and (select same from seen) ` +
@@ -272,6 +276,8 @@ export async function quickStart(em: EntityManager, q: QuickStart): Promise<Quic
     `(select resets_at from rate_counter where user_id = ? and kind = 'turns' and ?::boolean and not exists (select 1 from counted) ` +
     `and exists (select 1 from free)) as turns_reset_at from c`;
   const metadata = q.metadata ? JSON.stringify(q.metadata) : null;
+  // Named, not left to the column's default: through a transaction pooler there is no session setting.
+  const language = searchLanguageOf(em);
   const params = [
     q.conversationId,
     q.userId,
@@ -298,8 +304,10 @@ export async function quickStart(em: EntityManager, q: QuickStart): Promise<Quic
     q.content,
     q.clientMessageId,
     q.now,
+    language,
     q.replyId,
     q.now,
+    language,
     q.conversationId,
     q.userId,
     q.conversationId,
