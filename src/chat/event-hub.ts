@@ -57,7 +57,19 @@ type Subscriber = {
   end(): void;
 };
 
-type Topic = { userId: string; em: EntityManager; subscribers: Set<Subscriber>; reading: Promise<void> | null; read: number };
+type Topic = {
+  userId: string;
+  em: EntityManager;
+  subscribers: Set<Subscriber>;
+  /** The read under way, if any: one at a time. */
+  reading: Promise<void> | null;
+  /** The last position given to the subscribers. */
+  read: number;
+  /** The last position a notification (or the poll) said exists. */
+  wanted: number;
+  /** Told of more while reading. */
+  again: boolean;
+};
 
 export function createEventHub(options: {
   log: Logger;
@@ -86,19 +98,29 @@ export function createEventHub(options: {
 
   // Private: one read at a time per topic, from what it has given so far up to `until`.
   const readFor = (conversationId: string, topic: Topic, until: number) => {
-    if (topic.reading) return;
+    topic.wanted = Math.max(topic.wanted, until);
+    if (topic.reading) {
+      // Told of more while reading: one more round once this one is done.
+      topic.again = true;
+      return;
+    }
+    topic.again = false;
     topic.reading = (async () => {
       try {
-        while (topic.read < until && topic.subscribers.size > 0) {
+        while (topic.read < topic.wanted && topic.subscribers.size > 0) {
           const events = await readEvents(topic.em, topic.userId, conversationId, topic.read, READ_PAGE);
           if (events.length === 0) break;
           deliver(topic, events);
         }
       } catch (error) {
         options.log.warn({ err: error, conversationId }, 'could not read events; subscribers read them back themselves');
-        for (const sub of topic.subscribers) sub.wake();
+        for (const sub of topic.subscribers) {
+          sub.known = Math.max(sub.known, topic.wanted);
+          sub.wake();
+        }
       } finally {
         topic.reading = null;
+        if (topic.again) readFor(conversationId, topic, topic.wanted);
       }
     })();
   };
@@ -132,10 +154,8 @@ export function createEventHub(options: {
         const events = noticeEvents(topic.em, notice);
         const first = events?.[0];
         if (events && first && first.position <= topic.read + 1) deliver(topic, events);
-        else if (notice.last > topic.read) {
-          for (const sub of topic.subscribers) sub.known = Math.max(sub.known, notice.last);
-          readFor(notice.conversationId, topic, notice.last);
-        }
+        // Read once for all its subscribers (they would each read it themselves if told first).
+        else if (notice.last > topic.read) readFor(notice.conversationId, topic, notice.last);
       }
     },
 
@@ -159,7 +179,7 @@ export function createEventHub(options: {
       // Subscribed before the current position is read: nothing committed after it is missed.
       const byUser = topics.get(conversationId) ?? new Map<string, Topic>();
       topics.set(conversationId, byUser);
-      const own = byUser.get(userId) ?? { userId, em, subscribers: new Set(), reading: null, read: 0 };
+      const own = byUser.get(userId) ?? { userId, em, subscribers: new Set(), reading: null, read: 0, wanted: 0, again: false };
       byUser.set(userId, own);
       own.subscribers.add(sub);
       const leave = () => {
