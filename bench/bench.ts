@@ -23,13 +23,13 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { createAuthenticator } from '../src/auth/authenticator.js';
 import { loadConfig } from '../src/config.js';
-import { postgresUrl, startPostgresServer } from '../src/db/embedded.js';
 import { migrate, openOrm } from '../src/db/orm.js';
 import { createLogger } from '../src/log.js';
 import { defined } from '../test/support/defined.js';
 import { judge } from './budgets.js';
 import { runCeiling } from './ceiling.js';
 import type { Child } from './child.js';
+import { benchDatabase } from './database.js';
 import { browse, browseMemory, historyLatency, referenceTurns, serverTurns, soak, startReference, startServer } from './http-runs.js';
 import type { Measured } from './load.js';
 import { printTables, tables, writeReport, writeSoak } from './report.js';
@@ -57,7 +57,7 @@ const USAGE = `npm run bench -- [options]
 
 async function main(): Promise<number> {
   const { write, ...settings } = parseSettings();
-  const { url, embedded, stop } = await database();
+  const { url, embedded, stop } = await benchDatabase();
   const db = new pg.Client({ connectionString: url });
   await db.connect();
   const failures: string[] = [];
@@ -305,22 +305,6 @@ async function migrateDatabase(url: string): Promise<void> {
 
 function progress(what: string): void {
   process.stderr.write(`bench: ${what}…\n`);
-}
-
-async function database(): Promise<{ url: string; embedded: boolean; stop(): Promise<void> }> {
-  const given = process.env.BENCH_DATABASE_URL;
-  if (given) return { url: given, embedded: false, stop: async () => {} };
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'stateless-chat-bench-'));
-  const { port, socketDir, stop } = await startPostgresServer({ clusterDir: path.join(dir, 'pg'), password: 'bench', persistent: false });
-  return {
-    // As the server reaches its embedded PostgreSQL by default: through the Unix socket.
-    url: postgresUrl({ user: 'postgres', password: 'bench', port, database: 'postgres', socketDir }),
-    embedded: true,
-    async stop() {
-      await stop();
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
 }
 
 main().then(

@@ -33,13 +33,13 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { createAuthenticator } from '../src/auth/authenticator.js';
 import { loadConfig, RATE_LIMITS_OFF } from '../src/config.js';
-import { postgresUrl, startPostgresServer } from '../src/db/embedded.js';
 import { migrate, openOrm } from '../src/db/orm.js';
 import { encodeCursor } from '../src/graphql/pagination.js';
 import { createLogger } from '../src/log.js';
 import { defined } from '../test/support/defined.js';
 import { readEventStream } from '../test/support/event-stream.js';
 import { type Child, type Memory, startChild } from './child.js';
+import { benchDatabase } from './database.js';
 import { graphqlClient } from './load.js';
 
 const SECRET = 'bench-secret-bench-secret-bench-secret';
@@ -84,7 +84,7 @@ type Row = { phase: string; memory: Memory; subscribers: number; delivered: numb
 
 async function main(): Promise<number> {
   const settings = parseSettings();
-  const { url, embedded, stop: stopDatabase } = await database();
+  const { url, embedded, stop: stopDatabase } = await benchDatabase();
   const db = new pg.Client({ connectionString: url });
   await db.connect();
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'stateless-chat-bench-subscribers-'));
@@ -525,22 +525,6 @@ async function migrateDatabase(url: string): Promise<void> {
   } finally {
     await orm.close();
   }
-}
-
-/** As the bench: `BENCH_DATABASE_URL` (a database it may fill), or an embedded one in a temporary directory. */
-async function database(): Promise<{ url: string; embedded: boolean; stop(): Promise<void> }> {
-  const given = process.env.BENCH_DATABASE_URL;
-  if (given) return { url: given, embedded: false, stop: async () => {} };
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'stateless-chat-bench-'));
-  const { port, socketDir, stop } = await startPostgresServer({ clusterDir: path.join(dir, 'pg'), password: 'bench', persistent: false });
-  return {
-    url: postgresUrl({ user: 'postgres', password: 'bench', port, database: 'postgres', socketDir }),
-    embedded: true,
-    async stop() {
-      await stop();
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
 }
 
 function progress(what: string): void {
