@@ -254,7 +254,9 @@ describe.skipIf(SKIP_BROWSER)(`the chat page in headless Chromium (${CHROMIUM})`
       toolCalls: [...e.querySelectorAll('.tool-call')].map((call) => (call as HTMLElement).dataset.state),
     }));
     expect(shown).toEqual({ note: expect.stringContaining('UPSTREAM_ERROR'), toolCalls: ['done'] });
-    expect(await page.$eval('#send', (e) => (e as HTMLButtonElement).disabled)).toBe(false);
+    // The reply shows FAILED as the event arrives; the box is given back once the send has settled.
+    await page.waitForSelector('#send:not([disabled])');
+    expect(await page.$eval('#message', (e) => (e as HTMLTextAreaElement).disabled)).toBe(false);
     const stored = await server.db.query("select status from message where user_id = 'page-failure' order by seq");
     expect(stored.rows).toEqual([{ status: 'complete' }, { status: 'failed' }]);
     expect(pageErrors).toEqual([]);
