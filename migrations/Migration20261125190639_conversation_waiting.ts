@@ -5,9 +5,9 @@ export class Migration20261125190639_conversation_waiting extends Migration {
 
   override up(): void | Promise<void> {
     this.addSql(`alter table "conversation" add "waiting" int not null default 0;`);
-    // Requests already waiting are counted (the count is kept with the rows from here on).
+    // Requests already waiting are counted (the count is kept with the rows from here on), for every user.
     this.addSql(
-      `update "conversation" c set "waiting" = w.n from (select "conversation_id", "user_id", count(*) as n from "turn_waiter" group by "conversation_id", "user_id") w where w."conversation_id" = c."id" and w."user_id" = c."user_id";`,
+      `/* across users */ update "conversation" c set "waiting" = w.n from (select "conversation_id", "user_id", count(*) as n from "turn_waiter" group by "conversation_id", "user_id") w where w."conversation_id" = c."id" and w."user_id" = c."user_id";`,
     );
   }
 

@@ -15,6 +15,7 @@ import { Migration20261205181358_listing } from './Migration20261205181358_listi
 import { Migration20261205183000_search } from './Migration20261205183000_search.js';
 import { Migration20261205185956_purge } from './Migration20261205185956_purge.js';
 import { Migration20261205205909_events } from './Migration20261205205909_events.js';
+import { Migration20261205235600_user_keys } from './Migration20261205235600_user_keys.js';
 
 export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261125092204_initial', class: Migration20261125092204_initial },
@@ -28,4 +29,5 @@ export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261205183000_search', class: Migration20261205183000_search },
   { name: 'Migration20261205185956_purge', class: Migration20261205185956_purge },
   { name: 'Migration20261205205909_events', class: Migration20261205205909_events },
+  { name: 'Migration20261205235600_user_keys', class: Migration20261205235600_user_keys },
 ];

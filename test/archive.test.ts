@@ -182,12 +182,13 @@ describe('the archive directory', () => {
     const db = await migratedDatabase();
     try {
       await seedBulk(db.db, 'dir-user-', 3, 12, 4);
+      // One statement: the foreign keys, which hold the user, are checked at its end.
       await db.db.query(
-        `update conversation set user_id = $1 where id = (select id from conversation where user_id = 'dir-user-0' limit 1)`,
+        `with c as (update conversation set user_id = $1 where id = (select id from conversation where user_id = 'dir-user-0' limit 1) returning id), ` +
+          `m as (update message set user_id = $1 where conversation_id in (select id from c)), ` +
+          `t as (update tool_call set user_id = $1 where conversation_id in (select id from c)) select 1`,
         [hostile],
       );
-      await db.db.query(`update message m set user_id = c.user_id from conversation c where m.conversation_id = c.id`);
-      await db.db.query(`update tool_call t set user_id = c.user_id from conversation c where t.conversation_id = c.id`);
       const dir = await scratchDir();
       const dry = await cli(db, ['archive', '--older-than', '30d', '--out', dir, '--dry-run']);
       expect(dry.code, dry.stderr).toBe(0);

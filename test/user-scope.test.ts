@@ -24,6 +24,18 @@ describe('a statement on user data names the user', () => {
       'select t.* from unnest(?::uuid[]) as p(id) cross join lateral (select * from message t where t.conversation_id = p.id and t.user_id = ? order by t.seq asc limit ?) t',
     ],
     ['a user id among several', 'select "t0".* from "task" as "t0" where "t0"."user_id" in (?, ?)'],
+    [
+      'a join where each table names the user',
+      'select m.id from message m join tool_call t on t.message_id = m.id and t.user_id = m.user_id where m.user_id = ? and m.conversation_id = ?',
+    ],
+    [
+      'two unaliased tables, each with its own predicate',
+      'update conversation set event_seq = event_seq + 1 where id = ? and user_id = ? and not exists (select 1 from conversation_event where id = ? and user_id = ?)',
+    ],
+    [
+      'a statement that says it spans users',
+      '/* across users */ update conversation c set status = ? from (select user_id, id from conversation where status = ? limit ? for update skip locked) b where c.user_id = b.user_id and c.id = b.id',
+    ],
     ['no user table', 'select pg_notify(?, ?) where ?'],
     ['an advisory lock', 'select pg_advisory_xact_lock(?, hashtext(?))'],
     ['a migration', 'create index "turn_waiter_queue_idx" on "turn_waiter" ("conversation_id", "id");'],
@@ -48,6 +60,21 @@ describe('a statement on user data names the user', () => {
     ],
     ['an insert without the user column', 'insert into "task" ("id", "title") values (?, ?)', 'insert'],
     ['a count by title', `select count(*)::int as n from task where title = 'x'`, 'task'],
+    [
+      "a second table joined on the conversation alone (on Citus, not one shard's)",
+      'select m.id from message m where m.user_id = ? and exists (select 1 from tool_call t where t.message_id = m.id)',
+      'tool_call',
+    ],
+    [
+      'a sweep over all users that does not say so',
+      'update conversation c set status = ? from (select user_id, id from conversation where status = ? limit ? for update skip locked) b where c.user_id = b.user_id and c.id = b.id',
+      'conversation',
+    ],
+    [
+      'two unaliased tables and one predicate',
+      'update conversation set event_seq = 1 where id = ? and user_id = ? and not exists (select 1 from conversation_event where id = ?)',
+      'conversation',
+    ],
   ])('refuses %s', (_what, sql, named) => {
     expect(unscopedReason(sql)).toContain(named);
   });

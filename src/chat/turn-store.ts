@@ -193,7 +193,7 @@ export async function beginTurn(em: EntityManager, ids: TurnIds, input: BeginInp
     const titled = conversation.title === null;
     if (titled) conversation.title = firstMessageTitle(input.content);
     const userMessage = new Message({
-      conversation: em.getReference(Conversation, conversation.id, { wrapped: true }),
+      conversation: em.getReference(Conversation, [conversation.userId, conversation.id], { wrapped: true }),
       userId,
       seq: conversation.nextSeq,
       role: MessageRole.USER,
@@ -270,7 +270,7 @@ async function startQuickly(
       title: conversation.title ?? firstMessageTitle(input.content),
     });
     const userMessage = new Message({
-      conversation: em.getReference(Conversation, conversation.id, { wrapped: true }),
+      conversation: em.getReference(Conversation, [conversation.userId, conversation.id], { wrapped: true }),
       userId,
       seq,
       role: MessageRole.USER,
@@ -423,8 +423,8 @@ export function toolCallOf(
     name: storableText(row.call.name),
     arguments: storableJson(row.call.arguments),
     result: storableJson(row.call.result),
-    message: em.getReference(Message, row.replyId, { wrapped: true }),
-    conversation: em.getReference(Conversation, row.conversationId, { wrapped: true }),
+    message: em.getReference(Message, [row.userId, row.replyId], { wrapped: true }),
+    conversation: em.getReference(Conversation, [row.userId, row.conversationId], { wrapped: true }),
     userId: row.userId,
   });
   stored.id = row.id;
@@ -434,7 +434,7 @@ export function toolCallOf(
 /** The reply of a turn, in progress: it holds its reserved seq from the start, so seq stays gapless. */
 function newReply(em: EntityManager, conversation: Conversation, seq: number, id: string): Message {
   const reply = new Message({
-    conversation: em.getReference(Conversation, conversation.id, { wrapped: true }),
+    conversation: em.getReference(Conversation, [conversation.userId, conversation.id], { wrapped: true }),
     userId: conversation.userId,
     seq,
     role: MessageRole.ASSISTANT,

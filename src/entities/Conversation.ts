@@ -2,6 +2,7 @@
  * A conversation of one user: its metadata, counters, token totals and the turn lease that
  * keeps one turn at a time running on it, across every server instance.
  */
+import { PrimaryKeyProp } from '@mikro-orm/core';
 import { Entity, Enum, Index, PrimaryKey, Property } from '@mikro-orm/decorators/legacy';
 import { newId } from './ids.js';
 
@@ -33,11 +34,14 @@ export enum ConversationStatus {
   expression: 'create index "conversation_metadata_idx" on "conversation" using gin ("metadata" jsonb_path_ops)',
 })
 export class Conversation {
+  // The user first in every key of a user's rows, so that they can be distributed by user (docs/scaling.md).
+  [PrimaryKeyProp]?: ['userId', 'id'];
+
+  @PrimaryKey({ type: 'text' })
+  userId: string;
+
   @PrimaryKey({ type: 'uuid' })
   id: string = newId();
-
-  @Property({ type: 'text' })
-  userId: string;
 
   @Property({ type: 'text', nullable: true })
   title: string | null = null;

@@ -5,7 +5,7 @@
  * the event. A finished tool call and a completed reply are referenced by id, not copied.
  */
 
-import type { Ref } from '@mikro-orm/core';
+import { PrimaryKeyProp, type Ref } from '@mikro-orm/core';
 import { Entity, Enum, ManyToOne, PrimaryKey, Property, Unique } from '@mikro-orm/decorators/legacy';
 import { ConversationEventKind } from '../chat/events.js';
 import { Conversation } from './Conversation.js';
@@ -14,14 +14,17 @@ import { newId } from './ids.js';
 @Entity()
 @Unique({ name: 'conversation_event_position_unique', properties: ['conversation', 'position'] })
 export class ConversationEvent {
+  [PrimaryKeyProp]?: ['userId', 'id'];
+
+  @PrimaryKey({ type: 'text' })
+  userId!: string;
+
   @PrimaryKey({ type: 'uuid' })
   id: string = newId();
 
-  @ManyToOne(() => Conversation, { ref: true, deleteRule: 'cascade' })
+  // Its `user_id` is the event's own.
+  @ManyToOne(() => Conversation, { ref: true, deleteRule: 'cascade', updateRule: 'no action', joinColumns: ['user_id', 'conversation_id'] })
   conversation!: Ref<Conversation>;
-
-  @Property({ type: 'text' })
-  userId!: string;
 
   @Property({ type: 'integer' })
   position!: number;

@@ -1,6 +1,6 @@
 /** One message of a conversation, ordered by its per-conversation `seq`. */
 
-import type { Ref } from '@mikro-orm/core';
+import { PrimaryKeyProp, type Ref } from '@mikro-orm/core';
 import { Entity, Enum, ManyToOne, PrimaryKey, Property, Unique } from '@mikro-orm/decorators/legacy';
 import { searchLanguageOf } from '../db/settings.js';
 import { Conversation } from './Conversation.js';
@@ -23,14 +23,17 @@ export enum MessageStatus {
 @Unique({ name: 'message_conversation_seq_unique', properties: ['conversation', 'seq'] })
 @Unique({ name: 'message_user_client_message_id_unique', properties: ['userId', 'clientMessageId'] })
 export class Message {
+  [PrimaryKeyProp]?: ['userId', 'id'];
+
+  @PrimaryKey({ type: 'text' })
+  userId: string;
+
   @PrimaryKey({ type: 'uuid' })
   id: string = newId();
 
-  @ManyToOne(() => Conversation, { ref: true, deleteRule: 'cascade' })
+  // Its `user_id` is the message's own.
+  @ManyToOne(() => Conversation, { ref: true, deleteRule: 'cascade', updateRule: 'no action', joinColumns: ['user_id', 'conversation_id'] })
   conversation: Ref<Conversation>;
-
-  @Property({ type: 'text' })
-  userId: string;
 
   @Property({ type: 'integer' })
   seq: number;

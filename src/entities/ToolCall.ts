@@ -1,6 +1,6 @@
 /** One tool call the agent made during a turn, stored with the assistant message it belongs to. */
 
-import type { Ref } from '@mikro-orm/core';
+import { PrimaryKeyProp, type Ref } from '@mikro-orm/core';
 import { Entity, Index, ManyToOne, PrimaryKey, Property } from '@mikro-orm/decorators/legacy';
 import { Conversation } from './Conversation.js';
 import { newId } from './ids.js';
@@ -10,17 +10,20 @@ import { Message } from './Message.js';
 @Index({ name: 'tool_call_message_idx', properties: ['message', 'id'] })
 @Index({ name: 'tool_call_conversation_idx', properties: ['conversation', 'id'] })
 export class ToolCall {
+  [PrimaryKeyProp]?: ['userId', 'id'];
+
+  @PrimaryKey({ type: 'text' })
+  userId: string;
+
   @PrimaryKey({ type: 'uuid' })
   id: string = newId();
 
-  @ManyToOne(() => Message, { ref: true, deleteRule: 'cascade' })
+  // Both share the call's own `user_id`.
+  @ManyToOne(() => Message, { ref: true, deleteRule: 'cascade', updateRule: 'no action', joinColumns: ['user_id', 'message_id'] })
   message: Ref<Message>;
 
-  @ManyToOne(() => Conversation, { ref: true, deleteRule: 'cascade' })
+  @ManyToOne(() => Conversation, { ref: true, deleteRule: 'cascade', updateRule: 'no action', joinColumns: ['user_id', 'conversation_id'] })
   conversation: Ref<Conversation>;
-
-  @Property({ type: 'text' })
-  userId: string;
 
   /** The provider's id for the call (`call_…`), as the model sent it. */
   @Property({ type: 'text' })

@@ -6,21 +6,24 @@
  * waiter keeps `expiresAt` in the future while it waits; one whose process died simply expires.
  */
 
-import type { Ref } from '@mikro-orm/core';
+import { PrimaryKeyProp, type Ref } from '@mikro-orm/core';
 import { Entity, Index, ManyToOne, PrimaryKey, Property } from '@mikro-orm/decorators/legacy';
 import { Conversation } from './Conversation.js';
 
 @Entity()
 @Index({ name: 'turn_waiter_queue_idx', properties: ['conversation', 'arrivedAt', 'id'] })
 export class TurnWaiter {
+  [PrimaryKeyProp]?: ['userId', 'id'];
+
+  @PrimaryKey({ type: 'text' })
+  userId: string;
+
   @PrimaryKey({ type: 'bigint', autoincrement: true })
   id!: string;
 
-  @ManyToOne(() => Conversation, { ref: true, deleteRule: 'cascade' })
+  // Its `user_id` is the waiter's own.
+  @ManyToOne(() => Conversation, { ref: true, deleteRule: 'cascade', updateRule: 'no action', joinColumns: ['user_id', 'conversation_id'] })
   conversation: Ref<Conversation>;
-
-  @Property({ type: 'text' })
-  userId: string;
 
   @Property({ type: 'datetime' })
   expiresAt: Date;

@@ -14,6 +14,7 @@
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { ConversationStatus } from '../../entities/index.js';
 import type { Reader } from '../direct.js';
+import { acrossUsersUnless } from './across-users.js';
 
 /** The columns of a conversation that an archive keeps: all but the running turn's lease and the queue count (runtime state). */
 export type ConversationColumns = {
@@ -128,7 +129,7 @@ export async function archiveKeys(
     params.push(after.userId, after.createdAt, after.id);
   }
   return em.execute<ArchiveKey[]>(
-    `select user_id as "userId", ${iso('created_at')} as "createdAt", id from conversation ` +
+    `${acrossUsersUnless(filter.userId)}select user_id as "userId", ${iso('created_at')} as "createdAt", id from conversation ` +
       `${where.length ? `where ${where.join(' and ')} ` : ''}order by user_id, created_at, id limit ?`,
     [...params, limit],
   );
@@ -144,7 +145,7 @@ export async function countArchive(
 ): Promise<{ conversations: number; messages: number; purged: number }> {
   const { where, params } = conditions(filter);
   const [row] = await em.execute<{ conversations: number; messages: string | number; purged: number }[]>(
-    `select count(*)::int as conversations, coalesce(sum(message_count), 0)::bigint as messages, ` +
+    `${acrossUsersUnless(filter.userId)}select count(*)::int as conversations, coalesce(sum(message_count), 0)::bigint as messages, ` +
       `(count(*) filter (where purged_at is not null))::int as purged from conversation ` +
       `${where.length ? `where ${where.join(' and ')}` : ''}`,
     params,

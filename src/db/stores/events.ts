@@ -63,7 +63,7 @@ export async function appendEvents(em: EntityManager, append: Append): Promise<n
     `and not exists (select 1 from conversation_event where id = ?::uuid and user_id = ?) returning id, user_id, event_seq), ` +
     (call
       ? `tc as (insert into tool_call (id, message_id, conversation_id, user_id, call_id, server, name, arguments, result, is_error, started_at, duration_ms) ` +
-        `values (?::uuid, ?::uuid, ?::uuid, ?, ?, ?, ?, ?::jsonb, ?::jsonb, ?, ?::timestamptz, ?) on conflict (id) do nothing), `
+        `values (?::uuid, ?::uuid, ?::uuid, ?, ?, ?, ?, ?::jsonb, ?::jsonb, ?, ?::timestamptz, ?) on conflict (user_id, id) do nothing), `
       : '') +
     `ins as (insert into conversation_event (id, conversation_id, user_id, position, kind, turn_id, message_id, text, data, tool_call_id, created_at) ` +
     `select e.id, c.id, c.user_id, c.event_seq - ?::int + e.i, e.kind, ?::uuid, ?::uuid, e.text, e.data, e.tool_call_id, e.created_at ` +

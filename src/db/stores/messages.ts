@@ -56,7 +56,7 @@ export function readByClientMessageId(em: EntityManager, userId: string, clientM
 
 /** Detached: the message at `seq` of the user's conversation `conversationId`. */
 export function readAtSeq(em: EntityManager, userId: string, conversationId: string, seq: number): Promise<Message | null> {
-  return em.findOne(Message, { conversation: conversationId, userId, seq }, { disableIdentityMap: true });
+  return em.findOne(Message, { conversation: [userId, conversationId], userId, seq }, { disableIdentityMap: true });
 }
 
 /** Writes `changes` to the user's message `id`; with `onlyIf`, only while it has that status. Returns whether it did. */

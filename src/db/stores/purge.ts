@@ -7,6 +7,7 @@
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
 import type { ArchiveLocation } from '../../entities/index.js';
+import { ACROSS_USERS, acrossUsersUnless } from './across-users.js';
 import { iso, ownerConditions } from './archive.js';
 
 /** A conversation an archive run took: its place in the run's order and its counters when taken. */
@@ -33,7 +34,7 @@ export function claimArchiveBatch(
     params.push(after.userId, after.createdAt, after.id);
   }
   return tx.execute<ClaimedConversation[]>(
-    `select user_id as "userId", ${iso('created_at')} as "createdAt", id, message_count as "messageCount", next_seq as "nextSeq" ` +
+    `${ACROSS_USERS}select user_id as "userId", ${iso('created_at')} as "createdAt", id, message_count as "messageCount", next_seq as "nextSeq" ` +
       `from conversation where ${ARCHIVABLE} ${keyset}order by user_id, created_at, id limit ? for update skip locked`,
     [...params, limit],
   );
@@ -42,7 +43,7 @@ export function claimArchiveBatch(
 /** How many conversations an archive run with `cutoff` would take now, and their messages (`--dry-run`). */
 export async function countArchivable(em: EntityManager, cutoff: Date): Promise<{ conversations: number; messages: number }> {
   const [row] = await em.execute<{ conversations: number; messages: string | number }[]>(
-    `select count(*)::int as conversations, coalesce(sum(message_count), 0)::bigint as messages from conversation where ${ARCHIVABLE}`,
+    `${ACROSS_USERS}select count(*)::int as conversations, coalesce(sum(message_count), 0)::bigint as messages from conversation where ${ARCHIVABLE}`,
     [cutoff],
   );
   return { conversations: row?.conversations ?? 0, messages: Number(row?.messages ?? 0) };
@@ -82,7 +83,8 @@ export function purgedConversations(em: EntityManager, filter: PurgedFilter): Pr
     params.push(filter.manifest);
   }
   return em.execute<PurgedConversation[]>(
-    `select user_id as "userId", id, next_seq as "nextSeq", archive_location as location from conversation where ${where.join(' and ')} order by user_id, id`,
+    `${acrossUsersUnless(filter.userId)}select user_id as "userId", id, next_seq as "nextSeq", archive_location as location from conversation ` +
+      `where ${where.join(' and ')} order by user_id, id`,
     params,
   );
 }

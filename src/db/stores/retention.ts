@@ -11,6 +11,7 @@
  * conversations (`conversation_expire_idx`), those not archived (`conversation_archive_idx`).
  */
 import type { EntityManager } from '@mikro-orm/postgresql';
+import { ACROSS_USERS } from './across-users.js';
 
 /** One batch of a sweep: conversations inactive since before `cutoff`, changed at `now`, at most `limit`. */
 export type SweepBatch = { cutoff: Date; now: Date; limit: number };
@@ -22,7 +23,7 @@ export type SweepBatch = { cutoff: Date; now: Date; limit: number };
  */
 export async function expireInactive(em: EntityManager, { cutoff, now, limit }: SweepBatch): Promise<string[]> {
   const rows = await em.execute<{ id: string }[]>(
-    "update conversation c set status = 'expired', expires_at = ?, updated_at = ? " +
+    `${ACROSS_USERS}update conversation c set status = 'expired', expires_at = ?, updated_at = ? ` +
       'from (select user_id, id from conversation ' +
       `where status = 'active' and last_message_at < ? and updated_at < ? and (turn_id is null or lease_expires_at <= ?) ` +
       'order by last_message_at limit ? for update skip locked) b ' +
@@ -39,7 +40,7 @@ export async function expireInactive(em: EntityManager, { cutoff, now, limit }: 
  */
 export async function archiveInactive(em: EntityManager, { cutoff, now, limit }: SweepBatch): Promise<string[]> {
   const rows = await em.execute<{ id: string }[]>(
-    "update conversation c set status = 'archived', archived_at = ?, updated_at = ? " +
+    `${ACROSS_USERS}update conversation c set status = 'archived', archived_at = ?, updated_at = ? ` +
       'from (select user_id, id from conversation ' +
       `where status <> 'archived' and last_message_at < ? and (status = 'expired' or updated_at < ?) ` +
       'and (turn_id is null or lease_expires_at <= ?) ' +

@@ -32,7 +32,7 @@ export function findToolCalls(em: EntityManager, userId: string, ids: readonly s
 
 /** The user's tool calls of the messages `messageIds`, oldest first (ids are time-ordered). */
 export function toolCallsOfMessages(em: EntityManager, userId: string, messageIds: readonly string[]): Promise<ToolCall[]> {
-  return em.find(ToolCall, { message: { $in: [...messageIds] }, userId }, { orderBy: { id: 'asc' } });
+  return em.find(ToolCall, { message: { $in: messageIds.map((id) => [userId, id] as const) }, userId }, { orderBy: { id: 'asc' } });
 }
 
 /** One page of tool calls by id of each of the user's conversations, in one statement (see `lateralPages`), as views. */

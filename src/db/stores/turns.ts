@@ -38,7 +38,16 @@ export async function startTurn(
           .update(conversation.changes)
           .where({ id: conversation.id, userId: conversation.userId })
           .toQuery(),
-    ...(messages.length > 0 ? [em.createQueryBuilder(Message).insert(messages).toQuery()] : []),
+    // Their conversation as its key, `[userId, id]`: the builder maps a key to the columns it
+    // shares with the message's own `user_id`, not a reference.
+    ...(messages.length > 0
+      ? [
+          em
+            .createQueryBuilder(Message)
+            .insert(messages.map((message) => ({ ...message, conversation: [message.userId, message.conversation.id] })))
+            .toQuery(),
+        ]
+      : []),
   ].map(({ sql, params }) => ({ sql, params: [...params] }));
   const userId = 'insert' in conversation ? conversation.insert.userId : conversation.userId;
   if (counts.length > 0) {
@@ -135,7 +144,7 @@ export async function finishTurn(em: EntityManager, input: FinishTurn): Promise<
     `decided as (select turn_id is not distinct from ?::uuid as ours, waiting, (status <> 'complete' or turn_id is not distinct from ?::uuid) as writes from locked), ` +
     `reply as (update message set status = ?, content = ?, model = ?, prompt_tokens = ?, completion_tokens = ?, total_tokens = ?, created_at = ? ` +
     `where id = ? and user_id = ? and (select writes from decided) returning id), ` +
-    `conversation as (update conversation set prompt_tokens = prompt_tokens + ?, completion_tokens = completion_tokens + ?, ` +
+    `changed as (update conversation set prompt_tokens = prompt_tokens + ?, completion_tokens = completion_tokens + ?, ` +
     `total_tokens = total_tokens + ?, last_message_at = ?, updated_at = ?, event_seq = event_seq + ?::int, ` +
     `turn_id = case when (select ours from decided) then null else turn_id end, ` +
     `lease_expires_at = case when (select ours from decided) then null else lease_expires_at end ` +
@@ -144,11 +153,11 @@ export async function finishTurn(em: EntityManager, input: FinishTurn): Promise<
     (events
       ? `, events as (insert into conversation_event (id, conversation_id, user_id, position, kind, turn_id, message_id, text, data, tool_call_id, created_at) ` +
         `select e.id, c.id, c.user_id, c.event_seq - ?::int + e.i, e.kind, ?::uuid, ?::uuid, e.text, e.data, e.tool_call_id, e.created_at ` +
-        `from conversation c, jsonb_to_recordset(?::jsonb) as e(i int, id uuid, kind conversation_event_kind, text text, data jsonb, tool_call_id uuid, created_at timestamptz)) `
+        `from changed c, jsonb_to_recordset(?::jsonb) as e(i int, id uuid, kind conversation_event_kind, text text, data jsonb, tool_call_id uuid, created_at timestamptz)) `
       : '') +
-    `select ours, writes, (select count(*) from reply) as replies, (select count(*) from conversation) as conversations, ` +
+    `select ours, writes, (select count(*) from reply) as replies, (select count(*) from changed) as conversations, ` +
     `case when ours and waiting > 0 then pg_notify(?, ?) end as notified` +
-    (events ? `, (select pg_notify(?, ? || event_seq::text || ?) from conversation) as told` : '') +
+    (events ? `, (select pg_notify(?, ? || event_seq::text || ?) from changed) as told` : '') +
     ` from decided`;
   const params = [
     replyId,
