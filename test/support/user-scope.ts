@@ -22,9 +22,15 @@ const MIGRATIONS = /\bmikro_orm_migrations\b/i;
 const ACROSS_USERS = /^\s*\/\* across users \*\//i;
 const INSERT_WITH_USER = /\binsert\s+into\s+"?\w+"?\s*(?:as\s+\w+\s*)?\(([^)]*)\)/gi;
 // A table read, changed or deleted from, and its alias if it has one.
-const REFERENCE = new RegExp(`\\b(?:from|join|update)\\s+(?:only\\s+)?"?(${USER_TABLES.join('|')})"?(?![\\w"])(?:\\s+(?:as\\s+)?"?(\\w+)"?)?`, 'gi');
+const REFERENCE = new RegExp(
+  `\\b(?:from|join|update)\\s+(?:only\\s+)?"?(${USER_TABLES.join('|')})"?(?![\\w"])(?:\\s+(?:as\\s+)?"?(\\w+)"?)?`,
+  'gi',
+);
+// Words that may follow a table in place of an alias.
 const NOT_ALIASES = new Set(
-  'where set on using join inner left right full cross natural order group limit offset returning for union except intersect having window values select as lateral'.split(' '),
+  ['where', 'set', 'on', 'using', 'join', 'inner', 'left', 'right', 'full', 'cross', 'natural', 'lateral', 'as', 'select', 'values'].concat(
+    ['order', 'group', 'having', 'window', 'limit', 'offset', 'returning', 'for', 'union', 'except', 'intersect'],
+  ),
 );
 // `user_id = …`, `user_id in …`, not preceded by a qualifier.
 const BARE_PREDICATE = /(?<![\w."])"?user_id"?\s*(?:=|in\b)/gi;
