@@ -45,7 +45,9 @@ COPY bin ./bin
 # of which a production deployment uses; writable by the server's user all the same.
 RUN mkdir -p /data && chown node:node /data
 USER node
-EXPOSE 4000
+# 4000: the API; 9464: GET /metrics when METRICS_PORT=9464 (in production /metrics needs a port of
+# its own or METRICS_TOKEN).
+EXPOSE 4000 9464
 # /healthz answers while the process serves HTTP; readiness (/readyz, the database) is the
 # orchestrator's business. No curl in the slim image: Node's fetch.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \

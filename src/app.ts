@@ -29,7 +29,7 @@ import { taskStore } from './db/stores/tasks.js';
 import { createShapeCheck } from './graphql/limits.js';
 import { createSchema } from './graphql/schema.js';
 import { createApollo } from './graphql/server.js';
-import { createRoutes, serverOptions } from './http/routes.js';
+import { createMetricsRoutes, createRoutes, serverOptions } from './http/routes.js';
 import { createSubscriptions } from './http/subscriptions.js';
 import type { Logger } from './log.js';
 import { loadMcpConfig } from './mcp/config.js';
@@ -56,6 +56,8 @@ export type App = {
    * (no JWT settings) and listens on loopback, so that nobody else can reach a page holding it.
    */
   devToken?: string;
+  /** With `METRICS_PORT` (and metrics on): the express app of that port's own listener, `GET /metrics` alone. */
+  metricsExpress?: Express;
   /** Options for `http.createServer`: timeouts that bound slow headers and bodies. */
   serverOptions: ServerOptions;
   /**
@@ -147,6 +149,9 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
     // One registry per app (tests run several apps in one process), read when `/metrics` is scraped.
     const metrics = config.metrics.enabled ? await createMetrics({ orm, subscribers: () => events.size() }) : undefined;
     if (metrics) toDispose.push({ what: 'stopping the metrics', dispose: async () => metrics.close() });
+    if (config.metrics.offInProduction) {
+      log.info('metrics off: in production GET /metrics needs METRICS_PORT (a port of its own) or METRICS_TOKEN, or METRICS=on');
+    }
 
     const apollo = createApollo(schema, config, devToken);
     await apollo.start();
@@ -211,6 +216,7 @@ export async function createApp(config: Config, options: AppOptions): Promise<Ap
       auth,
       mcp,
       devToken,
+      metricsExpress: metrics && config.metrics.port !== undefined ? createMetricsRoutes({ config, log, metrics }) : undefined,
       serverOptions: serverOptions(config),
       attach: (server) => {
         const detach = subscriptions.attach(server);

@@ -140,8 +140,18 @@ const schema = z.object({
     .default('json')
     .describe('json: one JSON object a line; pretty: coloured lines for people (pino-pretty)'),
   LOG_USER_IDS: z.enum(['on', 'off']).default('off').describe('off: user ids in logs are hashed (a SHA-256 prefix); on: as they are'),
-  METRICS: z.enum(['on', 'off']).default('on').describe('GET /metrics in the Prometheus text format'),
+  METRICS: z
+    .enum(['on', 'off'])
+    .optional()
+    .describe('GET /metrics in the Prometheus text format; unset: on, but in production only with METRICS_PORT or METRICS_TOKEN'),
   METRICS_TOKEN: optionalString.describe('when set, GET /metrics needs `Authorization: Bearer <token>`'),
+  METRICS_PORT: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(65535)
+    .optional()
+    .describe('serve GET /metrics on this port of HOST, its own listener, instead of the API port (0: any free port)'),
   OTEL_EXPORTER_OTLP_ENDPOINT: optionalString
     .pipe(z.url({ protocol: /^https?$/ }).optional())
     .describe('traces are sent by OTLP/HTTP (JSON) to <endpoint>/v1/traces; unset: no tracing'),
@@ -231,8 +241,8 @@ export type Config = {
   logFormat: 'json' | 'pretty';
   /** Log user ids as they are (`LOG_USER_IDS=on`); by default a SHA-256 prefix of each (`userRef` in `log.ts`). */
   logUserIds: boolean;
-  /** `GET /metrics` (`METRICS`, default on), behind a bearer token when `METRICS_TOKEN` is set. */
-  metrics: { enabled: boolean; token?: string };
+  /** `GET /metrics` (`METRICS`), behind a bearer token when `METRICS_TOKEN` is set; on its own port with `METRICS_PORT`. */
+  metrics: MetricsSettings;
   /** OpenTelemetry traces (`src/tracing.ts`): off unless `OTEL_EXPORTER_OTLP_ENDPOINT` is set. */
   tracing: TracingSettings;
 };
@@ -241,6 +251,19 @@ export type Config = {
  * Where traces go. The exporter itself also applies the other standard variables
  * (`OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_EXPORTER_OTLP_TIMEOUT`, `OTEL_EXPORTER_OTLP_COMPRESSION`...).
  */
+export type MetricsSettings = {
+  enabled: boolean;
+  token?: string;
+  /** Its own listener on this port (of `HOST`), and none on the API's port. */
+  port?: number;
+  /**
+   * Off only because `METRICS` is unset in production with neither `METRICS_PORT` nor
+   * `METRICS_TOKEN`: the API's port faces clients, and the metrics name operations, tools and
+   * models. The server says so when it starts.
+   */
+  offInProduction: boolean;
+};
+
 export type TracingSettings = {
   /** The OTLP/HTTP endpoint (`OTEL_EXPORTER_OTLP_ENDPOINT`, such as `http://collector:4318`); unset: no tracing. */
   endpoint?: string;
@@ -382,7 +405,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     logLevel: e.LOG_LEVEL,
     logFormat: e.LOG_FORMAT,
     logUserIds: e.LOG_USER_IDS === 'on',
-    metrics: { enabled: e.METRICS === 'on', token: e.METRICS_TOKEN },
+    metrics: metricsSettings(e),
     tracing: { endpoint: e.OTEL_EXPORTER_OTLP_ENDPOINT, serviceName: e.OTEL_SERVICE_NAME },
   };
 }
@@ -410,6 +433,14 @@ function systemPrompt(text: string | undefined, file: string | undefined): strin
   }
   if (content.trim() === '') throw new Error(`SYSTEM_PROMPT_FILE: ${JSON.stringify(file)} is empty`);
   return content;
+}
+
+// Private: METRICS unset is on, except in production where the API's port would serve them to
+// anyone: there, on once they have their own port or a token.
+function metricsSettings(e: z.infer<typeof schema>): MetricsSettings {
+  const guarded = e.METRICS_PORT !== undefined || e.METRICS_TOKEN !== undefined;
+  const enabled = e.METRICS ? e.METRICS === 'on' : e.NODE_ENV !== 'production' || guarded;
+  return { enabled, token: e.METRICS_TOKEN, port: e.METRICS_PORT, offInProduction: e.METRICS === undefined && !enabled };
 }
 
 /** The smallest HS256 secret production accepts: 256 bits, the size of the hash (RFC 7518 3.2). */

@@ -36,11 +36,27 @@ async function main(): Promise<void> {
     await app.close().catch((failure: unknown) => log.error({ err: failure }, 'could not stop what had started'));
     throw new Error(listenFailure(error, config.port, config.host), { cause: error });
   }
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : config.port;
-  const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}/graphql`;
+  // METRICS_PORT: `/metrics` on a listener of its own, which a network policy can keep private.
+  const metricsServer = app.metricsExpress ? createServer(app.serverOptions, app.metricsExpress) : undefined;
+  if (metricsServer) {
+    const metricsPort = config.metrics.port ?? 0;
+    try {
+      await listen(metricsServer, metricsPort, config.host);
+    } catch (error) {
+      server.close();
+      await app.close().catch((failure: unknown) => log.error({ err: failure }, 'could not stop what had started'));
+      throw new Error(listenFailure(error, metricsPort, config.host, 'METRICS_PORT'), { cause: error });
+    }
+  }
+  const url = `${origin(server, config.host)}/graphql`;
   log.info(
-    { url, database: app.database.embedded ? 'embedded' : 'external', agent: config.agent, tracing: config.tracing.endpoint ?? 'off' },
+    {
+      url,
+      database: app.database.embedded ? 'embedded' : 'external',
+      agent: config.agent,
+      tracing: config.tracing.endpoint ?? 'off',
+      metrics: metricsServer ? `${origin(metricsServer, config.host)}/metrics` : config.metrics.enabled ? '/metrics' : 'off',
+    },
     'stateless-chat listening',
   );
   if (config.env !== 'production') {
@@ -92,6 +108,11 @@ async function main(): Promise<void> {
     await closing;
     clearInterval(idle);
     clearTimeout(forced);
+    // Scraped until the API's port is closed; a scrape takes milliseconds.
+    if (metricsServer) {
+      metricsServer.closeAllConnections();
+      await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
+    }
     await app.close();
     await tracing?.shutdown().catch((error: unknown) => log.warn({ err: error }, 'could not send the last spans'));
     log.info('stopped');
@@ -114,14 +135,21 @@ function listen(server: Server, port: number, host: string): Promise<void> {
 /** The listen errors `listenFailure` explains in full: which setting to change. */
 const EXPLAINED_LISTEN_CODES = new Set(['EADDRINUSE', 'EACCES', 'EADDRNOTAVAIL']);
 
+/** `http://host:port` of a listening `server` (IPv6 hosts bracketed). */
+function origin(server: Server, host: string): string {
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
 // Private: why the server could not listen, as one line that says which setting to change.
-function listenFailure(error: unknown, port: number, host: string): string {
+function listenFailure(error: unknown, port: number, host: string, setting = 'PORT'): string {
   const code = (error as NodeJS.ErrnoException).code;
   switch (code) {
     case 'EADDRINUSE':
-      return `port ${port} on ${host} is in use (EADDRINUSE); set PORT to another port`;
+      return `port ${port} on ${host} is in use (EADDRINUSE); set ${setting} to another port`;
     case 'EACCES':
-      return `port ${port} on ${host} needs privileges this process lacks (EACCES); set PORT to 1024 or above`;
+      return `port ${port} on ${host} needs privileges this process lacks (EACCES); set ${setting} to 1024 or above`;
     case 'EADDRNOTAVAIL':
       return `${host} is not an address of this machine (EADDRNOTAVAIL); set HOST to one of its addresses, such as 127.0.0.1 or 0.0.0.0`;
     default:

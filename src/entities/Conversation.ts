@@ -34,7 +34,9 @@ export enum ConversationStatus {
   expression: 'create index "conversation_metadata_idx" on "conversation" using gin ("metadata" jsonb_path_ops)',
 })
 export class Conversation {
-  // The user first in every key of a user's rows, so that they can be distributed by user (docs/scaling.md).
+  // The user first in every key of a user's rows, so that they can be distributed by user (docs/scaling.md):
+  // a row refers to its conversation by `(user_id, conversation_id)`, with no `on update` action (Citus
+  // refuses one on a key holding the distribution column; ids never change anyway).
   [PrimaryKeyProp]?: ['userId', 'id'];
 
   @PrimaryKey({ type: 'text' })

@@ -72,7 +72,8 @@ export function createRoutes(deps: RouteDeps): Express {
   app.options(/.*/, (_req, res) => {
     res.sendStatus(204);
   });
-  if (deps.metrics) app.get('/metrics', metricsRoute(deps.metrics, config.metrics.token));
+  // With METRICS_PORT they have a listener of their own (`createMetricsRoutes`), not this port.
+  if (deps.metrics && config.metrics.port === undefined) app.get('/metrics', metricsRoute(deps.metrics, config.metrics.token));
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
@@ -119,6 +120,19 @@ export function createRoutes(deps: RouteDeps): Express {
   if (config.chatPage) app.use(chatPageRouter({ devToken: deps.devToken }));
   app.use((req, res) => {
     sendError(res, new AppError('NOT_FOUND', 'No such route'), req.log);
+  });
+  app.use(lastResort(log));
+  return app;
+}
+
+/** The express app of the `METRICS_PORT` listener: `GET /metrics` (behind `METRICS_TOKEN` when set), and nothing else. */
+export function createMetricsRoutes({ config, log, metrics }: Pick<RouteDeps, 'config' | 'log'> & { metrics: Metrics }): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.use(requestIds(log));
+  app.get('/metrics', metricsRoute(metrics, config.metrics.token));
+  app.use((req, res) => {
+    sendError(res, new AppError('NOT_FOUND', 'No such route: this port serves GET /metrics only'), req.log);
   });
   app.use(lastResort(log));
   return app;
