@@ -4,7 +4,8 @@
  * (NOTIFY, the events stored), over `conversationEvents` on Server-Sent Events (graphql-sse, real
  * HTTP). Each test states what a client sees: the same sequence everywhere, the text of the
  * TEXT_DELTAs exactly the stored reply, a resume with `after:` that has no gap and no duplicate,
- * and 200 subscribers on one instance served by one read per notification, not one each.
+ * 200 subscribers on one instance served by one read per notification, not one each, and the
+ * streams of a deleted conversation ended everywhere.
  */
 
 import type { GraphQLClient } from 'graphql-request';
@@ -280,6 +281,36 @@ describe('conversationEvents across three instances on one database', () => {
       code: 'UPSTREAM_ERROR',
       failed: { id: sent.assistantMessage.id, status: 'FAILED', content: 'The agent failed to answer.' },
     });
+  });
+
+  it('deleting a conversation ends its streams with NOT_FOUND on every instance, listening or polling, and a resume is NOT_FOUND', async () => {
+    // An instance without LISTEN: its event hub polls (DATABASE_POOLED=transaction, no LISTEN_DATABASE_URL).
+    const polling = await startTestServer({
+      database: a.database,
+      env: { TITLE_MODEL: 'off', DATABASE_POOLED: 'transaction', LISTEN_DATABASE_URL: '', EVENT_POLL_INTERVAL: '100' },
+    });
+    try {
+      const client = await a.client('instances-7');
+      const id = await newConversation(client);
+      const onB = await subscribe(b, 'instances-7', id, START);
+      const onPolling = await subscribe(polling, 'instances-7', id, START);
+      await startTurn(client, id, 'hello');
+      await until(() => ended(onB.events) && ended(onPolling.events), 'the turn on both subscribers');
+      await client.request('mutation ($id: ID!) { deleteConversation(id: $id) { deletedId } }', { id });
+      await until(() => onB.errors.length > 0 && onPolling.errors.length > 0, 'both streams to end');
+      await Promise.all([onB.ended, onPolling.ended]);
+      for (const stream of [onB, onPolling]) {
+        expect(stream.errors).toMatchObject([
+          { message: 'The conversation was deleted; its events went with it', extensions: { code: 'NOT_FOUND' } },
+        ]);
+      }
+      const resumed = await subscribe(c, 'instances-7', id, onB.events.at(-1)?.cursor ?? START);
+      await resumed.ended;
+      expect(resumed.events).toEqual([]);
+      expect(resumed.errors).toMatchObject([{ extensions: { code: 'NOT_FOUND' } }]);
+    } finally {
+      await polling.close();
+    }
   });
 
   it('another user’s conversation is NOT_FOUND and streams nothing', async () => {

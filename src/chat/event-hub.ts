@@ -11,6 +11,9 @@
  * them and reads them back when it gets there), and a client whose transport holds more than
  * `backlogMax` bytes unsent, and does not take them within `DRAIN_WAIT_MS`, is dropped with
  * SLOW_CONSUMER (it resumes with `after:`).
+ *
+ * A deleted conversation ends its streams with NOT_FOUND: told by the deletion's notification, or,
+ * polling, by finding the conversation gone.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { EntityManager } from '@mikro-orm/postgresql';
@@ -53,6 +56,8 @@ type Subscriber = {
   known: number;
   /** Events told, not yet given: in order, possibly with gaps. */
   inbox: ConversationEvent[];
+  /** Its conversation was deleted: the stream ends with NOT_FOUND. */
+  deleted: boolean;
   wake(): void;
   end(): void;
 };
@@ -125,14 +130,38 @@ export function createEventHub(options: {
     })();
   };
 
-  // Private: the poll, when there are no notifications: one read per topic with subscribers (and
-  // none while a read of it is under way).
+  // Private: the streams of a deleted conversation end (its events went with it).
+  const endDeleted = (conversationId: string) => {
+    for (const topic of topics.get(conversationId)?.values() ?? [])
+      for (const sub of topic.subscribers) {
+        sub.deleted = true;
+        sub.end();
+      }
+  };
+
+  // Private: the poll, when there are no notifications: per topic with subscribers, its last
+  // position (a deleted conversation has none), then a read when there is more (none while a read
+  // of it is under way).
+  const polling = new WeakSet<Topic>();
+  const poll = async (conversationId: string, topic: Topic) => {
+    if (polling.has(topic)) return;
+    polling.add(topic);
+    try {
+      const last = await lastPosition(topic.em, topic.userId, conversationId);
+      if (last === null) endDeleted(conversationId);
+      else if (last > topic.read) readFor(conversationId, topic, last);
+    } catch (error) {
+      options.log.warn({ err: error, conversationId }, 'could not poll for events; trying again at the next poll');
+    } finally {
+      polling.delete(topic);
+    }
+  };
   const poller =
     options.pollMs === undefined
       ? undefined
       : setInterval(() => {
           for (const [conversationId, byUser] of topics)
-            for (const topic of byUser.values()) if (topic.subscribers.size > 0) readFor(conversationId, topic, Number.MAX_SAFE_INTEGER);
+            for (const topic of byUser.values()) if (topic.subscribers.size > 0 && !topic.reading) void poll(conversationId, topic);
         }, options.pollMs);
   poller?.unref();
 
@@ -150,6 +179,10 @@ export function createEventHub(options: {
       const notice = parseNotice(payload);
       const byUser = notice && topics.get(notice.conversationId);
       if (!notice || !byUser) return;
+      if (notice.deleted) {
+        endDeleted(notice.conversationId);
+        return;
+      }
       for (const topic of byUser.values()) {
         const events = noticeEvents(topic.em, notice);
         const first = events?.[0];
@@ -168,6 +201,7 @@ export function createEventHub(options: {
         last: 0,
         known: 0,
         inbox: [],
+        deleted: false,
         wake() {
           wakeUp?.();
         },
@@ -208,6 +242,7 @@ export function createEventHub(options: {
         if (!backlog) return;
         const deadline = Date.now() + DRAIN_WAIT_MS;
         while (backlog() > options.backlogMax) {
+          if (sub.deleted) throw conversationDeleted();
           if (ended || Date.now() >= deadline) {
             throw new AppError(
               'SLOW_CONSUMER',
@@ -253,6 +288,7 @@ export function createEventHub(options: {
             });
             wakeUp = null;
           }
+          if (sub.deleted) throw conversationDeleted();
         } finally {
           leave();
         }
@@ -275,4 +311,9 @@ export function createEventHub(options: {
       for (const topic of allTopics()) for (const sub of topic.subscribers) sub.end();
     },
   };
+}
+
+// Private: how the stream of a deleted conversation ends.
+function conversationDeleted(): AppError {
+  return new AppError('NOT_FOUND', 'The conversation was deleted; its events went with it');
 }

@@ -7,6 +7,7 @@
 import { type FilterObject, LockMode } from '@mikro-orm/core';
 import type { EntityManager } from '@mikro-orm/postgresql';
 import { Conversation, type ConversationStatus } from '../../entities/index.js';
+import { DELETED_NOTICE, EVENTS_CHANNEL } from './events.js';
 import type { Page } from './pages.js';
 import { conversationMatches, type SearchText } from './search.js';
 
@@ -139,9 +140,18 @@ export async function writeConversation(em: EntityManager, userId: string, id: s
   await em.nativeUpdate(Conversation, { id, userId }, changes);
 }
 
-/** Deletes the user's conversation `id`, its messages, tool calls and waiters with it (foreign keys cascade); false when there was none. */
+/**
+ * Deletes the user's conversation `id`, its messages, tool calls, events and waiters with it
+ * (foreign keys cascade), and tells its subscribers on every instance, on commit, so that their
+ * streams end (`chat/event-hub.ts`); false when there was none.
+ */
 export async function deleteConversation(em: EntityManager, userId: string, id: string): Promise<boolean> {
-  return (await em.nativeDelete(Conversation, { id, userId })) > 0;
+  const rows = await em.execute<{ id: string }[]>(
+    'with d as (delete from conversation where id = ? and user_id = ? returning id) ' +
+      "select d.id, pg_notify(?, d.id::text || ':' || ?) from d",
+    [id, userId, EVENTS_CHANNEL, DELETED_NOTICE],
+  );
+  return rows.length > 0;
 }
 
 /** Sets the title of the user's conversation `id` to `to`, only while it is still `from`. Returns whether it did. */

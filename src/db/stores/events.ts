@@ -128,11 +128,22 @@ export function eventRows(append: Omit<Append, 'userId' | 'text'>): { rows: stri
   return { rows: JSON.stringify(rows), ...notification(append) };
 }
 
-/** What a notification on `EVENTS_CHANNEL` says: the conversation, its last position, and its events when they fit. */
-export type EventNotice = { conversationId: string; last: number; events: Record<string, unknown>[] | null };
+/**
+ * What a notification on `EVENTS_CHANNEL` says: the conversation, its last position, and its events
+ * when they fit; or that the conversation was deleted (`deleted`, its events gone with it).
+ */
+export type EventNotice = { conversationId: string; last: number; events: Record<string, unknown>[] | null; deleted?: true };
 
-/** Reads a notification's payload (`<conversation id>:<last position>[:<events as JSON>]`); null when it is not one. */
+/** The payload that tells subscribers their conversation was deleted (`stores/conversations.ts`), after the conversation id and a colon. */
+export const DELETED_NOTICE = 'deleted';
+
+/**
+ * Reads a notification's payload (`<conversation id>:<last position>[:<events as JSON>]`, or
+ * `<conversation id>:deleted`); null when it is not one.
+ */
 export function parseNotice(payload: string): EventNotice | null {
+  const deleted = /^([0-9a-f-]{36}):deleted$/.exec(payload);
+  if (deleted?.[1]) return { conversationId: deleted[1], last: 0, events: null, deleted: true };
   const match = /^([0-9a-f-]{36}):(\d+)(?::(.*))?$/s.exec(payload);
   if (!match?.[1] || !match[2]) return null;
   let events: Record<string, unknown>[] | null = null;
